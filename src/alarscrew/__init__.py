@@ -1,0 +1,45 @@
+"""alarscrew: S1 alar screw planning and outcome analysis for lumbosacral fixation.
+
+Research software, not a medical device. See README.md.
+"""
+
+from __future__ import annotations
+
+from alarscrew._version import __version__
+from alarscrew.errors import (
+    AlarscrewError,
+    AnatomyNotFoundError,
+    GeometryError,
+    ImageError,
+    InputError,
+    LabelMapError,
+    NoSafeTrajectoryError,
+    OutputExistsError,
+    ValidationError,
+)
+
+DISCLAIMER = (
+    "alarscrew is research software, not a medical device: it is not approved for clinical "
+    "decisions. Every plan must be checked by a qualified surgeon on the original images."
+)
+
+REFERENCE_CITATION = (
+    "Fang T, et al. Clinical application and outcomes of S1 alar screws in one-stage posterior "
+    "surgery for lumbosacral infection with severe S1 vertebral body loss. "
+    "BMC Musculoskeletal Disorders 2022."
+)
+
+__all__ = [
+    "DISCLAIMER",
+    "REFERENCE_CITATION",
+    "AlarscrewError",
+    "AnatomyNotFoundError",
+    "GeometryError",
+    "ImageError",
+    "InputError",
+    "LabelMapError",
+    "NoSafeTrajectoryError",
+    "OutputExistsError",
+    "ValidationError",
+    "__version__",
+]

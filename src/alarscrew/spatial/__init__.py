@@ -1,0 +1,1 @@
+"""Spatial helpers: S1 frame, angle convention, resampling."""

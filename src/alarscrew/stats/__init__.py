@@ -1,0 +1,1 @@
+"""alarscrew.stats."""
