@@ -24,9 +24,9 @@ DISCLAIMER = (
 )
 
 REFERENCE_CITATION = (
-    "Fang T, et al. Clinical application and outcomes of S1 alar screws in one-stage posterior "
-    "surgery for lumbosacral infection with severe S1 vertebral body loss. "
-    "BMC Musculoskeletal Disorders 2022."
+    "Fang et al. S1 alar screws in one-stage posterior short-segment lumbosacral fixation after "
+    "debridement for spinal infection with severe S1 vertebral body loss. "
+    "BMC Musculoskeletal Disorders, 2022 (7 patients; VAS, ODI, fusion)."
 )
 
 __all__ = [
