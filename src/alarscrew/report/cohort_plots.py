@@ -1,0 +1,231 @@
+"""Per-patient trajectory plots of outcome scores (VAS, ODI) with the cohort mean ± SD.
+
+One figure per variable: a thin line per case (labelled with its case id only), and the
+mean ± SD (sample SD, n − 1) per time point drawn over them. Time points are equally spaced
+categories in study order (pre-op, 3 days, 9 months are not on a linear time axis).
+Cases with identical trajectories would hide each other, so each case is shifted
+horizontally by a small fixed offset (at most ±``jitter``; deterministic, no random numbers).
+
+Output is reproducible byte for byte: the SVG uses a fixed ``svg.hashsalt`` and no date,
+and the PNG carries no software/date metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alarscrew.errors import InputError
+from alarscrew.io.atomic import write_bytes
+from alarscrew.report.cohort_tables import timepoint_label, variable_label
+
+#: Score range shown on the y axis for known instruments (others: data range).
+Y_LIMITS: dict[str, tuple[float, float]] = {"vas": (0.0, 10.0), "odi": (0.0, 100.0)}
+
+_RC = {
+    "svg.hashsalt": "alarscrew",
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",
+    "font.size": 10.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def trajectory_figure(outcomes_long: pd.DataFrame, variable: str, *,
+                      timepoints: Sequence[str] | None = None, jitter: float = 0.08,
+                      width_in: float = 6.0, height_in: float = 4.0,
+                      max_labels: int = 20) -> object:
+    """Draw per-case trajectories of one variable with mean ± SD.
+
+    Parameters
+    ----------
+    outcomes_long : DataFrame
+        Columns ``id``, ``variable``, ``timepoint``, ``value`` (``Cohort.outcomes_long()``).
+        Not modified. Missing values break a case's line at that time point.
+    variable : str
+        Variable to plot, e.g. ``"vas"``.
+    timepoints : sequence of str, optional
+        Study order of time points; default order of first appearance.
+    jitter : float
+        Largest horizontal shift of a case line, in category units (0 disables it).
+    width_in, height_in : float
+        Figure size in inches.
+    max_labels : int
+        Case ids are written beside the last point when there are at most this many cases.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure not attached to pyplot (close it by dropping the reference).
+    """
+    from matplotlib.figure import Figure
+
+    for col in ("id", "variable", "timepoint", "value"):
+        if col not in outcomes_long.columns:
+            raise InputError(f"outcomes table lacks column '{col}'", column=col)
+    data = outcomes_long.loc[outcomes_long["variable"] == variable]
+    if data.empty:
+        known = sorted(set(outcomes_long["variable"]))
+        raise InputError(f"no values for variable '{variable}'; variables present: {known}",
+                         column="variable")
+    order = list(timepoints) if timepoints is not None else list(
+        dict.fromkeys(outcomes_long["timepoint"]))
+    wide = data.pivot_table(index="id", columns="timepoint", values="value",
+                            aggfunc="first", sort=False)
+    if len(wide) * len(order) < len(data):
+        raise InputError(f"duplicate (id, timepoint) rows for variable '{variable}'",
+                         column="timepoint")
+    wide = wide.reindex(columns=order).astype(float)
+    values = wide.to_numpy()  # (n_cases, n_timepoints)
+    n_cases, n_tp = values.shape
+    x = np.arange(n_tp, dtype=float)
+    offsets = (np.linspace(-jitter, jitter, n_cases) if n_cases > 1 and jitter > 0
+               else np.zeros(n_cases))
+
+    with _rc_context():
+        fig = Figure(figsize=(width_in, height_in), dpi=100)
+        ax = fig.add_subplot(1, 1, 1)
+        grey = "0.55"
+        for i, case in enumerate(wide.index):
+            xs = x + offsets[i]
+            ax.plot(xs, values[i], color=grey, linewidth=0.9, marker="o", markersize=3,
+                    alpha=0.8, zorder=2)
+        counts = np.sum(~np.isnan(values), axis=0)
+        # Mean and sample SD (n - 1) per time point over the cases with a value there.
+        sums = np.nansum(values, axis=0)
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        squares = np.nansum((values - mean) ** 2, axis=0)
+        sd = np.where(counts > 1, np.sqrt(squares / np.maximum(counts - 1, 1)), np.nan)
+        ax.errorbar(x, mean, yerr=sd, color="#b2182b", linewidth=2.2, marker="s",
+                    markersize=6, capsize=5, capthick=1.6, elinewidth=1.6, zorder=4,
+                    label="Mean ± SD")
+        ax.plot([], [], color=grey, marker="o", markersize=3, linewidth=0.9,
+                label="Individual cases")
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{timepoint_label(t)}\n(n = {c})" for t, c in
+                            zip(order, counts, strict=True)])
+        ax.set_xlim(-0.4, n_tp - 1 + 0.6)
+        if variable in Y_LIMITS:
+            lo, hi = Y_LIMITS[variable]
+            ax.set_ylim(lo, hi)
+        ax.set_ylabel(variable_label(variable))
+        ax.set_title(f"{variable_label(variable)}: individual trajectories and mean ± SD",
+                     fontsize=10)
+        if 0 < n_cases <= max_labels:
+            _label_cases(ax, wide.index, values, x, offsets)
+        ax.grid(axis="y", color="0.9", linewidth=0.6, zorder=0)
+        ax.legend(loc="best", frameon=False, fontsize=8)
+        fig.tight_layout()
+    return fig
+
+
+def _label_cases(ax: object, ids: pd.Index, values: np.ndarray, x: np.ndarray,
+                 offsets: np.ndarray) -> None:
+    """Write each case id in a column right of the last time point, spread so none overlap.
+
+    Labels sit at the height of the case's last value, pushed apart to a minimum gap of
+    4.5 % of the y range (a 1-D repel), with a thin leader line to the point.
+    """
+    lo, hi = ax.get_ylim()  # type: ignore[attr-defined]
+    gap = 0.045 * (hi - lo)
+    has = ~np.isnan(values)
+    last = np.where(has.any(axis=1), has.shape[1] - 1 - np.argmax(has[:, ::-1], axis=1), -1)
+    keep = np.flatnonzero(last >= 0)
+    y_pt = values[keep, last[keep]]
+    x_pt = x[last[keep]] + offsets[keep]
+    order = np.argsort(y_pt, kind="stable")
+    y_lab = y_pt[order].copy()
+    for k in range(1, y_lab.size):
+        y_lab[k] = max(y_lab[k], y_lab[k - 1] + gap)
+    y_lab -= max(0.0, (y_lab.mean() - y_pt.mean()))  # recentre the stack on the points
+    y_lab = np.clip(y_lab, lo + gap / 2, None)
+    for k in range(1, y_lab.size):  # clipping may squeeze: re-apply the gap upward
+        y_lab[k] = max(y_lab[k], y_lab[k - 1] + gap)
+    x_lab = x.max() + 0.3
+    for k, idx in enumerate(keep[order]):
+        ax.annotate(  # type: ignore[attr-defined]
+            str(ids[idx]), xy=(x_pt[order][k], y_pt[order][k]), xytext=(x_lab, y_lab[k]),
+            textcoords="data", fontsize=7, color="0.3", va="center", ha="left",
+            arrowprops={"arrowstyle": "-", "color": "0.75", "linewidth": 0.5,
+                        "shrinkA": 0, "shrinkB": 2},
+        )
+
+
+def _rc_context() -> object:
+    import matplotlib
+
+    return matplotlib.rc_context(_RC)
+
+
+def figure_bytes(fig: object, fmt: str, *, dpi: int = 150) -> bytes:
+    """Render a figure to PNG or SVG bytes, reproducibly (no date, fixed hash salt).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    fmt : {"png", "svg"}
+        Output format.
+    dpi : int
+        Resolution of the PNG.
+
+    Returns
+    -------
+    bytes
+        The encoded image.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if fmt not in {"png", "svg"}:
+        raise InputError(f"figure format must be 'png' or 'svg', got {fmt!r}")
+    metadata: dict[str, None] = ({"Date": None, "Creator": None} if fmt == "svg"
+                                 else {"Software": None})
+    FigureCanvasAgg(fig)  # type: ignore[arg-type]
+    buf = io.BytesIO()
+    with _rc_context():
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)  # type: ignore[attr-defined]
+    return buf.getvalue()
+
+
+def write_trajectory_plots(outcomes_long: pd.DataFrame, out_dir: str | os.PathLike[str], *,
+                           timepoints: Sequence[str] | None = None,
+                           variables: Sequence[str] | None = None,
+                           force: bool = True) -> dict[str, dict[str, Path]]:
+    """Write ``VAR_trajectories.png`` and ``.svg`` for each variable into ``out_dir``.
+
+    Parameters
+    ----------
+    outcomes_long : DataFrame
+        ``Cohort.outcomes_long()`` format.
+    out_dir : path
+        Output folder (created if missing).
+    timepoints : sequence of str, optional
+        Study order of time points.
+    variables : sequence of str, optional
+        Variables to plot; default all, in order of first appearance.
+    force : bool
+        Overwrite existing files.
+
+    Returns
+    -------
+    dict
+        variable -> {"png": path, "svg": path}.
+    """
+    out = Path(out_dir)
+    names = list(variables) if variables is not None else list(
+        dict.fromkeys(outcomes_long["variable"]))
+    written: dict[str, dict[str, Path]] = {}
+    for var in names:
+        fig = trajectory_figure(outcomes_long, var, timepoints=timepoints)
+        written[var] = {
+            fmt: write_bytes(out / f"{var}_trajectories.{fmt}", figure_bytes(fig, fmt),
+                             force=force)
+            for fmt in ("png", "svg")
+        }
+    return written

@@ -1,0 +1,673 @@
+"""Manuscript tables for a cohort: Table 1 (baseline) and Table 2 (outcomes, comparisons).
+
+The tables are built from plain pandas DataFrames in the formats documented in
+``docs/DEVELOPING.md`` (``Cohort.baseline()``, ``Cohort.outcomes_long()``) and from a tidy
+comparisons frame (:data:`COMPARISON_COLUMNS`) that :func:`comparisons_from_analysis` derives
+from the issue-2 JSON contract of ``alarscrew.stats.analyze_outcomes``. A table is a small
+frozen :class:`CohortTable` of formatted text cells, rendered to Markdown, HTML, CSV and DOCX
+by the ``to_*`` functions, so that every format shows exactly the same numbers.
+
+Formatting conventions (stated in each table's notes): SD with ``ddof=1`` (sample SD, as SPSS),
+quartiles by linear interpolation (Hyndman-Fan type 7, pandas/numpy default), percentages of
+the non-missing count, p values to three decimals and ``<0.001`` below that (APA style).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alarscrew.errors import InputError
+from alarscrew.io.atomic import atomic_path, write_text
+
+#: Columns of the tidy comparisons frame consumed by :func:`comparisons_table`.
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "variable", "from", "to", "test", "statistic", "df", "p", "p_holm",
+    "mean_diff", "ci_low", "ci_high", "cohen_dz",
+)
+
+#: Display names of known outcome variables (others are shown upper-cased).
+VARIABLE_LABELS: dict[str, str] = {
+    "vas": "VAS (0-10)",
+    "odi": "ODI (%)",
+}
+
+#: Display names of known diagnosis codes (others: underscores to spaces, capitalised).
+DIAGNOSIS_LABELS: dict[str, str] = {
+    "chronic_pyogenic": "Chronic pyogenic spondylitis",
+    "postoperative_pyogenic": "Postoperative pyogenic spondylitis",
+    "tuberculous": "Tuberculous spondylitis",
+    "other": "Other",
+}
+
+#: Display names of bone-density kinds.
+BMD_KIND_LABELS: dict[str, str] = {
+    "t_score": "T-score",
+    "t-score": "T-score",
+    "tscore": "T-score",
+    "g_cm2": "g/cm²",
+    "g/cm2": "g/cm²",
+    "g/cm²": "g/cm²",
+    "unknown": "kind not stated",
+}
+
+_SEX_LABELS = {"f": "Female", "female": "Female", "m": "Male", "male": "Male"}
+
+
+@dataclass(frozen=True)
+class CohortTable:
+    """A rendered-ready table: text cells only, identical in every output format.
+
+    Attributes
+    ----------
+    key : str
+        File stem, e.g. ``"table1_baseline"``.
+    title : str
+        Caption, e.g. ``"Table 1. Baseline characteristics"``.
+    header : tuple of str
+        Column names.
+    rows : tuple of tuple of str
+        Body cells; every row has ``len(header)`` cells.
+    notes : tuple of str
+        Footnotes (abbreviations, conventions, which test was run).
+    """
+
+    key: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        width = len(self.header)
+        for i, row in enumerate(self.rows, start=1):
+            if len(row) != width:
+                raise InputError(
+                    f"table '{self.key}' row {i} has {len(row)} cells, header has {width}"
+                )
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the cells as a DataFrame of strings (columns = header)."""
+        return pd.DataFrame(list(self.rows), columns=list(self.header), dtype=object)
+
+
+# --------------------------------------------------------------------------- number formatting
+
+
+def _is_missing(x: Any) -> bool:
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(x: Any, decimals: int) -> str:
+    """Format a number with fixed decimals; missing values as an em dash."""
+    if _is_missing(x):
+        return "—"
+    return f"{float(x):.{decimals}f}"
+
+
+def fmt_p(p: Any) -> str:
+    """Format a p value: three decimals, ``<0.001`` below 0.001 (APA); missing as a dash."""
+    if _is_missing(p):
+        return "—"
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise InputError(f"p value must lie in [0, 1], got {p!r}")
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_df(df: Any) -> str:
+    """Format degrees of freedom: integers plain, fractional (Welch, Greenhouse-Geisser) to 2 dp."""
+    if _is_missing(df):
+        return "—"
+    df = float(df)
+    return f"{df:.0f}" if math.isclose(df, round(df), abs_tol=1e-9) else f"{df:.2f}"
+
+
+def _mean_sd(values: np.ndarray, decimals: int) -> str:
+    if values.size == 0:
+        return "—"
+    sd = float(np.std(values, ddof=1)) if values.size > 1 else float("nan")
+    return f"{fmt_num(values.mean(), decimals)} ± {fmt_num(sd, decimals)}"
+
+
+def _range(values: np.ndarray, decimals: int) -> str:
+    if values.size == 0:
+        return "—"
+    return f"{fmt_num(values.min(), decimals)}–{fmt_num(values.max(), decimals)}"
+
+
+def _count_pct(count: int, total: int) -> str:
+    return f"{count} ({100.0 * count / total:.1f})" if total else "0 (—)"
+
+
+def _label(code: Any, labels: Mapping[str, str]) -> str:
+    text = str(code).strip()
+    return labels.get(text.lower(), text.replace("_", " ").capitalize() if text.islower()
+                      else text)
+
+
+def variable_label(variable: str) -> str:
+    """Display name of an outcome variable (``vas`` -> ``VAS (0-10)``)."""
+    return VARIABLE_LABELS.get(variable, variable.upper())
+
+
+def timepoint_label(tp: str) -> str:
+    """Display name of a time point: ``pre`` -> ``Pre-op``, ``post_3d`` -> ``Post-op 3 d``.
+
+    Unknown names are returned with underscores replaced by spaces.
+    """
+    units = {"d": "d", "w": "wk", "m": "mo", "y": "yr"}
+    t = tp.strip()
+    if t.lower() in {"pre", "preop", "pre_op", "baseline"}:
+        return "Pre-op"
+    if t.lower() == "final":
+        return "Final follow-up"
+    if t.lower().startswith("post_"):
+        rest = t[5:]
+        if rest[:-1].isdigit() and rest[-1:].lower() in units:
+            return f"Post-op {int(rest[:-1])} {units[rest[-1].lower()]}"
+        return f"Post-op {rest.replace('_', ' ')}"
+    return t.replace("_", " ")
+
+
+# --------------------------------------------------------------------------- Table 1
+
+
+def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{what} lacks column(s) {missing}; got {list(frame.columns)}",
+            column=missing[0],
+        )
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Non-missing values of a numeric column as float; text is an error naming the row."""
+    col = frame[column]
+    values = pd.to_numeric(col, errors="coerce")
+    bad = values.isna() & col.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+        raise InputError(
+            f"expected a number, got {col[bad].iloc[0]!r}", row=row, column=column
+        )
+    return values.dropna().to_numpy(dtype=float)
+
+
+def _segments_key(value: Any) -> str | None:
+    """Normalise a fused-segments cell (list/tuple or ``;``/``,``/``+`` separated text)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        parts = [str(v).strip() for v in value]
+    elif _is_missing(value):
+        return None
+    else:
+        text = str(value)
+        for sep in (";", ",", "+", " "):
+            text = text.replace(sep, "|")
+        parts = [p.strip() for p in text.split("|")]
+    parts = [p.upper() for p in parts if p]
+    if not parts:
+        return None
+    return " + ".join(parts)
+
+
+def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> CohortTable:
+    """Table 1: baseline characteristics of a cohort.
+
+    Parameters
+    ----------
+    baseline : DataFrame
+        One row per case, as ``Cohort.baseline()``: required ``id``, ``age_years``, ``sex``;
+        optional ``diagnosis``, ``bmd_value`` + ``bmd_kind``, ``fused_segments`` (list or
+        ``;``-separated text), ``follow_up_months``, ``fusion_time_months``. Not modified.
+    title : str, optional
+        Caption; default ``"Table 1. Baseline characteristics (n = N)"``.
+
+    Returns
+    -------
+    CohortTable
+        Columns ``Characteristic``, ``Category``, ``Value``. Continuous variables as
+        mean ± SD and range; categorical ones as n (%) of the non-missing cases. BMD is
+        summarised separately per stated kind (T-score and g/cm² are never pooled).
+    """
+    _require(baseline, ("id", "age_years", "sex"), "baseline table")
+    if baseline["id"].duplicated().any():
+        dup = baseline.loc[baseline["id"].duplicated(), "id"].iloc[0]
+        raise InputError(f"duplicate case id {dup!r}", column="id")
+    n = len(baseline)
+    rows: list[tuple[str, str, str]] = [("Patients, n", "", str(n))]
+    notes: list[str] = []
+
+    def continuous(column: str, name: str) -> None:
+        if column not in baseline.columns:
+            return
+        values = _numeric(baseline, column)
+        missing = n - values.size
+        suffix = f" [missing {missing}]" if missing else ""
+        d = data_decimals(values)
+        rows.append((f"{name}, mean ± SD", "", _mean_sd(values, d + 1) + suffix))
+        rows.append((f"{name}, range", "", _range(values, d)))
+
+    def categorical(column: str, name: str, labels: Mapping[str, str],
+                    keyfunc: Any = None) -> None:
+        if column not in baseline.columns:
+            return
+        raw = baseline[column]
+        keys = raw.map(keyfunc) if keyfunc is not None else raw.where(raw.notna(), None)
+        keys = keys.map(lambda v: None if _is_missing(v) or str(v).strip() == "" else v)
+        present = keys.dropna()
+        total = int(present.size)
+        counts = present.map(lambda v: _label(v, labels)).value_counts(sort=False)
+        # Most frequent first, ties in order of first appearance (stable).
+        order = sorted(counts.index, key=lambda k: -int(counts[k]))
+        for i, level in enumerate(order):
+            rows.append((f"{name}, n (%)" if i == 0 else "", level,
+                         _count_pct(int(counts[level]), total)))
+        if total < n:
+            rows.append(("" if order else f"{name}, n (%)", "Missing", str(n - total)))
+
+    continuous("age_years", "Age, years")
+    categorical("sex", "Sex", _SEX_LABELS)
+    categorical("diagnosis", "Diagnosis", DIAGNOSIS_LABELS)
+    if "bmd_value" in baseline.columns:
+        kinds = (baseline["bmd_kind"] if "bmd_kind" in baseline.columns
+                 else pd.Series(["unknown"] * n, index=baseline.index))
+        kinds = kinds.map(lambda k: "unknown" if _is_missing(k) else str(k).strip().lower())
+        for kind in dict.fromkeys(kinds):
+            sub = baseline.loc[kinds == kind]
+            values = _numeric(sub.reset_index(drop=True), "bmd_value")
+            label = BMD_KIND_LABELS.get(kind, kind)
+            d = data_decimals(values)
+            rows.append((f"BMD ({label}), mean ± SD", "", _mean_sd(values, d + 1)
+                         + (f" [n = {values.size}]" if values.size != n else "")))
+            rows.append((f"BMD ({label}), range", "", _range(values, d)))
+            if kind == "unknown":
+                notes.append("BMD kind (T-score or g/cm²) not stated in the data.")
+    if "fused_segments" in baseline.columns:
+        categorical("fused_segments", "Fused levels", {}, keyfunc=_segments_key)
+    continuous("follow_up_months", "Follow-up, months")
+    continuous("fusion_time_months", "Time to fusion, months")
+
+    notes.append("SD: sample standard deviation (n − 1). Percentages of non-missing cases.")
+    return CohortTable(
+        key="table1_baseline",
+        title=title or f"Table 1. Baseline characteristics (n = {n})",
+        header=("Characteristic", "Category", "Value"),
+        rows=tuple(rows),
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- Table 2
+
+
+def describe_outcomes(outcomes_long: pd.DataFrame,
+                      timepoints: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per variable and time point: n, mean, SD, median, quartiles, min, max (unrounded).
+
+    Parameters
+    ----------
+    outcomes_long : DataFrame
+        Columns ``id``, ``variable``, ``timepoint``, ``value`` (``Cohort.outcomes_long()``).
+    timepoints : sequence of str, optional
+        Study order of the time points; default order of first appearance.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``variable, timepoint, n, mean, sd, median, q1, q3, min, max``; SD with
+        ``ddof=1``; quartiles by linear interpolation (type 7). Missing values are dropped.
+    """
+    _require(outcomes_long, ("id", "variable", "timepoint", "value"), "outcomes table")
+    data = outcomes_long.copy()
+    data["value"] = pd.to_numeric(data["value"], errors="coerce")
+    bad = data["value"].isna() & outcomes_long["value"].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+        raise InputError(f"expected a number, got {outcomes_long['value'][bad].iloc[0]!r}",
+                         row=row, column="value")
+    data = data.dropna(subset=["value"])
+    order = list(timepoints) if timepoints is not None else list(
+        dict.fromkeys(outcomes_long["timepoint"]))
+    unknown = set(data["timepoint"]) - set(order)
+    if unknown:
+        raise InputError(f"time point(s) {sorted(unknown)} not in the study order {order}",
+                         column="timepoint")
+    grouped = data.groupby(["variable", "timepoint"], sort=False)["value"]
+    out = grouped.agg(
+        n="count", mean="mean", sd=lambda v: v.std(ddof=1), median="median",
+        q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75), min="min", max="max",
+    ).reset_index()
+    var_order = list(dict.fromkeys(outcomes_long["variable"]))
+    out["_v"] = out["variable"].map(var_order.index)
+    out["_t"] = out["timepoint"].map(order.index)
+    out = out.sort_values(["_v", "_t"]).drop(columns=["_v", "_t"]).reset_index(drop=True)
+    out["n"] = out["n"].astype(int)
+    return out
+
+
+def data_decimals(values: np.ndarray | pd.Series, *, max_decimals: int = 4) -> int:
+    """Recorded precision of data: the fewest decimals that represent every value exactly.
+
+    Summaries are printed with one decimal more than the data (mean, SD, median) and ranges
+    at the data's own precision, so integer scores give ``7.1 ± 0.7`` and ``6–8``.
+    """
+    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce").dropna(), dtype=float)
+    for k in range(max_decimals + 1):
+        scaled = v * 10.0**k
+        if np.allclose(scaled, np.round(scaled), rtol=0.0, atol=1e-6):
+            return k
+    return max_decimals
+
+
+def outcomes_table(outcomes_long: pd.DataFrame, timepoints: Sequence[str] | None = None,
+                   *, title: str = "Table 2. Outcomes per time point") -> CohortTable:
+    """Table 2a: per variable and time point n, mean ± SD, median [IQR] and range.
+
+    Parameters
+    ----------
+    outcomes_long : DataFrame
+        ``Cohort.outcomes_long()`` format (``id, variable, timepoint, value``).
+    timepoints : sequence of str, optional
+        Study order of the time points.
+    title : str
+        Caption.
+
+    Returns
+    -------
+    CohortTable
+        Columns ``Outcome``, ``Time point``, ``n``, ``Mean ± SD``, ``Median [IQR]``, ``Range``.
+    """
+    desc = describe_outcomes(outcomes_long, timepoints)
+    rows = []
+    previous = None
+    for rec in desc.itertuples(index=False):
+        raw = outcomes_long.loc[outcomes_long["variable"] == rec.variable, "value"]
+        range_d = data_decimals(raw)
+        stat_d = range_d + 1
+        rows.append((
+            variable_label(rec.variable) if rec.variable != previous else "",
+            timepoint_label(rec.timepoint),
+            str(rec.n),
+            f"{fmt_num(rec.mean, stat_d)} ± {fmt_num(rec.sd, stat_d)}",
+            f"{fmt_num(rec.median, stat_d)} [{fmt_num(rec.q1, stat_d)}, {fmt_num(rec.q3, stat_d)}]",
+            f"{fmt_num(rec.min, range_d)}–{fmt_num(rec.max, range_d)}",
+        ))
+        previous = rec.variable
+    notes = (
+        "SD: sample standard deviation (n − 1). IQR: first and third quartiles "
+        "(linear interpolation, Hyndman-Fan type 7).",
+        "VAS: visual analogue scale for pain, 0-10. ODI: Oswestry disability index, %.",
+    )
+    return CohortTable(key="table2_outcomes", title=title,
+                       header=("Outcome", "Time point", "n", "Mean ± SD", "Median [IQR]",
+                               "Range"),
+                       rows=tuple(rows), notes=notes)
+
+
+def comparisons_from_analysis(analysis: Mapping[str, Any]) -> pd.DataFrame:
+    """Tidy comparisons frame from the issue-2 JSON contract of ``analyze_outcomes``.
+
+    Parameters
+    ----------
+    analysis : mapping
+        ``OutcomeAnalysis.to_json_dict()``: ``{"outcomes": {VAR: {"comparisons": [{"from",
+        "to", "paired_t": {"t","df","p"}, "independent_t": {...}, "mean_diff", "ci95",
+        "cohen_dz", "wilcoxon": {"statistic","p"}, ...}]}}}``. Holm-adjusted p values are
+        read from ``p_holm`` inside a test's mapping, or from ``holm`` / ``p_holm`` mappings on
+        the comparison keyed by test name, where present.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`COMPARISON_COLUMNS`, one row per comparison and test (paired t test,
+        exact Wilcoxon signed-rank, independent two-sample t test), in that order.
+    """
+    outcomes = analysis.get("outcomes")
+    if not isinstance(outcomes, Mapping):
+        raise InputError("analysis result lacks an 'outcomes' mapping", column="outcomes")
+    tests = (("paired_t", "Paired t test", "t"),
+             ("wilcoxon", "Wilcoxon signed-rank (exact)", "statistic"),
+             ("independent_t", "Independent two-sample t test", "t"))
+    records = []
+    for variable, block in outcomes.items():
+        for i, comp in enumerate(block.get("comparisons", [])):
+            for key, name, stat_key in tests:
+                res = comp.get(key)
+                if not isinstance(res, Mapping):
+                    continue
+                for needed in (stat_key, "p"):
+                    if needed not in res:
+                        raise InputError(
+                            f"comparison {i} of '{variable}' lacks '{key}.{needed}'",
+                            column=f"outcomes.{variable}.comparisons.{key}")
+                holm = res.get("p_holm")
+                for holder in ("p_holm", "holm"):
+                    if holm is None and isinstance(comp.get(holder), Mapping):
+                        holm = comp[holder].get(key)
+                if holm is None and key == "paired_t" and not isinstance(
+                        comp.get("p_holm"), Mapping):
+                    holm = comp.get("p_holm")
+                paired = key == "paired_t"
+                ci = comp.get("ci95") if paired else None
+                label = res.get("test") or name
+                records.append({
+                    "variable": variable, "from": comp.get("from"), "to": comp.get("to"),
+                    "test": label, "statistic": res.get(stat_key), "df": res.get("df"),
+                    "p": res.get("p"), "p_holm": holm,
+                    "mean_diff": comp.get("mean_diff") if paired else None,
+                    "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
+                    "cohen_dz": comp.get("cohen_dz") if paired else None,
+                })
+    return pd.DataFrame.from_records(records, columns=list(COMPARISON_COLUMNS))
+
+
+def comparisons_table(comparisons: pd.DataFrame, *,
+                      title: str = "Table 3. Comparisons with the pre-operative value",
+                      notes: Sequence[str] = ()) -> CohortTable:
+    """Table 2b: tests of each later time point against the first.
+
+    Parameters
+    ----------
+    comparisons : DataFrame
+        Columns :data:`COMPARISON_COLUMNS` (see :func:`comparisons_from_analysis`).
+        ``mean_diff`` is ``to`` minus ``from``; missing cells print as a dash.
+    title : str
+        Caption.
+    notes : sequence of str
+        Extra footnotes (e.g. which t test reproduces the paper).
+
+    Returns
+    -------
+    CohortTable
+        Columns ``Outcome``, ``Comparison``, ``Test``, ``Statistic``, ``df``, ``p``,
+        ``Holm p``, ``Mean difference [95% CI]``, ``d_z``.
+    """
+    _require(comparisons, COMPARISON_COLUMNS, "comparisons table")
+    rows = []
+    prev_var, prev_pair = None, None
+    for rec in comparisons.to_dict("records"):
+        pair = (rec["variable"], rec["from"], rec["to"])
+        d = 2
+        diff = "—"
+        if not _is_missing(rec["mean_diff"]):
+            diff = (f"{fmt_num(rec['mean_diff'], d)} [{fmt_num(rec['ci_low'], d)}, "
+                    f"{fmt_num(rec['ci_high'], d)}]")
+        rows.append((
+            variable_label(str(rec["variable"])) if rec["variable"] != prev_var else "",
+            (f"{timepoint_label(str(rec['from']))} → {timepoint_label(str(rec['to']))}"
+             if pair != prev_pair else ""),
+            str(rec["test"]),
+            fmt_num(rec["statistic"], 2),
+            fmt_df(rec["df"]),
+            fmt_p(rec["p"]),
+            fmt_p(rec["p_holm"]),
+            diff,
+            fmt_num(rec["cohen_dz"], 2),
+        ))
+        prev_var, prev_pair = rec["variable"], pair
+    base = (
+        "Mean difference: later minus pre-operative value, with the 95% CI of the paired t "
+        "test. d_z: mean of the differences divided by their SD (Cohen's d_z).",
+        "Holm p: Holm-Bonferroni adjusted across the comparisons of the analysis; "
+        "p values two-tailed.",
+    )
+    return CohortTable(key="table2_comparisons", title=title,
+                       header=("Outcome", "Comparison", "Test", "Statistic", "df", "p",
+                               "Holm p", "Mean difference [95% CI]", "d_z"),
+                       rows=tuple(rows), notes=base + tuple(notes))
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def to_markdown(table: CohortTable) -> str:
+    """Render as a GitHub-flavoured Markdown pipe table with caption and notes."""
+    def cell(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"**{cell(table.title)}**", ""]
+    lines.append("| " + " | ".join(cell(h) for h in table.header) + " |")
+    lines.append("|" + "|".join("---" for _ in table.header) + "|")
+    lines.extend("| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows)
+    if table.notes:
+        lines.append("")
+        lines.extend(f"{cell(n)}  " for n in table.notes)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def to_html(table: CohortTable, *, table_id: str | None = None) -> str:
+    """Render as an HTML fragment: ``<table>`` with caption, ``<thead>`` and a notes footer."""
+    esc = html.escape
+    tid = f' id="{esc(table_id)}"' if table_id else ""
+    parts = [f'<table class="cohort-table"{tid}>', f"<caption>{esc(table.title)}</caption>",
+             "<thead><tr>" + "".join(f'<th scope="col">{esc(h)}</th>' for h in table.header)
+             + "</tr></thead>", "<tbody>"]
+    for row in table.rows:
+        cls = ' class="group-start"' if row[0] else ""
+        parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    parts.append("</tbody>")
+    if table.notes:
+        parts.append(f'<tfoot><tr><td colspan="{len(table.header)}">'
+                     + "<br>".join(esc(n) for n in table.notes) + "</td></tr></tfoot>")
+    parts.append("</table>")
+    return "\n".join(parts) + "\n"
+
+
+def to_csv(table: CohortTable) -> str:
+    """Render the header and body as CSV text (RFC 4180 quoting, ``\\n`` line ends)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.header)
+    writer.writerows(table.rows)
+    return buf.getvalue()
+
+
+def write_docx(tables: Sequence[CohortTable], path: str | os.PathLike[str], *,
+               heading: str | None = None, disclaimer: str | None = None,
+               force: bool = True) -> Path:
+    """Write tables into one Word document as real Word tables (header row repeated).
+
+    Parameters
+    ----------
+    tables : sequence of CohortTable
+        Each becomes a caption paragraph, a table with a bold header row marked as a
+        repeating header (``w:tblHeader``), and its notes in small type.
+    path : path
+        Output ``.docx``; written atomically.
+    heading : str, optional
+        Document heading.
+    disclaimer : str, optional
+        Paragraph at the end.
+    force : bool
+        Overwrite an existing file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import docx
+    from docx.enum.table import WD_TABLE_ALIGNMENT
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+    from docx.shared import Pt
+
+    document = docx.Document()
+    document.core_properties.author = "alarscrew"
+    document.core_properties.title = heading or (tables[0].title if tables else "")
+    if heading:
+        document.add_heading(heading, level=1)
+    for table in tables:
+        caption = document.add_paragraph()
+        caption.add_run(table.title).bold = True
+        wt = document.add_table(rows=1 + len(table.rows), cols=len(table.header))
+        wt.style = "Table Grid"
+        wt.alignment = WD_TABLE_ALIGNMENT.CENTER
+        header_row = wt.rows[0]
+        tr_pr = header_row._tr.get_or_add_trPr()
+        flag = OxmlElement("w:tblHeader")
+        flag.set(qn("w:val"), "true")
+        tr_pr.append(flag)
+        for j, text in enumerate(table.header):
+            cell = header_row.cells[j]
+            cell.text = ""
+            run = cell.paragraphs[0].add_run(text)
+            run.bold = True
+        for i, row in enumerate(table.rows, start=1):
+            cells = wt.rows[i].cells
+            for j, text in enumerate(row):
+                cells[j].text = text
+        for row in wt.rows:
+            for cell in row.cells:
+                for para in cell.paragraphs:
+                    for run in para.runs:
+                        run.font.size = Pt(9)
+        for note in table.notes:
+            p = document.add_paragraph()
+            r = p.add_run(note)
+            r.font.size = Pt(8)
+            r.italic = True
+    if disclaimer:
+        p = document.add_paragraph()
+        p.add_run(disclaimer).italic = True
+    with atomic_path(path, force=force) as tmp:
+        document.save(str(tmp))
+    return Path(path)
+
+
+def write_table_files(table: CohortTable, out_dir: str | os.PathLike[str], *,
+                      disclaimer: str | None = None, force: bool = True) -> dict[str, Path]:
+    """Write ``KEY.md``, ``KEY.html``, ``KEY.csv`` and ``KEY.docx`` into ``out_dir``.
+
+    Returns
+    -------
+    dict
+        Format name -> path written.
+    """
+    out = Path(out_dir)
+    stem = out / table.key
+    paths = {
+        "md": write_text(stem.with_suffix(".md"), to_markdown(table), force=force),
+        "html": write_text(stem.with_suffix(".html"), to_html(table), force=force),
+        "csv": write_text(stem.with_suffix(".csv"), to_csv(table), force=force),
+        "docx": write_docx([table], stem.with_suffix(".docx"), disclaimer=disclaimer,
+                           force=force),
+    }
+    return paths
