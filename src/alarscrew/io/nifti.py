@@ -13,6 +13,44 @@ from alarscrew.io.atomic import atomic_path
 from alarscrew.io.image import Image
 
 
+def labels_to_int(data: np.ndarray, *, source: str) -> np.ndarray:
+    """Return label codes as int32, refusing values that are not whole numbers.
+
+    Parameters
+    ----------
+    data : ndarray
+        Label codes; floats (as published TotalSegmentator v1 files) are accepted when every
+        value is within 1e-3 of a whole number.
+    source : str
+        File name for messages.
+
+    Raises
+    ------
+    ImageError
+        NaN/inf, a non-integer value, or a value outside the int32 range (the message gives
+        the offending value and its voxel index).
+    """
+    if data.dtype == bool:
+        return data.astype(np.int32)
+    if np.issubdtype(data.dtype, np.floating):
+        if not np.all(np.isfinite(data)):
+            raise ImageError("label map contains NaN or infinite values", path=source)
+        frac = np.abs(data - np.round(data))
+        worst = int(np.argmax(frac))
+        if frac.flat[worst] > 1e-3:
+            ijk = tuple(int(v) for v in np.unravel_index(worst, data.shape))
+            raise ImageError(
+                f"label map holds non-integer value {float(data.flat[worst])} at voxel {ijk}; "
+                "expected whole-number labels", path=source)
+        data = np.round(data)
+    elif not np.issubdtype(data.dtype, np.integer):
+        raise ImageError(f"label map has non-numeric type {data.dtype}", path=source)
+    lo, hi = (data.min(), data.max()) if data.size else (0, 0)
+    if lo < 0 or hi > np.iinfo(np.int32).max:
+        raise ImageError(f"label values must be 0..2^31-1, got {lo}..{hi}", path=source)
+    return data.astype(np.int32, copy=False)
+
+
 def load_nifti(path: str | os.PathLike[str], *, is_label: bool = False) -> Image:
     """Load a .nii / .nii.gz file as an :class:`Image` (affine from the sform/qform).
 
@@ -34,19 +72,7 @@ def load_nifti(path: str | os.PathLike[str], *, is_label: bool = False) -> Image
     if data.ndim != 3:
         raise ImageError(f"expected a 3D volume, got shape {data.shape}", path=str(p))
     if is_label:
-        if np.issubdtype(data.dtype, np.floating):
-            finite = np.isfinite(data)
-            if not finite.all():
-                raise ImageError("label map contains NaN or infinite values", path=str(p))
-            frac = np.abs(data - np.round(data))
-            if frac.max(initial=0.0) > 1e-3:
-                bad = float(data.flat[int(np.argmax(frac))])
-                raise ImageError(
-                    f"label map holds non-integer value {bad}; expected whole-number labels",
-                    path=str(p),
-                )
-            data = np.round(data)
-        data = data.astype(np.int32, copy=False)
+        data = labels_to_int(data, source=str(p))
     return Image(data, img.affine, is_label=is_label, source=str(p))
 
 

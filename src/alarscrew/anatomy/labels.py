@@ -1,0 +1,456 @@
+"""Label maps: a registry of label schemes, scheme detection, and masks on the CT grid.
+
+Every scheme lives in one JSON file under ``alarscrew/data/label_schemes/`` (the single source
+of truth; CLI choices come from :func:`available_schemes`). A scheme maps *canonical structure
+names* (:data:`CANONICAL_STRUCTURES`) to the integer codes of a multilabel map
+(``kind: multilabel``) or to the file names of a folder of binary masks (``kind: masks``).
+A user scheme is a JSON mapping such as ``{"sacrum": [25], "l5": 27}``.
+
+:func:`load_labels` reads one or more label files, detects the scheme of each unless told,
+resamples them nearest-neighbour onto the CT grid when their grid differs but covers the same
+physical space, and returns boolean masks by canonical name (union over files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from alarscrew.errors import InputError, LabelMapError
+from alarscrew.io.image import Image
+
+logger = logging.getLogger(__name__)
+
+#: Structure names a label map can provide, as used by the anatomy stage.
+CANONICAL_STRUCTURES: tuple[str, ...] = (
+    "sacrum", "s1", "l5", "l4", "l3", "l2", "l1", "hip_left", "hip_right",
+    "iliac_artery_left", "iliac_artery_right", "iliac_vena_left", "iliac_vena_right",
+    "spinal_cord", "femur_left", "femur_right", "lesion",
+)
+
+#: Vertebrae from cranial to caudal; used to check that a scheme stacks them in that order.
+_CRANIOCAUDAL: tuple[str, ...] = ("l1", "l2", "l3", "l4", "l5", "s1", "sacrum")
+_LEFT_RIGHT: tuple[tuple[str, str], ...] = (
+    ("hip_left", "hip_right"), ("femur_left", "femur_right"),
+    ("iliac_artery_left", "iliac_artery_right"), ("iliac_vena_left", "iliac_vena_right"),
+)
+
+#: Minimum fraction of a label map's physical extent that must overlap the CT's for
+#: the label map to be resampled onto the CT grid (otherwise it is refused).
+MIN_GRID_OVERLAP = 0.5
+
+_MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+
+
+@dataclass(frozen=True)
+class LabelScheme:
+    """One label scheme of the registry (or a user mapping).
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``totalseg_v2``...) or ``custom:<file>``.
+    kind : str
+        ``multilabel`` (integer codes in one file) or ``masks`` (one binary file per structure).
+    structures : dict of str to tuple of int
+        Canonical name -> codes (multilabel).
+    files : dict of str to tuple of str
+        Canonical name -> accepted file stems (masks).
+    labels : dict of int to str
+        Every code the scheme defines (multilabel), for detection and messages.
+    """
+
+    name: str
+    kind: str
+    description: str = ""
+    reference: str = ""
+    structures: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    labels: dict[int, str] = field(default_factory=dict)
+    alias_of: str | None = None
+
+
+@dataclass(frozen=True)
+class SchemeDetection:
+    """Which scheme was chosen for a label file, and why."""
+
+    scheme: str
+    detected: bool
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _scheme_dir() -> resources.abc.Traversable:
+    return resources.files("alarscrew").joinpath("data", "label_schemes")
+
+
+@cache
+def _registry() -> dict[str, LabelScheme]:
+    out: dict[str, LabelScheme] = {}
+    for entry in sorted(_scheme_dir().iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        raw = json.loads(entry.read_text(encoding="utf-8"))
+        out[raw["name"]] = LabelScheme(
+            name=raw["name"],
+            kind=raw["kind"],
+            description=raw.get("description", ""),
+            reference=raw.get("reference", ""),
+            structures={k: tuple(v) for k, v in raw.get("structures", {}).items()},
+            files={k: tuple(v) for k, v in raw.get("files", {}).items()},
+            labels={int(k): v for k, v in raw.get("labels", {}).items()},
+            alias_of=raw.get("alias_of"),
+        )
+    for name, s in list(out.items()):
+        if s.alias_of is not None:
+            base = out[s.alias_of]
+            out[name] = LabelScheme(name=name, kind=base.kind, description=s.description,
+                                    reference=s.reference, structures=base.structures,
+                                    files=base.files, labels=base.labels, alias_of=s.alias_of)
+    return out
+
+
+def available_schemes() -> tuple[str, ...]:
+    """Names of the registered label schemes (sorted), e.g. for CLI choices."""
+    return tuple(sorted(_registry()))
+
+
+def get_scheme(name: str) -> LabelScheme:
+    """The registered scheme called ``name``.
+
+    Raises
+    ------
+    InputError
+        For an unknown name; the message lists the known ones.
+    """
+    reg = _registry()
+    if name not in reg:
+        raise InputError(f"unknown label scheme '{name}'; expected one of "
+                         f"{', '.join(sorted(reg))} or a JSON mapping file", column="scheme")
+    return reg[name]
+
+
+def scheme_from_mapping(path: str | os.PathLike[str]) -> LabelScheme:
+    """Read a user JSON mapping ``{"sacrum": [25], "l5": 27, ...}`` as a multilabel scheme.
+
+    Keys must be canonical structure names; values a positive integer or a list of them.
+    """
+    p = Path(path)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError("label mapping file not found", path=str(p)) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a readable JSON mapping ({exc})", path=str(p)) from exc
+    if not isinstance(raw, dict) or not raw:
+        raise InputError('expected a JSON object such as {"sacrum": [25], "l5": [27]}',
+                         path=str(p))
+    structures: dict[str, tuple[int, ...]] = {}
+    for key, val in raw.items():
+        if key not in CANONICAL_STRUCTURES:
+            raise InputError(f"unknown structure name; expected one of "
+                             f"{', '.join(CANONICAL_STRUCTURES)}", path=str(p), column=key)
+        vals = val if isinstance(val, list) else [val]
+        if not vals or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                               for v in vals):
+            raise InputError(f"expected a positive integer label or a list of them, got "
+                             f"{val!r}", path=str(p), column=key)
+        structures[key] = tuple(vals)
+    labels = {c: name for name, codes in structures.items() for c in codes}
+    return LabelScheme(name=f"custom:{p.name}", kind="multilabel",
+                       description=f"user mapping {p}", structures=structures, labels=labels)
+
+
+def _centroid_ras(arr: np.ndarray, affine: np.ndarray, codes: Sequence[int]) -> np.ndarray:
+    """RAS centroid of the voxels holding any of ``codes`` (NaN when none)."""
+    mask = np.isin(arr, codes)
+    if not mask.any():
+        return np.full(3, np.nan)
+    ijk = np.array(ndimage.center_of_mass(mask))
+    return affine[:3, :3] @ ijk + affine[:3, 3]
+
+
+def _score(scheme: LabelScheme, codes: np.ndarray, img: Image) -> tuple[float, str]:
+    """Plausibility score of reading ``img`` (with unique non-zero ``codes``) with ``scheme``.
+
+    Unknown codes disqualify (-inf). Otherwise: one point per canonical structure present,
+    +1 per pair of vertebrae stacked cranio-caudally in the right order and per left/right
+    pair on the right side (RAS x of left < right), -3 per pair in the wrong order.
+    """
+    unknown = sorted(set(codes.tolist()) - set(scheme.labels))
+    if unknown:
+        return float("-inf"), f"codes {unknown[:5]} not in the scheme"
+    present = {n: c for n, c in scheme.structures.items() if np.isin(c, codes).any()}
+    score = float(len(present))
+    cents = {n: _centroid_ras(img.array, img.affine, c) for n, c in present.items()}
+    vert = [n for n in _CRANIOCAUDAL if n in cents]
+    good = bad = 0
+    for up, down in zip(vert, vert[1:], strict=False):
+        if up == "s1" and down == "sacrum":
+            continue  # S1 is part of the sacrum: no order between them
+        ok = cents[up][2] > cents[down][2]
+        good, bad = good + ok, bad + (not ok)
+    for left, right in _LEFT_RIGHT:
+        if left in cents and right in cents:
+            ok = cents[left][0] < cents[right][0]
+            good, bad = good + ok, bad + (not ok)
+    score += good - 3 * bad
+    return score, f"{len(present)} structures ({', '.join(present)}), {bad} order violations"
+
+
+def detect_scheme(label: Image) -> SchemeDetection:
+    """Choose the multilabel scheme that best explains a label map.
+
+    Every registered multilabel scheme (aliases excluded) is scored by :func:`_score`.
+
+    Raises
+    ------
+    LabelMapError
+        When no scheme finds any structure, or two schemes tie.
+    """
+    codes = np.unique(label.array)
+    codes = codes[codes != 0]
+    where = label.source or "label map"
+    if codes.size == 0:
+        raise LabelMapError("label map is empty (all zeros)", path=where)
+    scores: dict[str, float] = {}
+    reasons: dict[str, str] = {}
+    for name, scheme in _registry().items():
+        if scheme.kind != "multilabel" or scheme.alias_of is not None:
+            continue
+        scores[name], reasons[name] = _score(scheme, codes, label)
+    ranked = sorted(scores, key=lambda n: scores[n], reverse=True)
+    best = ranked[0]
+    shown = ", ".join(str(int(c)) for c in codes[:12]) + (" ..." if codes.size > 12 else "")
+    if not np.isfinite(scores[best]) or scores[best] <= 0:
+        raise LabelMapError(
+            f"no known label scheme explains codes [{shown}]; pass scheme= (one of "
+            f"{', '.join(available_schemes())}) or a JSON mapping", path=where)
+    if len(ranked) > 1 and scores[ranked[1]] == scores[best]:
+        raise LabelMapError(
+            f"codes [{shown}] fit schemes '{best}' and '{ranked[1]}' equally well; pass "
+            "scheme= explicitly", path=where)
+    reason = f"{reasons[best]}; score {scores[best]:g} vs " + ", ".join(
+        f"{n} {scores[n]:g}" for n in ranked[1:])
+    return SchemeDetection(best, True, reason, scores)
+
+
+def _bbox_ras(img: Image) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned RAS bounding box of the voxel grid (voxel edges, not centres)."""
+    n = np.asarray(img.shape, float)
+    corners = np.array(np.meshgrid(*[[-0.5, s - 0.5] for s in n], indexing="ij")).reshape(3, -1).T
+    ras = img.ijk_to_ras(corners)
+    return ras.min(axis=0), ras.max(axis=0)
+
+
+def resample_labels(label: Image, ct: Image, *, min_overlap: float = MIN_GRID_OVERLAP) -> Image:
+    """Put an integer label map on the CT grid, nearest-neighbour.
+
+    Parameters
+    ----------
+    label : Image
+        Integer label map.
+    ct : Image
+        Target grid.
+    min_overlap : float
+        Least fraction of the label map's RAS bounding box that must lie inside the CT's.
+
+    Returns
+    -------
+    Image
+        ``label`` itself when both grids agree within 1e-3 mm, else a new int32 label map on
+        the CT grid (voxels outside the label map are 0).
+
+    Raises
+    ------
+    LabelMapError
+        When the two grids do not describe the same physical space; both geometries are given.
+    """
+    if label.same_grid(ct):
+        return label
+    lo_l, hi_l = _bbox_ras(label)
+    lo_c, hi_c = _bbox_ras(ct)
+    inter = np.clip(np.minimum(hi_l, hi_c) - np.maximum(lo_l, lo_c), 0, None)
+    frac = float(np.prod(inter) / np.prod(hi_l - lo_l))
+    if frac < min_overlap:
+        raise LabelMapError(
+            f"label map does not fit the CT: only {100 * frac:.0f}% of its extent overlaps the "
+            f"CT (at least {100 * min_overlap:.0f}% needed). Label map: "
+            f"{label.grid_description()}; CT ({ct.source or 'CT'}): {ct.grid_description()}. "
+            "Was it made from another scan?", path=label.source or "label map")
+    mat = np.linalg.inv(label.affine) @ ct.affine
+    out = ndimage.affine_transform(
+        np.asarray(label.array, dtype=np.int32), mat[:3, :3], offset=mat[:3, 3],
+        output_shape=ct.shape, order=0, mode="constant", cval=0, output=np.int32)
+    meta = dict(label.meta)
+    meta["resampled_from"] = label.grid_description()
+    return Image(out, ct.affine, is_label=True, source=label.source, meta=meta)
+
+
+def _mask_name(path: Path, scheme: LabelScheme) -> str | None:
+    name = path.name
+    for suf in _MASK_SUFFIXES:
+        if name.lower().endswith(suf):
+            stem = name[: -len(suf)]
+            break
+    else:
+        return None
+    for canon, stems in scheme.files.items():
+        if stem in stems:
+            return canon
+    return None
+
+
+def _load_masks(path: Path, ct: Image, scheme: LabelScheme) -> dict[str, np.ndarray]:
+    """Masks from a folder of binary files (or one binary file) named by structure."""
+    from alarscrew.io.loading import load_image
+
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    out: dict[str, np.ndarray] = {}
+    for f in files:
+        canon = _mask_name(f, scheme)
+        if canon is None:
+            continue
+        img = resample_labels(load_image(f, is_label=True), ct)
+        vals = np.unique(img.array)
+        if not set(vals.tolist()) <= {0, 1}:
+            raise LabelMapError(f"a structure mask must hold only 0 and 1, found values "
+                                f"{vals[:8].tolist()}", path=str(f))
+        out[canon] = out.get(canon, np.zeros(ct.shape, bool)) | (img.array == 1)
+    if not out:
+        expected = ", ".join(sorted({s for v in scheme.files.values() for s in v})[:8])
+        raise LabelMapError(f"no structure mask found; expected files such as {expected} "
+                            "(.nii.gz)", path=str(path))
+    return out
+
+
+def _is_mask_file(path: Path, img: Image) -> bool:
+    masks = _registry()["totalseg_masks"]
+    return _mask_name(path, masks) is not None and set(np.unique(img.array).tolist()) <= {0, 1}
+
+
+def load_labels(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    ct: Image,
+    *,
+    scheme: str | None = None,
+    mapping: str | os.PathLike[str] | None = None,
+) -> dict[str, Image]:
+    """Read label files and return boolean masks on the CT grid by canonical structure name.
+
+    Parameters
+    ----------
+    paths : sequence of path-like (or one path)
+        Multilabel files (NIfTI/NRRD), folders of structure masks (TotalSegmentator layout),
+        or single binary masks named by structure (``sacrum.nii.gz``, ``lesion.nii.gz``).
+        Several files are united structure by structure.
+    ct : Image
+        The CT whose grid the masks are put on.
+    scheme : str, optional
+        A registered scheme (:func:`available_schemes`); detected per file when omitted.
+    mapping : path-like, optional
+        A user JSON mapping (see :func:`scheme_from_mapping`); excludes ``scheme``.
+
+    Returns
+    -------
+    dict of str to Image
+        Bool masks (``is_label=True``) for the structures present, in
+        :data:`CANONICAL_STRUCTURES` order. ``meta`` holds ``schemes`` (file -> scheme),
+        ``scheme_detected`` and ``detection`` (why), ``sources`` and ``codes``.
+
+    Raises
+    ------
+    LabelMapError
+        Unreadable or non-integer maps, unknown codes, an undetectable scheme, or a map that does
+        not fit the CT.
+    """
+    from alarscrew.io.loading import load_image
+
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not paths:
+        raise InputError("no label file given", column="seg")
+    if scheme is not None and mapping is not None:
+        raise InputError("give either a scheme name or a mapping file, not both",
+                         column="scheme")
+    forced = scheme_from_mapping(mapping) if mapping is not None else (
+        get_scheme(scheme) if scheme is not None else None)
+    union: dict[str, np.ndarray] = {}
+    info: dict[str, dict] = {n: {"sources": [], "schemes": {}, "codes": []}
+                             for n in CANONICAL_STRUCTURES}
+    detections: dict[str, SchemeDetection] = {}
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise LabelMapError("label file or folder not found", path=str(p))
+        if p.is_dir() or (forced is not None and forced.kind == "masks"):
+            use = forced if forced is not None else get_scheme("totalseg_masks")
+            if use.kind != "masks":
+                raise LabelMapError(f"scheme '{use.name}' is a multilabel scheme but a folder "
+                                    "was given", path=str(p))
+            det = SchemeDetection(use.name, forced is None, "a folder of structure masks")
+            found = _load_masks(p, ct, use)
+            per_code = dict.fromkeys(found, [1])
+        else:
+            img = load_image(p, is_label=True)
+            if forced is None and _is_mask_file(p, img):
+                use = get_scheme("totalseg_masks")
+                det = SchemeDetection(use.name, True, "a binary mask named by its structure")
+                found = _load_masks(p, ct, use)
+                per_code = dict.fromkeys(found, [1])
+            else:
+                if forced is not None:
+                    use = forced
+                    det = SchemeDetection(use.name, False, "given by the caller")
+                    codes = np.unique(img.array)
+                    extra = sorted(set(codes[codes != 0].tolist()) - set(use.labels))
+                    if extra and use.name.startswith("custom:"):
+                        logger.info("codes %s of %s are not in the mapping; ignored", extra, p)
+                    elif extra:
+                        raise LabelMapError(
+                            f"codes {extra[:8]} are not defined by scheme '{use.name}'; is this "
+                            "the right scheme?", path=str(p))
+                else:
+                    det = detect_scheme(img)
+                    use = get_scheme(det.scheme)
+                on_ct = resample_labels(img, ct)
+                found, per_code = {}, {}
+                for name, codes_ in use.structures.items():
+                    m = np.isin(on_ct.array, codes_)
+                    if m.any():
+                        found[name], per_code[name] = m, list(codes_)
+        detections[str(p)] = det
+        word = "detected" if det.detected else "given"
+        logger.info("label scheme %s (%s) for %s: %s", use.name, word, p, det.reason)
+        for name, m in found.items():
+            union[name] = union[name] | m if name in union else m
+            info[name]["sources"].append(str(p))
+            info[name]["schemes"][str(p)] = use.name
+            info[name]["codes"].extend(per_code[name])
+    out: dict[str, Image] = {}
+    for name in CANONICAL_STRUCTURES:
+        if name in union and union[name].any():
+            meta = {
+                "structure": name,
+                "sources": info[name]["sources"],
+                "schemes": info[name]["schemes"],
+                "codes": sorted(set(info[name]["codes"])),
+                "scheme_detected": {s: detections[s].detected for s in info[name]["sources"]},
+                "detection": {s: detections[s].reason for s in info[name]["sources"]},
+            }
+            out[name] = Image(union[name], ct.affine, is_label=True,
+                              source=f"{name} from {', '.join(info[name]['sources'])}",
+                              meta=meta)
+    if not out:
+        raise LabelMapError("no known structure in the label file(s) overlaps the CT",
+                            path=", ".join(str(p) for p in paths))
+    return out
