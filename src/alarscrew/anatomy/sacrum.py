@@ -1,0 +1,296 @@
+"""Isolate the sacrum (with both alae) from a CT, with or without label maps.
+
+Method (all on the canonical ~2 mm working grid of :mod:`alarscrew.anatomy.grid`):
+
+1. Bone by HU with hysteresis: voxels above ``low`` HU connected to voxels above ``high`` HU
+   (cortex), then enclosed cavities filled in 3D. The low threshold drops for coarse voxels
+   because partial-volume averaging pulls thin cortex and fatty trabecular bone toward soft
+   tissue (the shared 3 mm scan has a median sacral HU of ~120).
+2. Markers. Sacrum: the supplied ``s1`` label (or ``sacrum`` label, used as the answer when
+   present), otherwise found automatically: the thickest midline bone (maximum of the distance
+   transform within +-15 mm of the midsagittal plane) at levels where bone lies on both sides
+   far laterally (ilia), in the posterior part of the pelvis. Not sacrum: supplied L5/lumbar,
+   hip and femur labels, bone more than 75 mm lateral of the midline (iliac wings), and midline
+   bone more than 45 mm cranial to the seed (lumbar column).
+3. Marker-controlled watershed on the negated Euclidean distance transform of the bone: basins
+   meet at the narrowest bone bridges, i.e. at the sacroiliac joints (thin or absent joint gap)
+   and at the L5-S1 disc/facets.
+4. The sacrum region is upsampled to the CT grid and intersected with a full-resolution bone
+   mask computed in its bounding box, so the surface follows the CT at native resolution.
+
+Limits: a fused (ankylosed) SI joint with no narrowing, or an L5-S1 bridge as thick as the
+bodies, moves the cut; the automatic seed assumes the pelvis is in the field of view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import apply_hysteresis_threshold
+from skimage.segmentation import expand_labels, watershed
+
+from alarscrew.anatomy.grid import WorkGrid
+from alarscrew.errors import AnatomyNotFoundError
+
+#: Marker codes in the watershed label image.
+SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL = 1, 2, 3, 4
+
+#: Bone hysteresis thresholds (HU) for fine (< 2.5 mm) and coarse working voxels.
+BONE_LOW_HU_FINE, BONE_HIGH_HU_FINE = 150.0, 300.0
+BONE_LOW_HU_COARSE, BONE_HIGH_HU_COARSE = 110.0, 250.0
+#: Cortex (HU above this) is removed before the distance transform, so that the cortical
+#: plates on both sides of a sacroiliac joint act as a barrier between the basins.
+CORTEX_HU = 450.0
+#: Bone more lateral than this from the midline is never sacrum (sacral half-width ~45-65 mm).
+ILIUM_LATERAL_MM = 75.0
+#: Half-width of the midline band searched for the sacral seed.
+MIDLINE_BAND_MM = 15.0
+#: Midline bone this far cranial to the seed belongs to the lumbar column.
+CRANIAL_MARKER_MM = 45.0
+
+
+@dataclass(frozen=True)
+class SacrumResult:
+    """Sacrum isolation on the working grid.
+
+    Attributes
+    ----------
+    sacrum : (I, J, K) bool ndarray
+        Sacrum on the working grid (canonical RAS axis order).
+    regions : (I, J, K) int ndarray
+        Watershed regions (0 background, 1 sacrum, 2 left ilium, 3 right ilium, 4 cranial).
+    bone : (I, J, K) bool ndarray
+        Bone mask on the working grid.
+    seed_ras_mm : (3,) ndarray
+        Where the sacrum marker was centred.
+    midline_x_mm : float
+        RAS x of the pelvic midline used to place markers.
+    method : str
+        How the sacrum was found (label used, automatic seed...).
+    """
+
+    sacrum: np.ndarray
+    regions: np.ndarray
+    bone: np.ndarray
+    seed_ras_mm: np.ndarray
+    midline_x_mm: float
+    method: str
+
+
+def bone_thresholds_hu(spacing_mm: np.ndarray) -> tuple[float, float]:
+    """(low, high) hysteresis thresholds in HU for a working voxel size."""
+    if float(np.max(spacing_mm)) >= 2.5:
+        return BONE_LOW_HU_COARSE, BONE_HIGH_HU_COARSE
+    return BONE_LOW_HU_FINE, BONE_HIGH_HU_FINE
+
+
+def bone_mask(hu: np.ndarray, spacing_mm: np.ndarray, *, min_volume_mm3: float = 2000.0
+              ) -> np.ndarray:
+    """Solid bone mask: hysteresis threshold, small specks removed, enclosed cavities filled.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT values in HU.
+    spacing_mm : (3,) ndarray
+        Voxel size along each axis.
+    min_volume_mm3 : float
+        Connected components smaller than this are dropped (noise, calcified vessels).
+    """
+    low, high = bone_thresholds_hu(spacing_mm)
+    bone = apply_hysteresis_threshold(hu, low, high)
+    lab, n = ndi.label(bone)
+    if n == 0:
+        return bone
+    sizes = np.bincount(lab.ravel())
+    keep = sizes * float(np.prod(spacing_mm)) >= min_volume_mm3
+    keep[0] = False
+    bone = keep[lab]
+    return ndi.binary_fill_holes(bone)
+
+
+def _coords_mm(shape: tuple[int, ...], affine: np.ndarray, axis: int) -> np.ndarray:
+    """RAS coordinate along ``axis`` of each index of a canonical (diagonal-ish) grid."""
+    idx = np.arange(shape[axis], dtype=float)
+    return affine[axis, axis] * idx + affine[axis, 3]
+
+
+def find_midline_x_mm(bone: np.ndarray, grid: WorkGrid) -> float:
+    """RAS x of the pelvic midline: median over axial slices of the centre of the bone's x-extent.
+
+    Only slices whose bone spans more than 150 mm (pelvic ring) vote; otherwise all bone does.
+    """
+    x_mm = _coords_mm(bone.shape, grid.affine, 0)
+    present = bone.any(axis=1)  # (I, K)
+    any_k = present.any(axis=0)
+    if not any_k.any():
+        raise AnatomyNotFoundError("no bone above the HU threshold in the image: is this a CT "
+                                   "of the pelvis?")
+    first = np.argmax(present, axis=0)
+    last = present.shape[0] - 1 - np.argmax(present[::-1], axis=0)
+    width = (last - first) * grid.spacing_mm[0]
+    centre = (x_mm[first] + x_mm[last]) / 2.0
+    wide = any_k & (width > 150.0)
+    sel = wide if wide.sum() >= 3 else any_k
+    return float(np.median(centre[sel]))
+
+
+def auto_sacrum_seed(bone: np.ndarray, edt_mm: np.ndarray, grid: WorkGrid,
+                     midline_x_mm: float) -> np.ndarray:
+    """Working-grid index of the automatic sacral seed (see module docstring).
+
+    Raises
+    ------
+    AnatomyNotFoundError
+        When no midline bone lies between bilateral lateral bone (ilia): the sacrum is not in
+        the field of view.
+    """
+    x_mm = _coords_mm(bone.shape, grid.affine, 0)
+    dx = x_mm - midline_x_mm
+    lat_left = bone[dx < -ILIUM_LATERAL_MM + 15.0].any(axis=(0, 1)) if np.any(
+        dx < -ILIUM_LATERAL_MM + 15.0) else np.zeros(bone.shape[2], bool)
+    lat_right = bone[dx > ILIUM_LATERAL_MM - 15.0].any(axis=(0, 1)) if np.any(
+        dx > ILIUM_LATERAL_MM - 15.0) else np.zeros(bone.shape[2], bool)
+    both = lat_left & lat_right
+    band = np.abs(dx) <= MIDLINE_BAND_MM
+    cand = bone & band[:, None, None] & both[None, None, :]
+    # posterior part of the pelvis: within the posterior 60 % of each slice's bone y-extent
+    y_present = bone.any(axis=0)  # (J, K)
+    ny = bone.shape[1]
+    has = y_present.any(axis=0)
+    first = np.argmax(y_present, axis=0)
+    last = ny - 1 - np.argmax(y_present[::-1], axis=0)
+    ylim = np.where(has, first + 0.6 * (last - first), -1)
+    jj = np.arange(ny)[:, None]
+    cand &= (jj <= ylim[None, :])[None, :, :]
+    if not cand.any():
+        raise AnatomyNotFoundError(
+            "sacrum not found: no midline bone between the two iliac bones (is the sacrum in "
+            "the field of view? the scan must cover the pelvis from the iliac crests to S3)")
+    score = np.where(cand, edt_mm, -1.0)
+    return np.asarray(np.unravel_index(int(np.argmax(score)), bone.shape))
+
+
+def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
+                   labels: dict[str, np.ndarray] | None = None) -> SacrumResult:
+    """Segment the sacrum on the working grid.
+
+    Parameters
+    ----------
+    hu : (I, J, K) float ndarray
+        CT in HU on the working grid (canonical RAS axis order).
+    grid : WorkGrid
+    labels : dict of str to (I, J, K) bool ndarray, optional
+        Supplied structures on the working grid under canonical names (``sacrum``, ``s1``,
+        ``l5``..., ``hip_left``, ``hip_right``, ``femur_left``, ``femur_right``).
+
+    Returns
+    -------
+    SacrumResult
+    """
+    labels = {k: v for k, v in (labels or {}).items() if v is not None and v.any()}
+    sp = grid.spacing_mm
+    bone = bone_mask(hu, sp)
+    x_mm = _coords_mm(bone.shape, grid.affine, 0)
+
+    if "sacrum" in labels:
+        sac = labels["sacrum"].copy()
+        c = np.argwhere(sac).mean(axis=0)
+        seed = grid.ijk_to_ras(c)
+        mid = float(seed[0])
+        regions = np.where(sac, SACRUM, 0).astype(np.int32)
+        return SacrumResult(sac, regions, bone | sac, seed, mid,
+                            "supplied sacrum label used as the sacrum mask")
+
+    low, _ = bone_thresholds_hu(sp)
+    core = bone & (hu < CORTEX_HU)
+    edt = ndi.distance_transform_edt(core, sampling=sp)
+    markers = np.zeros(bone.shape, np.int32)
+    if "s1" in labels:
+        s1 = labels["s1"]
+        mid = float(np.median(x_mm[np.nonzero(s1)[0]]))
+        core = s1 & bone
+        if not core.any():
+            core = s1
+        markers[core] = SACRUM
+        seed_ijk = np.argwhere(s1).mean(axis=0)
+        method = "watershed from the supplied S1 label"
+        bone = bone | s1  # the S1 body interior may be below the bone threshold
+    else:
+        mid = find_midline_x_mm(bone, grid)
+        seed_ijk = auto_sacrum_seed(bone, edt, grid, mid)
+        r_vox = np.maximum(1, np.round(min(8.0, edt[tuple(seed_ijk)] * 0.7) / sp)).astype(int)
+        sl = tuple(slice(max(0, s - r), s + r + 1) for s, r in zip(seed_ijk, r_vox, strict=True))
+        markers[sl] = np.where(bone[sl], SACRUM, 0)
+        method = ("watershed from an automatic seed (thickest midline bone between the ilia)")
+    seed_ras = grid.ijk_to_ras(seed_ijk)
+
+    dx = x_mm - mid
+    not_sac = markers != SACRUM
+    lat_l = (dx < -ILIUM_LATERAL_MM)[:, None, None] & bone & not_sac
+    lat_r = (dx > ILIUM_LATERAL_MM)[:, None, None] & bone & not_sac
+    markers[lat_l] = ILIUM_LEFT
+    markers[lat_r] = ILIUM_RIGHT
+    near_sac = ndi.binary_dilation(markers == SACRUM, iterations=2)
+    for name, code in (("hip_left", ILIUM_LEFT), ("femur_left", ILIUM_LEFT),
+                       ("hip_right", ILIUM_RIGHT), ("femur_right", ILIUM_RIGHT)):
+        if name in labels:
+            m = ndi.binary_erosion(labels[name], iterations=1) & bone & ~near_sac
+            markers[m] = code
+    lumbar = [n for n in ("l5", "l4", "l3", "l2", "l1") if n in labels]
+    if lumbar:
+        m = np.zeros(bone.shape, bool)
+        for n in lumbar:
+            m |= labels[n]
+        markers[m & bone & ~near_sac] = CRANIAL
+    else:
+        z_mm = _coords_mm(bone.shape, grid.affine, 2)
+        up = (z_mm > seed_ras[2] + CRANIAL_MARKER_MM)[None, None, :]
+        band = (np.abs(dx) <= 2 * MIDLINE_BAND_MM)[:, None, None]
+        markers[bone & up & band & not_sac] = CRANIAL
+
+    regions = watershed(-edt, markers, mask=bone)
+    sac = regions == SACRUM
+    lab, n = ndi.label(sac)
+    if n == 0:
+        raise AnatomyNotFoundError("sacrum not found: the sacral marker lies outside bone")
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        sac = lab == int(np.argmax(sizes))
+    return SacrumResult(sac, regions, bone, seed_ras, mid, method)
+
+
+def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: WorkGrid, *,
+                           margin_vox: int = 2) -> np.ndarray:
+    """Sacrum mask on the canonical full-resolution grid.
+
+    The working regions are grown by one working voxel into background (so the full-resolution
+    bone surface is not clipped by block rounding), upsampled by block repetition, and
+    intersected with a full-resolution bone mask computed inside the sacrum's bounding box.
+    """
+    if np.all(grid.factor == 1) or result.method.startswith("supplied sacrum"):
+        return grid.upsample(result.sacrum) if not np.all(grid.factor == 1) else result.sacrum
+    regions = expand_labels(np.where(result.bone, result.regions, 0), distance=1)
+    sac_work = regions == SACRUM
+    idx = np.argwhere(sac_work)
+    lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
+    hi = np.minimum(idx.max(axis=0) + margin_vox + 1, np.asarray(sac_work.shape))
+    f = grid.factor
+    lo_c, hi_c = lo * f, np.minimum(hi * f, np.asarray(grid.canon_shape))
+    sl_c = tuple(slice(int(a), int(b)) for a, b in zip(lo_c, hi_c, strict=True))
+    canon_sp = np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
+    sub_hu = np.asarray(hu_canon[sl_c], np.float32)
+    bone_sub = bone_mask(sub_hu, canon_sp, min_volume_mm3=0.0)
+    up = grid.upsample(sac_work)[sl_c]
+    sac_sub = up & bone_sub
+    lab, n = ndi.label(sac_sub)
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        sac_sub = lab == int(np.argmax(sizes))
+    out = np.zeros(grid.canon_shape, bool)
+    out[sl_c] = sac_sub
+    return out
