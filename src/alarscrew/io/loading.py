@@ -99,7 +99,8 @@ def load_ct(path: str | os.PathLike[str], *, series: str | int | None = None) ->
     """Load a CT in Hounsfield units and check that it is one.
 
     As :func:`load_image`, then :func:`alarscrew.io.ct.check_ct_intensities` refuses
-    MR-like, constant or non-HU volumes. The figures it decided on are in
+    MR-like, constant or non-HU volumes,
+    and DICOM series whose Modality is not CT. The figures it decided on are in
     ``meta['hu_summary']``.
 
     Raises
@@ -108,6 +109,10 @@ def load_ct(path: str | os.PathLike[str], *, series: str | int | None = None) ->
         As :func:`load_image`, or when the intensities are not those of a CT in HU.
     """
     img = load_image(path, series=series)
+    modality = img.meta.get("modality")
+    if modality and modality != "CT":
+        raise ImageError(f"DICOM Modality is '{modality}', expected 'CT'", path=img.source,
+                         column="Modality")
     summary = check_ct_intensities(img.array, source=img.source)
     meta = dict(img.meta)
     meta["hu_summary"] = summary
