@@ -1,0 +1,223 @@
+"""Everything the planner samples, computed once per scan: distance fields, HU, estimates.
+
+:func:`build_context` takes plain arrays (CT, bool masks on the CT grid, the S1 frame and
+landmark points), crops a box around the sacrum and precomputes every field the evaluation and
+the search need, so that a trajectory costs only trilinear samples afterwards.
+
+Estimated structures (used only when no label is available, always marked ``estimated``):
+
+- iliac vessels: the common iliac artery and vein and the middle sacral vessels lie in front
+  of the S1 segment (Fang et al. 2022, Discussion). Without a vessel label they are modelled
+  as lying directly on the anterior sacral cortex above ``VESSEL_CRANIAL_MIN_MM`` (S1 level):
+  the reported distance is then the distance to that cortex, a lower bound.
+- L5 nerve root: it crosses the anterior surface of the ala (Fang 2022). Modelled as the
+  anterior alar cortex between ``ROOT_LATERAL_MM`` lateral of the midline and between
+  ``ROOT_CRANIAL_MM`` along the cranial axis (a modelling choice, not a measured nerve).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from alarscrew.errors import AnatomyNotFoundError
+from alarscrew.io.image import Image
+from alarscrew.planning.fields import (
+    GridField,
+    check_mask_grid,
+    crop_slices,
+    cropped_affine,
+    signed_distance_mm,
+    unsigned_distance_mm,
+)
+from alarscrew.spatial.frame import S1Frame
+
+#: Crop margin around the sacrum (mm); distances to structures are exact up to this value.
+CROP_PAD_MM = 30.0
+#: Estimated vessel surface: anterior sacral cortex at or above this S1-frame height (mm).
+VESSEL_CRANIAL_MIN_MM = -40.0
+#: Estimated L5 root band on the anterior ala: |lateral| range and cranial range (mm, S1 frame).
+ROOT_LATERAL_MM = (15.0, 40.0)
+ROOT_CRANIAL_MM = (-30.0, 5.0)
+#: Outward-normal threshold (cosine with the anterior axis) for 'anterior surface'.
+ANTERIOR_COS = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class PlanningContext:
+    """Precomputed fields of one scan (all on one cropped grid).
+
+    Attributes
+    ----------
+    ct : Image
+        The CT (full grid), for reference and figures.
+    frame : S1Frame
+    landmarks : dict[str, (3,) ndarray]
+        Landmark points, world RAS mm (names as in ``alarscrew.anatomy.model``).
+    bone : GridField
+        Signed distance (mm) to the usable sacrum (sacrum minus lesion), positive inside.
+    clearance : GridField
+        ``min(bone, -distance into the S1 body)``: what a safe alar screw must keep positive.
+    hu : GridField
+        CT attenuation (HU).
+    vessel : GridField
+        Distance (mm) to the iliac vessels (label) or to their estimated surface.
+    root : GridField
+        Distance (mm) to the estimated L5 root band on the anterior ala.
+    ilium : GridField or None
+        Signed distance to the iliac bones (both sides), when labelled.
+    sacroiliac : GridField or None
+        Signed distance to sacrum union ilium (S2-alar-iliac corridor), when ilium is labelled.
+    canal : GridField or None
+        Signed distance to the spinal canal label, when present.
+    sources : dict[str, str]
+        How each structure was obtained ('label' or 'estimated: ...').
+    """
+
+    ct: Image
+    frame: S1Frame
+    landmarks: dict[str, np.ndarray]
+    bone: GridField
+    clearance: GridField
+    hu: GridField
+    vessel: GridField
+    root: GridField
+    ilium: GridField | None
+    sacroiliac: GridField | None
+    canal: GridField | None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def point(self, name: str) -> np.ndarray | None:
+        """Landmark position (RAS mm) or None."""
+        p = self.landmarks.get(name)
+        return None if p is None else np.asarray(p, float)
+
+    def outward_normal(self, xyz_ras_mm: np.ndarray, *, h_mm: float = 1.0) -> np.ndarray:
+        """Unit outward normal of the bone surface near points (..., 3) (central differences)."""
+        p = np.asarray(xyz_ras_mm, float)
+        grad = np.stack([
+            self.bone.sample(p + h_mm * e) - self.bone.sample(p - h_mm * e)
+            for e in np.eye(3)
+        ], axis=-1)
+        n = -grad
+        norm = np.linalg.norm(n, axis=-1, keepdims=True)
+        return np.where(norm > 1e-9, n / np.maximum(norm, 1e-12), 0.0)
+
+
+def _world_normals(sd: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Outward unit normals (I, J, K, 3) in RAS of a signed-distance grid (positive inside)."""
+    g_ijk = np.stack(np.gradient(sd), axis=-1)
+    g_ras = g_ijk @ np.linalg.inv(affine[:3, :3])  # grad_x = A^-T grad_ijk (row form)
+    n = -g_ras
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    return n / np.maximum(norm, 1e-12)
+
+
+def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
+                  landmarks: dict[str, np.ndarray], *, pad_mm: float = CROP_PAD_MM
+                  ) -> PlanningContext:
+    """Precompute the planning fields of one scan.
+
+    Parameters
+    ----------
+    ct : Image
+        CT in HU.
+    masks : dict[str, Image]
+        Bool masks on the CT grid: ``sacrum`` required; ``s1_body``, ``lesion``,
+        ``ilium_left``, ``ilium_right``, ``canal``, ``iliac_vessels`` optional.
+    frame : S1Frame
+    landmarks : dict[str, (3,) array]
+        World RAS mm.
+    pad_mm : float
+        Crop margin around the sacrum.
+
+    Returns
+    -------
+    PlanningContext
+    """
+    if "sacrum" not in masks:
+        raise AnatomyNotFoundError("no 'sacrum' mask: planning needs the sacrum")
+    arrays = {k: check_mask_grid(v, ct, k) for k, v in masks.items()}
+    sacrum = arrays["sacrum"]
+    if not sacrum.any():
+        raise AnatomyNotFoundError(
+            f"the sacrum mask is empty ({ct.source or 'CT'}): no sacrum in this scan")
+    sl = crop_slices(sacrum, ct.spacing_mm, pad_mm)
+    aff = cropped_affine(ct.affine, sl)
+    sp = ct.spacing_mm
+    sources: dict[str, str] = {}
+
+    bone_mask = sacrum[sl].copy()
+    if "lesion" in arrays:
+        bone_mask &= ~arrays["lesion"][sl]
+        sources["lesion"] = "label (removed from usable bone)"
+    if not bone_mask.any():
+        raise AnatomyNotFoundError("no usable sacral bone left once the lesion is removed")
+    bone_sd = signed_distance_mm(bone_mask, sp)
+    clear = bone_sd
+    if "s1_body" in arrays and arrays["s1_body"][sl].any():
+        body_sd = signed_distance_mm(arrays["s1_body"][sl], sp)
+        clear = np.minimum(bone_sd, -body_sd)
+        sources["s1_body"] = "label (alar screws kept out of it)"
+    else:
+        sources["s1_body"] = "absent (no constraint)"
+
+    hu = np.asarray(ct.array[sl], float)
+
+    # frame coordinates of every voxel centre of the crop (for the estimated bands)
+    ijk = np.stack(np.meshgrid(*[np.arange(s.stop - s.start) for s in sl], indexing="ij"),
+                   axis=-1).astype(float)
+    xyz = ijk @ aff[:3, :3].T + aff[:3, 3]
+    fr = frame.to_frame_mm(xyz)
+    surface = bone_mask & ~ndimage.binary_erosion(bone_mask)
+    normals = _world_normals(bone_sd, aff)
+    anterior_surface = surface & ((normals @ frame.anterior_ras) > ANTERIOR_COS)
+
+    vessels = arrays.get("iliac_vessels")
+    if vessels is not None and vessels[sl].any():
+        vessel_d = np.minimum(unsigned_distance_mm(vessels[sl], sp), pad_mm)
+        sources["iliac_vessels"] = "label"
+    else:
+        band = anterior_surface & (fr[..., 2] >= VESSEL_CRANIAL_MIN_MM)
+        if not band.any():
+            band = anterior_surface
+        if not band.any():
+            raise AnatomyNotFoundError("cannot find the anterior sacral cortex to estimate "
+                                       "the iliac vessels")
+        vessel_d = unsigned_distance_mm(band, sp)
+        sources["iliac_vessels"] = ("estimated: vessels taken to lie on the anterior sacral "
+                                    "cortex at the S1 level (lower bound)")
+    lat = np.abs(fr[..., 0])
+    root_band = (anterior_surface & (lat >= ROOT_LATERAL_MM[0]) & (lat <= ROOT_LATERAL_MM[1])
+                 & (fr[..., 2] >= ROOT_CRANIAL_MM[0]) & (fr[..., 2] <= ROOT_CRANIAL_MM[1]))
+    if not root_band.any():
+        root_band = anterior_surface
+    root_d = unsigned_distance_mm(root_band, sp) if root_band.any() else np.full(hu.shape, np.nan)
+    sources["l5_root"] = ("estimated: anterior alar cortex "
+                          f"{ROOT_LATERAL_MM[0]:g}-{ROOT_LATERAL_MM[1]:g} mm lateral")
+
+    ilium = sacroiliac = None
+    il = [arrays[k][sl] for k in ("ilium_left", "ilium_right") if k in arrays]
+    if il and np.any([m.any() for m in il]):
+        ilium_mask = np.logical_or.reduce(il)
+        ilium = GridField(signed_distance_mm(ilium_mask, sp), aff)
+        sacroiliac = GridField(signed_distance_mm(ilium_mask | bone_mask, sp), aff)
+        sources["ilium"] = "label"
+    else:
+        sources["ilium"] = "absent (SI joint judged from the ala_lateral landmark)"
+    canal = None
+    if "canal" in arrays and arrays["canal"][sl].any():
+        canal = GridField(signed_distance_mm(arrays["canal"][sl], sp), aff)
+        sources["canal"] = "label"
+    else:
+        sources["canal"] = "estimated from the canal landmark"
+
+    return PlanningContext(
+        ct=ct, frame=frame,
+        landmarks={k: np.asarray(v, float) for k, v in landmarks.items()},
+        bone=GridField(bone_sd, aff), clearance=GridField(clear, aff), hu=GridField(hu, aff),
+        vessel=GridField(vessel_d, aff), root=GridField(root_d, aff), ilium=ilium,
+        sacroiliac=sacroiliac, canal=canal, sources=sources,
+    )
