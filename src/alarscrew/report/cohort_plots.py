@@ -22,7 +22,7 @@ import pandas as pd
 
 from alarscrew.errors import InputError
 from alarscrew.io.atomic import write_bytes
-from alarscrew.report.cohort_tables import timepoint_label, variable_label
+from alarscrew.report.cohort_tables import default_timepoints, timepoint_label, variable_label
 
 #: Score range shown on the y axis for known instruments (others: data range).
 Y_LIMITS: dict[str, tuple[float, float]] = {"vas": (0.0, 10.0), "odi": (0.0, 100.0)}
@@ -69,18 +69,21 @@ def trajectory_figure(outcomes_long: pd.DataFrame, variable: str, *,
     for col in ("id", "variable", "timepoint", "value"):
         if col not in outcomes_long.columns:
             raise InputError(f"outcomes table lacks column '{col}'", column=col)
-    data = outcomes_long.loc[outcomes_long["variable"] == variable]
+    data = outcomes_long.loc[outcomes_long["variable"].astype(str) == variable].copy()
+    data["timepoint"] = data["timepoint"].astype(str)
+    data["value"] = pd.to_numeric(data["value"], errors="coerce").astype(float)
     if data.empty:
         known = sorted(set(outcomes_long["variable"]))
         raise InputError(f"no values for variable '{variable}'; variables present: {known}",
                          column="variable")
-    order = list(timepoints) if timepoints is not None else list(
-        dict.fromkeys(outcomes_long["timepoint"]))
-    wide = data.pivot_table(index="id", columns="timepoint", values="value",
-                            aggfunc="first", sort=False)
-    if len(wide) * len(order) < len(data):
-        raise InputError(f"duplicate (id, timepoint) rows for variable '{variable}'",
-                         column="timepoint")
+    order = list(timepoints) if timepoints is not None else default_timepoints(outcomes_long)
+    dup = data.duplicated(["id", "timepoint"])
+    if dup.any():
+        first = int(np.flatnonzero(dup.to_numpy())[0])
+        raise InputError(f"case {data['id'].iloc[first]!r} has two '{variable}' values at "
+                         f"time point {data['timepoint'].iloc[first]!r}", column="timepoint")
+    wide = data.pivot(index="id", columns="timepoint", values="value")
+    wide = wide.reindex(index=list(dict.fromkeys(data["id"])))
     wide = wide.reindex(columns=order).astype(float)
     values = wide.to_numpy()  # (n_cases, n_timepoints)
     n_cases, n_tp = values.shape
@@ -219,7 +222,7 @@ def write_trajectory_plots(outcomes_long: pd.DataFrame, out_dir: str | os.PathLi
     """
     out = Path(out_dir)
     names = list(variables) if variables is not None else list(
-        dict.fromkeys(outcomes_long["variable"]))
+        dict.fromkeys(outcomes_long["variable"].astype(str)))
     written: dict[str, dict[str, Path]] = {}
     for var in names:
         fig = trajectory_figure(outcomes_long, var, timepoints=timepoints)

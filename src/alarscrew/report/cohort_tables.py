@@ -59,6 +59,7 @@ BMD_KIND_LABELS: dict[str, str] = {
     "g/cm2": "g/cm²",
     "g/cm²": "g/cm²",
     "unknown": "kind not stated",
+    "unspecified": "kind not stated",
 }
 
 _SEX_LABELS = {"f": "Female", "female": "Female", "m": "Male", "male": "Male"}
@@ -128,6 +129,12 @@ def fmt_p(p: Any) -> str:
     if not 0.0 <= p <= 1.0:
         raise InputError(f"p value must lie in [0, 1], got {p!r}")
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_phrase(p: Any) -> str:
+    """``p = 0.002`` or ``p < 0.001`` for running text."""
+    text = fmt_p(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def fmt_df(df: Any) -> str:
@@ -224,7 +231,8 @@ def _segments_key(value: Any) -> str | None:
     parts = [p.upper() for p in parts if p]
     if not parts:
         return None
-    return " + ".join(parts)
+    levels = f"{len(parts)} level" + ("s" if len(parts) > 1 else "")
+    return f"{' + '.join(parts)} ({levels})"
 
 
 def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> CohortTable:
@@ -297,8 +305,9 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
             rows.append((f"BMD ({label}), mean ± SD", "", _mean_sd(values, d + 1)
                          + (f" [n = {values.size}]" if values.size != n else "")))
             rows.append((f"BMD ({label}), range", "", _range(values, d)))
-            if kind == "unknown":
-                notes.append("BMD kind (T-score or g/cm²) not stated in the data.")
+            if label == "kind not stated":
+                notes.append("BMD: the source gives the values without saying whether they "
+                             "are T-scores or g/cm²; they are summarised as printed.")
     if "fused_segments" in baseline.columns:
         categorical("fused_segments", "Fused levels", {}, keyfunc=_segments_key)
     continuous("follow_up_months", "Follow-up, months")
@@ -317,49 +326,14 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
 # --------------------------------------------------------------------------- Table 2
 
 
-def describe_outcomes(outcomes_long: pd.DataFrame,
-                      timepoints: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per variable and time point: n, mean, SD, median, quartiles, min, max (unrounded).
-
-    Parameters
-    ----------
-    outcomes_long : DataFrame
-        Columns ``id``, ``variable``, ``timepoint``, ``value`` (``Cohort.outcomes_long()``).
-    timepoints : sequence of str, optional
-        Study order of the time points; default order of first appearance.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``variable, timepoint, n, mean, sd, median, q1, q3, min, max``; SD with
-        ``ddof=1``; quartiles by linear interpolation (type 7). Missing values are dropped.
-    """
-    _require(outcomes_long, ("id", "variable", "timepoint", "value"), "outcomes table")
-    data = outcomes_long.copy()
-    data["value"] = pd.to_numeric(data["value"], errors="coerce")
-    bad = data["value"].isna() & outcomes_long["value"].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise InputError(f"expected a number, got {outcomes_long['value'][bad].iloc[0]!r}",
-                         row=row, column="value")
-    data = data.dropna(subset=["value"])
-    order = list(timepoints) if timepoints is not None else list(
-        dict.fromkeys(outcomes_long["timepoint"]))
-    unknown = set(data["timepoint"]) - set(order)
-    if unknown:
-        raise InputError(f"time point(s) {sorted(unknown)} not in the study order {order}",
-                         column="timepoint")
-    grouped = data.groupby(["variable", "timepoint"], sort=False)["value"]
-    out = grouped.agg(
-        n="count", mean="mean", sd=lambda v: v.std(ddof=1), median="median",
-        q1=lambda v: v.quantile(0.25), q3=lambda v: v.quantile(0.75), min="min", max="max",
-    ).reset_index()
-    var_order = list(dict.fromkeys(outcomes_long["variable"]))
-    out["_v"] = out["variable"].map(var_order.index)
-    out["_t"] = out["timepoint"].map(order.index)
-    out = out.sort_values(["_v", "_t"]).drop(columns=["_v", "_t"]).reset_index(drop=True)
-    out["n"] = out["n"].astype(int)
-    return out
+def default_timepoints(outcomes_long: pd.DataFrame) -> list[str]:
+    """Study order of time points: the categories of an ordered categorical column (as
+    ``Cohort.outcomes_long()`` returns), else the order of first appearance."""
+    col = outcomes_long["timepoint"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        present = set(col.dropna().astype(str))
+        return [str(c) for c in col.cat.categories if str(c) in present]
+    return [str(t) for t in dict.fromkeys(col)]
 
 
 def data_decimals(values: np.ndarray | pd.Series, *, max_decimals: int = 4) -> int:
@@ -377,7 +351,7 @@ def data_decimals(values: np.ndarray | pd.Series, *, max_decimals: int = 4) -> i
 
 
 def outcomes_table(outcomes_long: pd.DataFrame, timepoints: Sequence[str] | None = None,
-                   *, title: str = "Table 2. Outcomes per time point") -> CohortTable:
+                   *, title: str = "Table 2a. Outcomes per time point") -> CohortTable:
     """Table 2a: per variable and time point n, mean ± SD, median [IQR] and range.
 
     Parameters
@@ -394,11 +368,17 @@ def outcomes_table(outcomes_long: pd.DataFrame, timepoints: Sequence[str] | None
     CohortTable
         Columns ``Outcome``, ``Time point``, ``n``, ``Mean ± SD``, ``Median [IQR]``, ``Range``.
     """
-    desc = describe_outcomes(outcomes_long, timepoints)
+    from alarscrew.stats.descriptive import describe_outcomes
+
+    order = list(timepoints) if timepoints is not None else default_timepoints(outcomes_long)
+    data = outcomes_long.copy()
+    data["timepoint"] = data["timepoint"].astype(str)
+    data["variable"] = data["variable"].astype(str)
+    desc = describe_outcomes(data, timepoints=order)
     rows = []
     previous = None
     for rec in desc.itertuples(index=False):
-        raw = outcomes_long.loc[outcomes_long["variable"] == rec.variable, "value"]
+        raw = data.loc[data["variable"] == rec.variable, "value"]
         range_d = data_decimals(raw)
         stat_d = range_d + 1
         rows.append((
@@ -428,49 +408,48 @@ def comparisons_from_analysis(analysis: Mapping[str, Any]) -> pd.DataFrame:
     ----------
     analysis : mapping
         ``OutcomeAnalysis.to_json_dict()``: ``{"outcomes": {VAR: {"comparisons": [{"from",
-        "to", "paired_t": {"t","df","p"}, "independent_t": {...}, "mean_diff", "ci95",
-        "cohen_dz", "wilcoxon": {"statistic","p"}, ...}]}}}``. Holm-adjusted p values are
-        read from ``p_holm`` inside a test's mapping, or from ``holm`` / ``p_holm`` mappings on
-        the comparison keyed by test name, where present.
+        "to", "paired_t": {"t","df","p","p_holm"}, "independent_t": {"t","df","p"},
+        "mean_diff", "ci95", "cohen_dz", "wilcoxon": {"statistic","p","p_holm",
+        "p_permutation"}, "shapiro": {"w","p"}}]}}}``. Optional keys may be absent.
 
     Returns
     -------
     DataFrame
-        Columns :data:`COMPARISON_COLUMNS`, one row per comparison and test (paired t test,
-        exact Wilcoxon signed-rank, independent two-sample t test), in that order.
+        Columns :data:`COMPARISON_COLUMNS`, one row per comparison and test, in the order:
+        paired t test, Wilcoxon signed-rank (scipy exact p), Wilcoxon signed-rank by full
+        enumeration of sign flips (exact also with ties; only when given), independent
+        two-sample t test, Shapiro-Wilk on the differences.
     """
     outcomes = analysis.get("outcomes")
     if not isinstance(outcomes, Mapping):
         raise InputError("analysis result lacks an 'outcomes' mapping", column="outcomes")
-    tests = (("paired_t", "Paired t test", "t"),
-             ("wilcoxon", "Wilcoxon signed-rank (exact)", "statistic"),
-             ("independent_t", "Independent two-sample t test", "t"))
+    # (key in comparison, display name, statistic key, p key)
+    tests = (("paired_t", "Paired t test", "t", "p"),
+             ("wilcoxon", "Wilcoxon signed-rank (exact)", "statistic", "p"),
+             ("wilcoxon", "Wilcoxon signed-rank (exact, ties)", "statistic", "p_permutation"),
+             ("independent_t", "Student t test (independent)", "t", "p"),
+             ("shapiro", "Shapiro-Wilk (differences)", "w", "p"))
     records = []
     for variable, block in outcomes.items():
         for i, comp in enumerate(block.get("comparisons", [])):
-            for key, name, stat_key in tests:
+            for key, name, stat_key, p_key in tests:
                 res = comp.get(key)
                 if not isinstance(res, Mapping):
                     continue
-                for needed in (stat_key, "p"):
+                if p_key != "p" and p_key not in res:
+                    continue  # optional variant not supplied
+                for needed in (stat_key, p_key):
                     if needed not in res:
                         raise InputError(
                             f"comparison {i} of '{variable}' lacks '{key}.{needed}'",
                             column=f"outcomes.{variable}.comparisons.{key}")
-                holm = res.get("p_holm")
-                for holder in ("p_holm", "holm"):
-                    if holm is None and isinstance(comp.get(holder), Mapping):
-                        holm = comp[holder].get(key)
-                if holm is None and key == "paired_t" and not isinstance(
-                        comp.get("p_holm"), Mapping):
-                    holm = comp.get("p_holm")
                 paired = key == "paired_t"
                 ci = comp.get("ci95") if paired else None
-                label = res.get("test") or name
                 records.append({
                     "variable": variable, "from": comp.get("from"), "to": comp.get("to"),
-                    "test": label, "statistic": res.get(stat_key), "df": res.get("df"),
-                    "p": res.get("p"), "p_holm": holm,
+                    "test": name, "statistic": res.get(stat_key),
+                    "df": res.get("df"), "p": res.get(p_key),
+                    "p_holm": res.get("p_holm") if p_key == "p" else None,
                     "mean_diff": comp.get("mean_diff") if paired else None,
                     "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
                     "cohen_dz": comp.get("cohen_dz") if paired else None,
@@ -478,8 +457,29 @@ def comparisons_from_analysis(analysis: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=list(COMPARISON_COLUMNS))
 
 
+def analysis_notes(analysis: Mapping[str, Any]) -> list[str]:
+    """Footnotes an analysis carries: the Holm family and each distinct Wilcoxon note.
+
+    A Wilcoxon note shared by several comparisons is given once, listing them.
+    """
+    notes: list[str] = []
+    if analysis.get("holm_family"):
+        notes.append(f"Holm family: {analysis['holm_family']}.")
+    by_note: dict[str, list[str]] = {}
+    for variable, block in analysis.get("outcomes", {}).items():
+        for comp in block.get("comparisons", []):
+            note = (comp.get("wilcoxon") or {}).get("note")
+            if note and note != "exact (no ties, no zeros)":
+                by_note.setdefault(str(note), []).append(
+                    f"{str(variable).upper()} {timepoint_label(str(comp.get('from')))} → "
+                    f"{timepoint_label(str(comp.get('to')))}")
+    for note, where in by_note.items():
+        notes.append(f"Wilcoxon ({'; '.join(where)}): {note}.")
+    return notes
+
+
 def comparisons_table(comparisons: pd.DataFrame, *,
-                      title: str = "Table 3. Comparisons with the pre-operative value",
+                      title: str = "Table 2b. Comparisons with the pre-operative value",
                       notes: Sequence[str] = ()) -> CohortTable:
     """Table 2b: tests of each later time point against the first.
 
@@ -527,6 +527,10 @@ def comparisons_table(comparisons: pd.DataFrame, *,
         "test. d_z: mean of the differences divided by their SD (Cohen's d_z).",
         "Holm p: Holm-Bonferroni adjusted across the comparisons of the analysis; "
         "p values two-tailed.",
+        "Wilcoxon signed-rank (exact): scipy's exact p, whose null distribution assumes no "
+        "tied |differences|; (exact, ties): all sign flips enumerated, exact also with ties. "
+        "Student t test (independent): pooled-variance two-sample test, shown because the "
+        "paper's \"Student's t test\" does not say whether it was paired.",
     )
     return CohortTable(key="table2_comparisons", title=title,
                        header=("Outcome", "Comparison", "Test", "Statistic", "df", "p",
