@@ -112,7 +112,8 @@ def plan_figure(masks: Mapping[str, Image], screws: tuple[ScrewGeometry, ...], *
                # look from posterior-superior-right, as at the operating table (prone)
                "camera": {"eye": {"x": 0.5, "y": -1.6, "z": 0.9}, "up": {"x": 0, "y": 0, "z": 1}}},
         margin={"l": 0, "r": 0, "t": 30, "b": 0}, height=640,
-        legend={"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)"},
+        legend={"itemsizing": "constant", "bgcolor": "rgba(255,255,255,0.7)", "x": 0.01, "y": 0.99,
+                "xanchor": "left", "yanchor": "top"},
         paper_bgcolor="white",
     )
     return fig
