@@ -18,6 +18,8 @@ from alarscrew.errors import AlarscrewError
 #: Modules of ``alarscrew.cli`` that register commands (in help order).
 COMMAND_MODULES: tuple[str, ...] = (
     "cohort",
+    "cohort_stats",
+    "audit",
 )
 
 app = typer.Typer(

@@ -1,0 +1,95 @@
+"""``alarscrew cohort analyze DATA [--json OUT] [--force]``: outcome statistics of a cohort."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+
+
+def _f(x: object, digits: int = 3) -> str:
+    """Format a number for the console (JSON output stays unrounded)."""
+    if x is None:
+        return "-"
+    v = float(x)  # type: ignore[arg-type]
+    if not math.isfinite(v):
+        return "-"
+    if v != 0 and abs(v) < 10 ** -digits:
+        return f"{v:.2e}"
+    return f"{v:.{digits}f}"
+
+
+def analyze(
+    data: str = typer.Argument(..., help="Cohort file (CSV/XLSX/REDCap) or embedded name "
+                                         "(fang2022)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON."),
+    baseline: str = typer.Option("pre", "--baseline", help="Reference time point."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
+) -> None:
+    """Descriptives, baseline vs later time points (paired and Student t, 95% CI, d_z, exact
+    Wilcoxon, Shapiro-Wilk, Holm), repeated-measures ANOVA (Greenhouse-Geisser) and Friedman.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from alarscrew import DISCLAIMER
+    from alarscrew.cohort import load_cohort
+    from alarscrew.io.atomic import check_overwrite, write_text
+    from alarscrew.stats import analyze_outcomes
+
+    if json_out is not None:
+        check_overwrite(json_out, force=force)
+    result = analyze_outcomes(load_cohort(data), baseline=baseline)
+    if json_out is not None:
+        doc = result.to_json_dict()
+        doc["source"] = data
+        doc["disclaimer"] = DISCLAIMER
+        write_text(json_out, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force)
+        typer.echo(f"wrote {json_out}")
+        return
+    con = Console(width=160)
+    t = Table(title=f"Outcomes of {data} (n={result.n})")
+    for col in ("variable", "time point", "n", "mean", "SD", "median [IQR]", "range"):
+        t.add_column(col)
+    for r in result.descriptives.itertuples(index=False):
+        t.add_row(r.variable, r.timepoint, str(r.n), _f(r.mean, 2), _f(r.sd, 2),
+                  f"{_f(r.median, 1)} [{_f(r.q1, 1)}, {_f(r.q3, 1)}]",
+                  f"{_f(r.min, 0)}-{_f(r.max, 0)}")
+    con.print(t)
+    c = Table(title=f"{baseline} vs later time points (difference = later - {baseline})")
+    for col in ("variable", "to", "mean diff [95% CI]", "paired t (df)", "p", "p Holm",
+                "Student t (df)", "p", "d_z", "Wilcoxon exact p", "Shapiro p"):
+        c.add_column(col)
+    for r in result.comparisons.to_dict("records"):
+        c.add_row(r["variable"], r["to"],
+                  f"{_f(r['mean_diff'], 2)} [{_f(r['ci95_low'], 2)}, {_f(r['ci95_high'], 2)}]",
+                  f"{_f(r['paired_t'], 2)} ({r['paired_df']:g})", _f(r["paired_p"]),
+                  _f(r["paired_p_holm"]),
+                  f"{_f(r['independent_t'], 2)} ({r['independent_df']:g})",
+                  _f(r["independent_p"]), _f(r["cohen_dz"], 2), _f(r["wilcoxon_p"], 4),
+                  _f(r["shapiro_p"]))
+    con.print(c)
+    notes = sorted({r["wilcoxon_note"] for r in result.comparisons.to_dict("records")})
+    for n in notes:
+        con.print(f"Wilcoxon: {n}")
+    o = Table(title="Across all time points")
+    for col in ("variable", "n", "RM-ANOVA F (df)", "p", "GG epsilon", "p (GG)",
+                "Friedman chi2 (df)", "p"):
+        o.add_column(col)
+    for r in result.omnibus.to_dict("records"):
+        o.add_row(r["variable"], str(r["n_subjects"]),
+                  f"{_f(r['rm_f'], 2)} ({_f(r['rm_df1'], 0)}, {_f(r['rm_df2'], 0)})",
+                  _f(r["rm_p"]), _f(r["gg_epsilon"]), _f(r["rm_p_gg"]),
+                  f"{_f(r['friedman_chi2'], 2)} ({_f(r['friedman_df'], 0)})",
+                  _f(r["friedman_p"]))
+    con.print(o)
+    con.print(DISCLAIMER)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``analyze`` to the ``cohort`` group (the root ``app`` is not used)."""
+    from alarscrew.cli.cohort import cohort_app
+
+    cohort_app.command("analyze")(analyze)
