@@ -11,9 +11,12 @@ The rule (constants below, one function, tested on a synthetic MR-like volume):
    MR magnitude images have no negative values, so they never pass this branch.
 4. **No air or fat** (a tight crop, or a synthetic CT such as the shared atlas): accepted only
    when bone is present (at least ``MIN_BONE_FRACTION`` of voxels at or above ``BONE_MIN_HU``,
-   300 HU) *and* the volume lacks the MR signature of a dark background at zero
-   (minimum >= 0 with at least ``MR_BACKGROUND_FRACTION`` (5 %) of voxels within
-   ``MR_BACKGROUND_MAX`` (10) of zero).
+   300 HU) *and* the volume lacks the signature of non-HU data with no negative value
+   (minimum >= 0) and either a dark background at zero (at least ``MR_BACKGROUND_FRACTION``,
+   5 %, of voxels within ``MR_BACKGROUND_MAX``, 10, of zero: MR magnitude) or a typical
+   (median) voxel brighter than ``MAX_SOFT_TISSUE_MEDIAN_HU`` (150 HU; in HU the bulk of a
+   body is soft tissue near 0-60, while MR tissue and raw CT without intercept sit at hundreds
+   to ~1000).
 
 Limits: a non-negative MR crop that holds no background and bright tissue above 300 passes
 rule 4; a CT stored without its rescale intercept (air at 0, water at 1024) is refused by rule 4
@@ -34,6 +37,7 @@ MIN_AIR_FAT_FRACTION = 0.001
 MIN_BONE_FRACTION = 0.0005
 MR_BACKGROUND_MAX = 10.0
 MR_BACKGROUND_FRACTION = 0.05
+MAX_SOFT_TISSUE_MEDIAN_HU = 150.0
 HU_STORAGE_MIN = -4000.0
 HU_STORAGE_MAX = 32767.0
 
@@ -47,6 +51,7 @@ class HUSummary:
     air_fat_fraction: float
     bone_fraction: float
     near_zero_fraction: float
+    median_hu: float
 
     def describe(self) -> str:
         """The figures in words, for error messages."""
@@ -69,6 +74,7 @@ def summarize_hu(array: np.ndarray) -> HUSummary:
         air_fat_fraction=np.count_nonzero(a <= AIR_FAT_MAX_HU) / n,
         bone_fraction=np.count_nonzero(a >= BONE_MIN_HU) / n,
         near_zero_fraction=np.count_nonzero(np.abs(a) <= MR_BACKGROUND_MAX) / n,
+        median_hu=float(np.median(a[::2, ::2, ::2] if a.ndim == 3 else a)),
     )
 
 
@@ -112,10 +118,16 @@ def check_ct_intensities(array: np.ndarray, *, source: str | None = None) -> HUS
     if s.air_fat_fraction >= MIN_AIR_FAT_FRACTION:
         return s
     mr_background = s.min_hu >= 0 and s.near_zero_fraction >= MR_BACKGROUND_FRACTION
-    if s.bone_fraction >= MIN_BONE_FRACTION and not mr_background:
+    bright_bulk = s.min_hu >= 0 and s.median_hu > MAX_SOFT_TISSUE_MEDIAN_HU
+    if s.bone_fraction >= MIN_BONE_FRACTION and not (mr_background or bright_bulk):
         return s
-    why = ("a dark background at 0 as in MR magnitude images" if mr_background
-           else "no bone-range values")
+    if mr_background:
+        why = "a dark background at 0 as in MR magnitude images"
+    elif bright_bulk:
+        why = (f"no negative value and a median of {s.median_hu:g}, brighter than soft tissue "
+               f"({MAX_SOFT_TISSUE_MEDIAN_HU:g} HU at most)")
+    else:
+        why = "no bone-range values"
     raise ImageError(
         f"does not look like a CT in Hounsfield units: no air or fat and {why} ({s.describe()}). "
         "Expected a CT with air near -1000 HU and bone above 300 HU. If this is an MR, alarscrew "
