@@ -18,6 +18,7 @@ from alarscrew.errors import AlarscrewError
 #: Modules of ``alarscrew.cli`` that register commands (in help order).
 COMMAND_MODULES: tuple[str, ...] = (
     "cohort",
+    "cohort_report",
     "cohort_stats",
     "audit",
 )

@@ -1,0 +1,39 @@
+"""``alarscrew cohort report DATA --out DIR [--reported FILE] [--force]``: the cohort report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def report(
+    data: str = typer.Argument(..., help="Cohort file (CSV/XLSX/REDCap) or embedded name "
+                                         "(fang2022)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder to create."),
+    reported: Path | None = typer.Option(
+        None, "--reported", help="YAML of reported summary numbers to audit (implied for an "
+                                 "embedded dataset)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing report folder."),
+) -> None:
+    """Table 1 and Table 2 (Markdown, HTML, CSV, DOCX), VAS/ODI trajectory plots (PNG, SVG)
+    and one self-contained offline HTML report with tests and audit findings.
+    """
+    from rich.console import Console
+
+    from alarscrew import DISCLAIMER
+    from alarscrew.report.cohort_report import build_cohort_report
+
+    err = Console(stderr=True)
+    with err.status(f"building the cohort report of {data}"):
+        html = build_cohort_report(data, out, reported=reported, force=force)
+    typer.echo(f"wrote {html}")
+    typer.echo(f"tables in {out / 'tables'}, figures in {out / 'figures'}")
+    typer.echo(DISCLAIMER)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``report`` to the ``cohort`` group (the root ``app`` is not used)."""
+    from alarscrew.cli.cohort import cohort_app
+
+    cohort_app.command("report")(report)
