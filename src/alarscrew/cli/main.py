@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cohort_report",
     "cohort_stats",
     "audit",
+    "report",
 )
 
 app = typer.Typer(

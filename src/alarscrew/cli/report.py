@@ -1,0 +1,90 @@
+"""``alarscrew report PLAN_DIR``: the planning report (HTML, optional PDF) and the exports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import typer
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar advanced once per step description (no-op when disabled)."""
+    if not enabled:
+        yield lambda _msg: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]{task.description:<34}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("report", total=total)
+        started = [False]
+
+        def step(msg: str) -> None:
+            if started[0]:
+                bar.advance(task)
+            started[0] = True
+            bar.update(task, description=msg)
+
+        yield step
+        bar.update(task, completed=total, description="done")
+
+
+def report(
+    plan_dir: Path = typer.Argument(..., help="PLAN_DIR written by `alarscrew plan`.",
+                                    exists=False),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print the report to PDF (Chromium)."),
+    show_identifiers: bool = typer.Option(
+        False, "--show-identifiers",
+        help="Include patient identifiers and input paths (de-identified by default)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Write PLAN_DIR/report.html (offline, self-contained) and PLAN_DIR/exports/.
+
+    Exports: 3D Slicer line markups (.mrk.json), screw meshes (STL, OBJ, world RAS mm), a screw
+    label map on the CT grid, copies of plan.json and the sacrum mask.
+    """
+    from alarscrew.report.exports import write_exports
+    from alarscrew.report.plan_data import load_plan_dir
+    from alarscrew.report.plan_report import build_plan_report
+
+    t0 = time.perf_counter()
+    steps = 5 + (1 if pdf else 0) + 4  # report steps (+ PDF) + export steps
+    with _progress(not (quiet or as_json), steps) as step:
+        html = build_plan_report(plan_dir, pdf=pdf, show_identifiers=show_identifiers,
+                                 force=force, progress=step)
+        exports = write_exports(plan_dir, force=force, progress=step,
+                                plan=load_plan_dir(plan_dir))
+    elapsed = time.perf_counter() - t0
+    pdf_path = html.with_suffix(".pdf") if pdf else None
+    summary = {
+        "report_html": str(html),
+        "report_pdf": None if pdf_path is None else str(pdf_path),
+        "html_bytes": html.stat().st_size,
+        "exports_dir": str(exports.folder),
+        "exports": [str(p) for p in exports.files] + [str(exports.manifest)],
+        "elapsed_s": round(elapsed, 3),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    elif not quiet:
+        typer.echo(f"report:  {html} ({summary['html_bytes'] / 1e6:.1f} MB)")
+        if pdf_path is not None:
+            typer.echo(f"pdf:     {pdf_path}")
+        typer.echo(f"exports: {exports.folder} ({len(exports.files)} files)")
+        typer.echo(f"time:    {elapsed:.1f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``report`` to the root app."""
+    app.command(name="report")(report)
