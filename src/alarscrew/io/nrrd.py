@@ -5,7 +5,7 @@ A NRRD header places voxels in the world with ``space`` (e.g. ``left-posterior-s
 ``space origin`` (world position of voxel 0). The voxel -> world affine is therefore
 ``[[directions, origin], [0, 0, 0, 1]]`` in that space; it is converted to RAS through
 :data:`alarscrew.io.orientation.NRRD_SPACE_TO_RAS`. Writing follows 3D Slicer: ``space``
-``left-posterior-superior``, ``kinds`` ``domain domain domain``, gzip encoding.
+``left-posterior-superior``, ``kinds`` ``domain domain domain``, gzip encoding (level 1: fast, still lossless).
 
 References
 ----------
@@ -114,5 +114,5 @@ def save_nrrd(image: Image, path: str | os.PathLike[str], *, force: bool = True)
         "encoding": "gzip",
     }
     with atomic_path(path, force=force) as tmp:
-        nrrd.write(str(tmp), np.asarray(arr), header, index_order="F")
+        nrrd.write(str(tmp), np.asarray(arr), header, index_order="F", compression_level=1)
     return Path(path)
