@@ -146,8 +146,8 @@ def timepoint_sort_key(name: str) -> tuple[int, float]:
 
 
 def sort_timepoints(names: Iterable[str]) -> tuple[str, ...]:
-    """Unique time points in study order (see :func:`timepoint_sort_key`)."""
-    return tuple(sorted(set(names), key=timepoint_sort_key))
+    """Unique time points in study order (see :func:`timepoint_sort_key`); ties by name."""
+    return tuple(sorted(set(names), key=lambda n: (*timepoint_sort_key(n), n)))
 
 
 @dataclass(frozen=True)
