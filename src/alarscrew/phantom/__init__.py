@@ -1,0 +1,350 @@
+"""Synthetic lumbosacral CT with exact answers: L5, sacrum, ilia, iliac vessels, canal.
+
+The anatomy is defined analytically in the S1 frame (:mod:`alarscrew.phantom._anatomy`)
+and placed in world RAS by a rigid rotation about the left-right axis (sacral slope minus
+pelvic tilt), so landmarks, the frame and the S1 body loss are known exactly and stay exact
+under every parameter. Labels use TotalSegmentator v2 codes (25 sacrum without S1,
+26 vertebrae_S1 = S1 body, pedicles, superior articular processes and lamina, 27
+vertebrae_L5, 65/66 iliac_artery_left/right, 67/68 iliac_vena_left/right, 77/78
+hip_left/right, 79 spinal_cord = thecal sac) plus :data:`LESION_LABEL` for the destroyed
+part of the S1 body.
+
+Research software, not a medical device; the phantom is for testing software only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from alarscrew.errors import InputError
+from alarscrew.io.atomic import atomic_dir
+from alarscrew.io.image import Image
+from alarscrew.phantom import _anatomy as A
+from alarscrew.phantom._lesion import lesion_fractions, solve_radius_mm
+from alarscrew.phantom._sdf import FrameGrid, Shape
+from alarscrew.spatial.frame import S1Frame
+
+#: Label code of the lesion (destroyed S1 body), outside the TotalSegmentator v2 range 1-117.
+LESION_LABEL = 200
+
+#: Label codes written by the phantom (TotalSegmentator v2 "total" task + the lesion).
+LABELS: dict[int, str] = {
+    25: "sacrum",
+    26: "vertebrae_S1",
+    27: "vertebrae_L5",
+    65: "iliac_artery_left",
+    66: "iliac_artery_right",
+    67: "iliac_vena_left",
+    68: "iliac_vena_right",
+    77: "hip_left",
+    78: "hip_right",
+    79: "spinal_cord",
+    LESION_LABEL: "lesion",
+}
+
+#: Attenuation of each tissue (HU). Cortical and cancellous values: Schreiber et al. 2011
+#: (JBJS Am 93:1057) and common CT practice; fat, muscle, fluid and air are textbook values.
+HU: dict[str, float] = {
+    "air": -1000.0,
+    "fat": -100.0,
+    "muscle": 45.0,
+    "epidural_fat": -80.0,
+    "thecal_sac": 10.0,
+    "disc": 85.0,
+    "artery": 45.0,
+    "vein": 40.0,
+    "vessel_sheath_fat": -90.0,
+    "cortical_bone": 850.0,
+    "cancellous_bone": 200.0,
+    "lesion": 30.0,
+}
+
+#: Neutral sacral slope (deg), Legaye et al. 1998 (mean about 41 degrees).
+NEUTRAL_SACRAL_SLOPE_DEG = 40.0
+#: World RAS position of the S1 frame origin (arbitrary, not round, so nothing relies on 0).
+FRAME_ORIGIN_RAS_MM = np.array([1.7, -8.3, 12.6])
+#: Blur of the rendered CT (Gaussian sigma, mm): a CT's point-spread function, slight.
+BLUR_SIGMA_MM = 0.5
+#: Lesion centre in the S1 frame (mm): anterior right part of the body at the pedicle level.
+LESION_CENTER_FRAME_MM = np.array([6.0, 4.8, A.PEDICLE_LEVEL_Z_MM])
+
+LANDMARK_NAMES: tuple[str, ...] = ("promontory", "canal", "endplate_center") + tuple(
+    f"{side}.{n}" for side in A.SIDES
+    for n in ("sap_facet", "entry", "pedicle", "ala_lateral", "ala_anterior", "s1_foramen"))
+
+
+@dataclass(frozen=True, eq=False)
+class Phantom:
+    """A synthetic CT with its labels and exact ground truth.
+
+    Attributes
+    ----------
+    ct : Image
+        HU, int16, isotropic RAS grid.
+    labels : Image
+        uint8 label map on the same grid (codes in :data:`LABELS`).
+    truth : dict
+        JSON-ready ground truth: ``frame`` (:meth:`S1Frame.to_dict`), ``landmarks`` (world
+        RAS mm, model.py names), ``landmarks_frame_mm``, ``body_loss``, ``parameters``,
+        ``labels``, ``hu``, ``dimensions_mm``, ``sacral_slope_deg``, ``facet_normal_ras``.
+    frame : S1Frame
+    """
+
+    ct: Image
+    labels: Image
+    truth: dict
+    frame: S1Frame
+
+    @property
+    def lesion(self) -> Image:
+        """Bool lesion mask on the CT grid (empty without destruction)."""
+        return self.labels.with_array(self.labels.array == LESION_LABEL, is_label=True,
+                                      source="phantom lesion")
+
+
+def _check(name: str, value: float, lo: float, hi: float, unit: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"expected a number, got {value!r}", column=name) from None
+    if not np.isfinite(v) or not (lo <= v <= hi):
+        raise InputError(f"expected {lo} to {hi} {unit}, got {value!r}", column=name)
+    return v
+
+
+def phantom_frame(pelvic_tilt_deg: float) -> S1Frame:
+    """The phantom's S1 frame in world RAS for a pelvic tilt (deg).
+
+    The endplate faces anterosuperiorly at the sacral slope ``ss = 40 - pelvic_tilt_deg``
+    (pelvic incidence = pelvic tilt + sacral slope, so a posterior pelvic tilt lowers the
+    slope by the same angle): ``cranial = (0, sin ss, cos ss)``, ``anterior = (0, cos ss,
+    -sin ss)``, ``right = (1, 0, 0)``.
+    """
+    ss = np.radians(NEUTRAL_SACRAL_SLOPE_DEG - pelvic_tilt_deg)
+    return S1Frame(FRAME_ORIGIN_RAS_MM.copy(), np.array([1.0, 0.0, 0.0]),
+                   np.array([0.0, np.cos(ss), -np.sin(ss)]),
+                   np.array([0.0, np.sin(ss), np.cos(ss)]))
+
+
+def _grid(frame: S1Frame, anat: A.PhantomAnatomy, voxel_mm: float) -> FrameGrid:
+    xr = A._lat(A.SI_X_MM, anat.scale["right"]) + 62.0
+    xl = A._lat(A.SI_X_MM, anat.scale["left"]) + 62.0
+    lo, hi = np.array([-xl, -72.0, -104.0]), np.array([xr, 66.0, 52.0])
+    corners = np.array(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij")).reshape(3, -1).T
+    world = frame.to_world_mm(corners)
+    w_lo, w_hi = world.min(0), world.max(0)
+    shape = tuple(int(n) for n in np.ceil((w_hi - w_lo) / voxel_mm).astype(int) + 1)
+    return FrameGrid(w_lo, voxel_mm, shape, frame.origin_ras_mm, frame.rotation)
+
+
+def _bone_hu(hu: np.ndarray, field_mm: np.ndarray, voxel_mm: float) -> None:
+    """Blend cortex and cancellous bone into ``hu`` by partial volume (in place)."""
+    f_bone = np.clip(0.5 - field_mm / voxel_mm, 0.0, 1.0)
+    f_core = np.clip(0.5 - (field_mm + A.CORTEX_MM) / voxel_mm, 0.0, 1.0)
+    touched = f_bone > 0
+    hu[touched] = (hu[touched] * (1.0 - f_bone[touched])
+                   + HU["cortical_bone"] * (f_bone[touched] - f_core[touched])
+                   + HU["cancellous_bone"] * f_core[touched])
+
+
+def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: float = 0.0,
+                 pelvic_tilt_deg: float = 0.0, body_destruction_percent: float = 0.0,
+                 seed: int = 0) -> Phantom:
+    """Build the lumbosacral phantom.
+
+    Parameters
+    ----------
+    voxel_mm : float
+        Isotropic voxel size, 0.5 to 3 mm.
+    noise_hu : float
+        Standard deviation of the added Gaussian noise (HU), 0 to 200.
+    asymmetry : float
+        Right ala (and right ilium with it) ``1 + asymmetry`` times as wide as the left,
+        laterally from the ala root; -0.3 to 0.3.
+    pelvic_tilt_deg : float
+        Posterior pelvic tilt relative to the neutral pose (sacral slope 40 deg); -30 to 30.
+        Rotates the whole pelvis about the left-right axis through the endplate centre.
+    body_destruction_percent : float
+        Percentage (0-100) of the S1 body cross-section at the pedicle level replaced by
+        soft tissue (lesion). The lesion is a ball centred at the pedicle level in the
+        anterior right body, clipped to the body; its radius is solved so the area fraction
+        at the pedicle level is exact; the volume fraction is then integrated.
+    seed : int
+        Seed of the noise generator (same seed, same CT).
+
+    Returns
+    -------
+    Phantom
+
+    Raises
+    ------
+    InputError
+        A parameter is not a number or is out of range (the message names it).
+    """
+    voxel_mm = _check("voxel_mm", voxel_mm, 0.5, 3.0, "mm")
+    noise_hu = _check("noise_hu", noise_hu, 0.0, 200.0, "HU")
+    asymmetry = _check("asymmetry", asymmetry, -0.3, 0.3, "(fraction)")
+    pelvic_tilt_deg = _check("pelvic_tilt_deg", pelvic_tilt_deg, -30.0, 30.0, "deg")
+    destruction = _check("body_destruction_percent", body_destruction_percent, 0.0, 100.0, "%")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"expected a non-negative integer, got {seed!r}", column="seed")
+
+    anat = A.build_anatomy(asymmetry)
+    frame = phantom_frame(pelvic_tilt_deg)
+    grid = _grid(frame, anat, voxel_mm)
+
+    def field(shape: Shape) -> np.ndarray:
+        return shape.sdf_grid(grid)
+
+    # ---------------------------------------------------------------- soft tissue
+    ijk_axes = [np.arange(n) * voxel_mm + grid.origin_ras_mm[a] for a, n in enumerate(grid.shape)]
+    wx = ijk_axes[0][:, None] - frame.origin_ras_mm[0]
+    wy = ijk_axes[1][None, :] - frame.origin_ras_mm[1]
+    # body outline: elliptic cylinder along world z, skin 30 mm behind the sacrum
+    skin = (wx / 180.0) ** 2 + ((wy - 45.0) / 125.0) ** 2
+    inner = (wx / 166.0) ** 2 + ((wy - 45.0) / 111.0) ** 2
+    hu2d = np.where(skin <= 1.0, HU["fat"], HU["air"])
+    hu2d = np.where(inner <= 1.0, HU["muscle"], hu2d).astype(np.float32)
+    hu = np.repeat(hu2d[:, :, None], grid.shape[2], axis=2)
+    labels = np.zeros(grid.shape, dtype=np.uint8)
+
+    vessel_fields = {}
+    for side in A.SIDES:
+        vessel_fields[("artery", side)] = field(anat.arteries[side])
+        vessel_fields[("vein", side)] = field(anat.veins[side])
+    for f in vessel_fields.values():
+        hu[f <= 3.0] = HU["vessel_sheath_fat"]
+    for (kind, side), f in vessel_fields.items():
+        hu[f <= 0.0] = HU[kind]
+        code = {"artery": 65, "vein": 67}[kind] + (1 if side == "right" else 0)
+        labels[f <= 0.0] = code
+    hu[field(anat.disc) <= 0.0] = HU["disc"]
+    hu[field(anat.canal) <= 0.0] = HU["epidural_fat"]
+    thecal = field(anat.thecal_sac) <= 0.0
+    hu[thecal] = HU["thecal_sac"]
+    labels[thecal] = 79
+
+    # ---------------------------------------------------------------- bone
+    f_sac = field(anat.sacrum)
+    f_l5 = field(anat.l5)
+    f_il = {side: field(anat.ilium[side]) for side in A.SIDES}
+    for f in (f_sac, f_l5, *f_il.values()):
+        _bone_hu(hu, f, voxel_mm)
+    labels[f_l5 <= 0] = 27
+    labels[f_il["left"] <= 0] = 77
+    labels[f_il["right"] <= 0] = 78
+    sac_ijk = np.argwhere(f_sac <= 0)
+    xyz = frame.to_frame_mm(sac_ijk * voxel_mm + grid.origin_ras_mm)
+    s1 = xyz[:, 2] >= -A.S1_BODY_HEIGHT_MM - 1.0
+    s1 &= (np.abs(xyz[:, 0]) <= 26.0) | (xyz[:, 1] <= -27.0) & (np.abs(xyz[:, 0]) <= 34.0)
+    labels[tuple(sac_ijk.T)] = np.where(s1, 26, 25).astype(np.uint8)
+
+    # ---------------------------------------------------------------- lesion
+    a, b, h = A.S1_BODY_SEMI_X_MM, A.S1_BODY_SEMI_Y_MM, A.S1_BODY_HEIGHT_MM
+    center = LESION_CENTER_FRAME_MM
+    radius = solve_radius_mm(destruction / 100.0, a, b, center[:2])
+    area_frac, vol_frac = lesion_fractions(a, b, h, center, radius,
+                                           level_z_mm=A.PEDICLE_LEVEL_Z_MM)
+    if radius > 0:
+        sl = grid.slices_for_frame_box(center - radius, center + radius)
+        if sl is not None:
+            x, y, z = grid.frame_coords(sl)
+            in_body = ((x / a) ** 2 + (y / b) ** 2 <= 1.0) & (z <= 0.0) & (z >= -h)
+            in_ball = (x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2 \
+                <= radius**2
+            les = in_body & in_ball
+            hu[sl][les] = HU["lesion"]
+            labels[sl][les] = LESION_LABEL
+
+    # ---------------------------------------------------------------- blur + noise
+    hu = ndimage.gaussian_filter(hu, sigma=BLUR_SIGMA_MM / voxel_mm, mode="nearest")
+    if noise_hu > 0:
+        rng = np.random.default_rng(int(seed))
+        hu += rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(noise_hu)
+    ct_arr = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+
+    affine = grid.affine
+    params = {"voxel_mm": voxel_mm, "noise_hu": noise_hu, "asymmetry": asymmetry,
+              "pelvic_tilt_deg": pelvic_tilt_deg, "body_destruction_percent": destruction,
+              "seed": int(seed)}
+    ct = Image(ct_arr, affine, source="alarscrew phantom", meta={"phantom": params})
+    lab = Image(labels, affine, is_label=True, source="alarscrew phantom labels")
+    truth = _truth(anat, frame, params, area_frac, vol_frac, radius)
+    return Phantom(ct, lab, truth, frame)
+
+
+def _truth(anat: A.PhantomAnatomy, frame: S1Frame, params: dict, area_frac: float,
+           vol_frac: float, radius_mm: float) -> dict:
+    lm_f = anat.landmarks_frame_mm
+    missing = set(LANDMARK_NAMES) - set(lm_f)
+    if missing:  # pragma: no cover - guards the anatomy definition itself
+        raise RuntimeError(f"phantom anatomy lacks landmarks {sorted(missing)}")
+    lat = {s: lm_f[f"{s}.ala_lateral"] for s in A.SIDES}
+    return {
+        "frame": frame.to_dict(),
+        "landmarks": {n: [float(v) for v in frame.to_world_mm(lm_f[n])] for n in LANDMARK_NAMES},
+        "landmarks_frame_mm": {n: [float(v) for v in lm_f[n]] for n in LANDMARK_NAMES},
+        "body_loss": {
+            "pedicle_level_percent": 100.0 * area_frac,
+            "volume_percent": 100.0 * vol_frac,
+            "pedicle_level_z_frame_mm": A.PEDICLE_LEVEL_Z_MM,
+            "s1_body_frame_mm": {"semi_x": A.S1_BODY_SEMI_X_MM, "semi_y": A.S1_BODY_SEMI_Y_MM,
+                                 "z_min": -A.S1_BODY_HEIGHT_MM, "z_max": 0.0},
+            "lesion_center_frame_mm": [float(v) for v in LESION_CENTER_FRAME_MM],
+            "lesion_radius_mm": float(radius_mm),
+            "method": "analytic: ball clipped to the elliptic-cylinder S1 body, areas and "
+                      "volume by dense quadrature",
+        },
+        "parameters": dict(params),
+        "sacral_slope_deg": NEUTRAL_SACRAL_SLOPE_DEG - params["pelvic_tilt_deg"],
+        "labels": {str(k): v for k, v in LABELS.items()},
+        "hu": dict(HU),
+        "dimensions_mm": {
+            "s1_endplate_width": 2 * A.S1_BODY_SEMI_X_MM,
+            "s1_endplate_depth": 2 * A.S1_BODY_SEMI_Y_MM,
+            "s1_body_height": A.S1_BODY_HEIGHT_MM,
+            "sacral_width_at_ala": float(lat["right"][0] - lat["left"][0]),
+            "si_joint_gap": A.SI_GAP_MM,
+            "facet_joint_gap": A.FACET_GAP_MM,
+            "cortex": A.CORTEX_MM,
+        },
+        "facet_normal_ras": {s: [float(v) for v in anat.facet_normal[s] @ frame.rotation]
+                             for s in A.SIDES},
+    }
+
+
+def write_phantom(phantom: Phantom, out_dir: str | os.PathLike[str], *,
+                  force: bool = False) -> Path:
+    """Write ``ct.nii.gz``, ``labels.nii.gz``, ``lesion.nii.gz`` and ``truth.json``.
+
+    The folder is built in a temporary sibling and moved into place, so nothing
+    half-written appears. An existing non-empty ``out_dir`` is replaced only with ``force``.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    from alarscrew.io.nifti import save_nifti
+
+    out = Path(out_dir)
+    if out.is_dir() and not any(out.iterdir()):
+        force = True  # an empty folder holds nothing to lose
+    with atomic_dir(out, force=force) as tmp:
+        save_nifti(phantom.ct, tmp / "ct.nii.gz")
+        save_nifti(phantom.labels, tmp / "labels.nii.gz")
+        save_nifti(phantom.lesion.with_array(phantom.lesion.array.astype(np.uint8)),
+                   tmp / "lesion.nii.gz")
+        (tmp / "truth.json").write_text(json.dumps(phantom.truth, indent=2) + "\n",
+                                        encoding="utf-8")
+    return out
+
+
+__all__ = ["HU", "LABELS", "LANDMARK_NAMES", "LESION_LABEL", "Phantom", "make_phantom",
+           "phantom_frame", "write_phantom"]
