@@ -630,8 +630,7 @@ def write_docx(tables: Sequence[CohortTable], path: str | os.PathLike[str], *,
         flag.set(qn("w:val"), "true")
         tr_pr.append(flag)
         for j, text in enumerate(table.header):
-            cell = header_row.cells[j]
-            cell.text = ""
+            cell = header_row.cells[j]  # a new cell: one empty paragraph, no runs
             run = cell.paragraphs[0].add_run(text)
             run.bold = True
         for i, row in enumerate(table.rows, start=1):
