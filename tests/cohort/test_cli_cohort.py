@@ -38,7 +38,7 @@ def test_validate_bad_file_one_line_exit_2(
 ) -> None:
     p = tmp_path / "bad.csv"
     p.write_text(text, encoding="utf-8")
-    code, out, err = run_cli(["cohort", "validate", str(p)], capsys)
+    code, _, err = run_cli(["cohort", "validate", str(p)], capsys)
     assert code == 2
     assert err.count("\n") == 1
     assert err.startswith(f"error: {p}, {expect}")

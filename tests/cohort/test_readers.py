@@ -6,6 +6,7 @@ same hand-written values, so every reader must give the identical long table.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import openpyxl
@@ -15,12 +16,15 @@ import pytest
 from alarscrew.cohort import load_cohort, read_cohort
 from alarscrew.errors import InputError, ValidationError
 
-WIDE = """id,age_years,sex,diagnosis,fused_segments,bmd_value,bmd_kind,follow_up_months,vas_pre,vas_post_3m,odi_pre,odi_post_3m
+WIDE = """\
+id,age_years,sex,diagnosis,fused_segments,bmd_value,bmd_kind,follow_up_months,\
+vas_pre,vas_post_3m,odi_pre,odi_post_3m
 A,60,F,Tuberculous spondylitis,L5/S1,-1.2,t_score,14,7,2,70,30
 B,71,m,other,"L4/L5, L5/S1",,,12,8,3,64,22
 """
 
-LONG = """id,timepoint,age_years,sex,diagnosis,fused_segments,bmd_value,bmd_kind,follow_up_months,vas,odi
+LONG = """\
+id,timepoint,age_years,sex,diagnosis,fused_segments,bmd_value,bmd_kind,follow_up_months,vas,odi
 A,pre,60,F,Tuberculous spondylitis,L5/S1,-1.2,t_score,14,7,70
 A,post_3m,,,,,,,,2,30
 B,pre,71,M,other,L4/L5;L5/S1,,,12,8,64
@@ -171,7 +175,7 @@ def test_validation_errors_name_file_row_column(
     assert err.path == str(p)
     assert err.row == row
     assert err.column == column
-    assert pytest.raises(ValidationError, read_cohort, p).match(match)
+    assert re.search(match, err.reason)
     # the one-line message carries the location
     assert str(p) in str(err)
     assert f"column '{column}'" in str(err)

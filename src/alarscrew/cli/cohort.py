@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +19,9 @@ cohort_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DATA_HELP = "Cohort table (CSV/TSV/XLSX; wide, long or REDCap export) or embedded dataset name."
+DataArg = Annotated[str, typer.Argument(
+    help="Cohort table (CSV/TSV/XLSX; wide, long or REDCap export) or embedded dataset name.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing --json output.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -40,11 +42,12 @@ def _none_if_nan(v: Any) -> Any:
 
 @cohort_app.command("validate")
 def validate_cmd(
-    data: str = typer.Argument(..., help=_DATA_HELP),
-    json_out: Path | None = typer.Option(None, "--json", help="Write a JSON summary here."),
-    odi_max_missing: int = typer.Option(1, "--odi-max-missing", min=0, max=9,
-                                        help="Unanswered ODI sections tolerated."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json output."),
+    data: DataArg,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write a JSON summary here.")] = None,
+    odi_max_missing: Annotated[int, typer.Option(
+        "--odi-max-missing", min=0, max=9, help="Unanswered ODI sections tolerated.")] = 1,
+    force: ForceOpt = False,
 ) -> None:
     """Read and validate cohort data; print what was found. Exit 2 on the first broken rule."""
     from rich.console import Console
@@ -84,13 +87,14 @@ def validate_cmd(
 
 @cohort_app.command("eligibility")
 def eligibility_cmd(
-    data: str = typer.Argument(..., help=_DATA_HELP),
-    rules: Path | None = typer.Option(
-        None, "--rules", help="YAML rule set (default: Fang et al. 2022 criteria)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the verdicts as JSON."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json output."),
+    data: DataArg,
+    rules: Annotated[Path | None, typer.Option(
+        "--rules", help="YAML rule set (default: Fang et al. 2022 criteria).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the verdicts as JSON.")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Apply inclusion/exclusion criteria per case: eligible, ineligible or unknown, with reasons."""
+    """Apply inclusion/exclusion criteria per case: eligible, ineligible or unknown, why."""
     from rich.console import Console
     from rich.table import Table
 
@@ -128,11 +132,11 @@ def eligibility_cmd(
 
 @cohort_app.command("odi")
 def odi_cmd(
-    answers: list[str] = typer.Argument(
-        ..., help="10 section answers 0-5 in questionnaire order; '-' = unanswered; "
-                  "'2,3' = two statements marked (the higher counts)."),
-    max_missing: int = typer.Option(1, "--max-missing", min=0, max=9,
-                                    help="Unanswered sections tolerated."),
+    answers: Annotated[list[str], typer.Argument(
+        help="10 section answers 0-5 in questionnaire order; '-' = unanswered; "
+             "'2,3' = two statements marked (the higher counts).")],
+    max_missing: Annotated[int, typer.Option(
+        "--max-missing", min=0, max=9, help="Unanswered sections tolerated.")] = 1,
 ) -> None:
     """Score one Oswestry Disability Index v2.1a questionnaire from its section answers."""
     from alarscrew.cohort.instruments import odi_score
@@ -162,12 +166,15 @@ def odi_cmd(
 
 @cohort_app.command("mcid")
 def mcid_cmd(
-    data: str = typer.Argument(..., help=_DATA_HELP),
-    baseline: str = typer.Option("pre", "--baseline", help="Reference time point."),
-    mcid_odi: float | None = typer.Option(None, "--mcid-odi", help="ODI MCID (points)."),
-    mcid_vas: float | None = typer.Option(None, "--mcid-vas", help="VAS MCID (0-10 points)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the table as JSON."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json output."),
+    data: DataArg,
+    baseline: Annotated[str, typer.Option("--baseline", help="Reference time point.")] = "pre",
+    mcid_odi: Annotated[float | None, typer.Option(
+        "--mcid-odi", help="ODI MCID in points (default 12.8, Copay 2008).")] = None,
+    mcid_vas: Annotated[float | None, typer.Option(
+        "--mcid-vas", help="VAS MCID in 0-10 points (default 1.2, Copay 2008).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the table as JSON.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Per-patient attainment of the minimal clinically important difference (MCID)."""
     import pandas as pd

@@ -265,7 +265,7 @@ def evaluate_eligibility(cohort: Cohort, rules: RuleSet | None = None) -> tuple[
 
 
 def verdicts_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
-    """Case x rule status table: columns ``id``, ``verdict``, one column per rule id, ``reason``."""
+    """Case x rule table: columns ``id``, ``verdict``, one status column per rule, ``reason``."""
     rows = []
     for v in verdicts:
         row: dict[str, str] = {"id": v.id, "verdict": v.verdict}

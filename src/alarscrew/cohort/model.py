@@ -17,6 +17,7 @@ Vocabularies (the single source of truth used by readers, validation and the CLI
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ _VERTEBRAE: tuple[str, ...] = (
 )
 #: Every valid motion segment, cranial to caudal.
 SEGMENTS: tuple[str, ...] = tuple(
-    f"{a}/{b}" for a, b in zip(_VERTEBRAE[:-1], _VERTEBRAE[1:], strict=True)
+    f"{a}/{b}" for a, b in itertools.pairwise(_VERTEBRAE)
 )
 
 _SEGMENT_TOKEN = re.compile(r"([TLS])\s*(\d{1,2})\s*[/\-]?\s*([TLS])\s*(\d{1,2})", re.IGNORECASE)
@@ -120,7 +121,7 @@ def parse_segments(text: str) -> tuple[str, ...]:
 
 
 def is_timepoint(name: str) -> bool:
-    """Whether ``name`` is a valid time-point name (``pre``, ``post_3d``, ``post_9m``, ``final``)."""
+    """Whether ``name`` is a valid time-point name (``pre``, ``post_3d``, ``final``...)."""
     return bool(_TIMEPOINT.match(name))
 
 
