@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cohort_stats",
     "audit",
     "report",
+    "phantom",
 )
 
 app = typer.Typer(

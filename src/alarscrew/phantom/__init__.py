@@ -108,13 +108,17 @@ class Phantom:
                                       source="phantom lesion")
 
 
+def _opt(name: str) -> str:
+    return f"phantom parameter {name} (--{name.replace('_', '-')})"
+
+
 def _check(name: str, value: float, lo: float, hi: float, unit: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"expected a number, got {value!r}", column=name) from None
+        raise InputError(f"{_opt(name)}: expected a number, got {value!r}") from None
     if not np.isfinite(v) or not (lo <= v <= hi):
-        raise InputError(f"expected {lo} to {hi} {unit}, got {value!r}", column=name)
+        raise InputError(f"{_opt(name)}: expected {lo:g} to {hi:g} {unit}, got {value!r}")
     return v
 
 
@@ -193,7 +197,7 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     pelvic_tilt_deg = _check("pelvic_tilt_deg", pelvic_tilt_deg, -30.0, 30.0, "deg")
     destruction = _check("body_destruction_percent", body_destruction_percent, 0.0, 100.0, "%")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"expected a non-negative integer, got {seed!r}", column="seed")
+        raise InputError(f"{_opt('seed')}: expected a non-negative integer, got {seed!r}")
 
     anat = A.build_anatomy(asymmetry)
     frame = phantom_frame(pelvic_tilt_deg)
