@@ -251,6 +251,9 @@ def write_exports(plan_dir: str | Path, *, force: bool = False,
             "disclaimer": pdir.plan.get("disclaimer"),
         }
         write_text(tmp / "exports.json", json.dumps(manifest, indent=2) + "\n")
+    from alarscrew.report.plan_report import readable_by_group
+
+    readable_by_group(folder)
     written = tuple(folder / n for n in names)
     mpath = folder / "exports.json"
     return ExportResult(folder=folder, files=written, manifest=mpath)

@@ -9,6 +9,7 @@ Nothing in the page refers to the network: figures are ``data:`` URIs and script
 from __future__ import annotations
 
 import base64
+import os
 import re
 import time
 from collections.abc import Callable
@@ -57,6 +58,21 @@ ROWS: tuple[tuple[str, str], ...] = (
 )
 
 Progress = Callable[[str], None]
+
+
+def readable_by_group(path: Path) -> None:
+    """Give a written output the usual permissions (0o666 / 0o777 for folders, minus umask).
+
+    The atomic writers create outputs through ``mkstemp``/``mkdtemp`` (mode 0o600/0o700), which
+    would keep a report from colleagues sharing the folder.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    base = 0o777 if path.is_dir() else 0o666
+    path.chmod(base & ~umask)
+    if path.is_dir():
+        for child in path.iterdir():
+            readable_by_group(child)
 
 
 def _b64(png: bytes | None) -> str | None:
@@ -288,6 +304,7 @@ def build_plan_report(plan_dir: str | Path, *, pdf: bool = False, show_identifie
     ct = _load_ct(pdir)
     html = render_plan_report(pdir, ct, show_identifiers=show_identifiers, progress=step)
     write_text(out_html, html, force=True)
+    readable_by_group(out_html)
     if pdf:
         from alarscrew.io.atomic import atomic_path
         from alarscrew.report.browser import run_chromium
@@ -295,6 +312,7 @@ def build_plan_report(plan_dir: str | Path, *, pdf: bool = False, show_identifie
         step("PDF (headless Chromium)")
         with atomic_path(out_pdf, force=True) as tmp:
             run_chromium(out_html.resolve().as_uri(), pdf=tmp, wait_ms=8000)
+        readable_by_group(out_pdf)
     return out_html
 
 
