@@ -153,6 +153,8 @@ def _err(tmp_path: Path, text: str, *, xlsx: bool = False) -> tuple[ValidationEr
         ("id,timepoint,vas\nA,pre,5\nA,pre,3\n", 2, "id", r"duplicate id 'A' at time point"),
         ("id,timepoint,sex,vas\nA,pre,F,5\nA,post_3d,M,3\n", 2, "sex", r"conflicting values"),
         ("id,sex,vas_pre\nA,2,5\n", 1, "sex", r"unknown sex '2'"),
+        ("id,diagnosis,vas_pre\nA,Tuberclous spondylitis,5\n", 1, "diagnosis",
+         r"unknown diagnosis 'Tuberclous spondylitis'"),
         ("id,bmd_value,bmd_kind,vas_pre\nA,-1,z_score,5\n", 1, "bmd_kind", r"unknown BMD kind"),
         ("id,odi_pre_q1,odi_pre_q2,odi_pre_q3,odi_pre_q4,odi_pre_q5,odi_pre_q6,odi_pre_q7,"
          "odi_pre_q8,odi_pre_q9,odi_pre_q10\nA,1,2,6,1,1,1,1,1,1,1\n", 1, "odi_pre_q3",

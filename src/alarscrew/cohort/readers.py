@@ -103,6 +103,9 @@ class _Raw:
     item_marks: dict[str, dict[int, list[int]]] = field(default_factory=dict)
 
 
+_Gathered = tuple[dict[str, "_Raw"], set[str], list[str]]
+
+
 @dataclass(frozen=True)
 class _Table:
     path: str
@@ -263,7 +266,7 @@ def _classify_baseline(col: str) -> str | None:
     return _ALIAS.get(col)
 
 
-def _gather_wide(table: _Table, cols: list[str]):
+def _gather_wide(table: _Table, cols: list[str]) -> _Gathered:
     id_idx = _id_column(table, cols)
     plan: list[tuple[int, str, tuple]] = []
     tps: set[str] = set()
@@ -317,7 +320,7 @@ def _merge_baseline(table: _Table, raw: _Raw, f: str, cell: _Cell) -> None:
     raw.baseline[f] = cell
 
 
-def _gather_long(table: _Table, cols: list[str]):
+def _gather_long(table: _Table, cols: list[str]) -> _Gathered:
     id_idx = _id_column(table, cols)
     tp_idx = cols.index("timepoint")
     raws: dict[str, _Raw] = {}
@@ -379,7 +382,7 @@ def _checked(table: _Table, cell: _Cell) -> bool:
                           path=table.path, row=cell.row, column=cell.column)
 
 
-def _gather_redcap(table: _Table, cols: list[str]):
+def _gather_redcap(table: _Table, cols: list[str]) -> _Gathered:
     id_idx = _id_column(table, cols, first_if_missing=True)
     ev_idx = cols.index("redcap_event_name")
     raws: dict[str, _Raw] = {}
@@ -504,8 +507,15 @@ def _build_case(cid: str, raw: _Raw, path: str, odi_max_missing: int) -> Case:
     if text("diagnosis"):
         t = text("diagnosis")
         key = " ".join(t.lower().replace("_", " ").split())
-        kw["diagnosis"] = (key.replace(" ", "_") if key.replace(" ", "_") in DIAGNOSES
-                           else DIAGNOSIS_SYNONYMS.get(key, "other"))
+        code = key.replace(" ", "_")
+        if code not in DIAGNOSES:
+            code = DIAGNOSIS_SYNONYMS.get(key) or ("other" if key.startswith("other") else "")
+        if not code:
+            raise ValidationError(
+                f"unknown diagnosis {t!r}: expected one of {', '.join(DIAGNOSES)} (or the "
+                f"printed names, e.g. 'Chronic pyogenic spondylitis'), or 'other: <text>'",
+                **where("diagnosis"))
+        kw["diagnosis"] = code
         kw["diagnosis_text"] = t
     if text("symptoms"):
         kw["symptoms"] = _codes(text("symptoms"))
