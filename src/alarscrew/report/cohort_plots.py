@@ -98,7 +98,7 @@ def trajectory_figure(outcomes_long: pd.DataFrame, variable: str, *,
         for i, case in enumerate(wide.index):
             xs = x + offsets[i]
             ax.plot(xs, values[i], color=grey, linewidth=0.9, marker="o", markersize=3,
-                    alpha=0.8, zorder=2)
+                    alpha=0.8, zorder=2, gid=f"case-{case}")
         counts = np.sum(~np.isnan(values), axis=0)
         # Mean and sample SD (n - 1) per time point over the cases with a value there.
         sums = np.nansum(values, axis=0)
