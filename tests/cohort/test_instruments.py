@@ -108,3 +108,15 @@ def test_mcid_missing_score_is_na_and_unknown_baseline(tmp_path: Path) -> None:
     assert not bool(df.loc[1, "attained"])  # 0.5 < 1.2
     with pytest.raises(ValidationError, match="baseline time point 'final'"):
         mcid_attainment(read_cohort(p), baseline="final")
+
+
+def test_odi_bands_of_fang2022() -> None:
+    from alarscrew.cohort import odi_bands
+
+    bands = odi_bands(load_cohort("fang2022"))
+    assert len(bands) == 21
+    got = bands.groupby("timepoint", observed=True)["band"].agg(lambda s: sorted(set(s)))
+    # Table 2 ODI: pre 68-76 -> crippled (61-80); 3 d 30-37 -> moderate; 9 m 22-28 -> moderate
+    assert got["pre"] == ["crippled"]
+    assert got["post_3d"] == ["moderate"]
+    assert got["post_9m"] == ["moderate"]

@@ -141,7 +141,7 @@ def _err(tmp_path: Path, text: str, *, xlsx: bool = False) -> tuple[ValidationEr
 @pytest.mark.parametrize(
     ("text", "row", "column", "match"),
     [
-        ("id,vas_pre\nA,5\nB,11\n", 2, "vas_pre", r"VAS must be within 0-10, got 11"),
+        ("id,vas_pre\nA,5\nB,11\n", 2, "vas_pre", r"VAS must be within 0-10, got 11 \(a 0-100 mm"),
         ("id,odi_pre\nA,104\n", 1, "odi_pre", r"ODI must be within 0-100, got 104"),
         ("id,vas_pre\nA,5\nB,6\nA,7\n", 3, "id", r"duplicate id 'A' \(first in row 1\)"),
         ("id,age_years,vas_pre\nA,sixty,5\n", 1, "age_years", r"text in a numeric column"),

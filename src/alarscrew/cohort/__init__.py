@@ -16,6 +16,7 @@ from alarscrew.cohort.instruments import (
     mcid_attainment,
     normalise_vas,
     odi_band,
+    odi_bands,
     odi_score,
 )
 from alarscrew.cohort.model import (
@@ -79,6 +80,7 @@ __all__ = [
     "mcid_attainment",
     "normalise_vas",
     "odi_band",
+    "odi_bands",
     "odi_score",
     "parse_segments",
     "read_cohort",

@@ -278,3 +278,20 @@ def mcid_attainment(
                           key=lambda s: s.map(keys[s.name]) if s.name in keys else s,
                           kind="stable").reset_index(drop=True)
     return out
+
+
+def odi_bands(cohort: object) -> pd.DataFrame:
+    """ODI disability band of every ODI score of a cohort (Fairbank & Pynsent 2000 [1]_).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``id``, ``timepoint``, ``odi`` (percent, NaN when missing), ``band`` (None when
+        missing), in the row order of ``outcomes_long()``.
+    """
+    long = cohort.outcomes_long()  # type: ignore[attr-defined]
+    odi = long[long["variable"] == "odi"].reset_index(drop=True)
+    return pd.DataFrame({
+        "id": odi["id"], "timepoint": odi["timepoint"], "odi": odi["value"],
+        "band": [odi_band(v) for v in odi["value"]],
+    })

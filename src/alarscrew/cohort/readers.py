@@ -585,7 +585,13 @@ def _build_scores(raw: _Raw, path: str, odi_max_missing: int) -> tuple[Score, ..
             var = "vas"
         else:
             lo, hi = OUTCOME_RANGES[var]
-            v = _number(cell.text, where, var.upper(), lo, hi)
+            try:
+                v = _number(cell.text, where, var.upper(), lo, hi)
+            except ValidationError as exc:
+                if var == "vas" and "must be within" in exc.reason:
+                    raise ValidationError(f"{exc.reason} (a 0-100 mm VAS goes in a vas_mm "
+                                          f"column)", **where) from None
+                raise
         if (var, tp) in out:
             raise ValidationError(f"{var} at {tp} given twice (vas and vas_mm)", **where)
         out[(var, tp)] = Score(var, tp, v)
