@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold
+from skimage.morphology import ball
 from skimage.segmentation import expand_labels, watershed
 
 from alarscrew.anatomy.grid import WorkGrid
@@ -43,6 +44,8 @@ BONE_LOW_HU_COARSE, BONE_HIGH_HU_COARSE = 110.0, 250.0
 #: Cortex (HU above this) is removed before the distance transform, so that the cortical
 #: plates on both sides of a sacroiliac joint act as a barrier between the basins.
 CORTEX_HU = 450.0
+#: Gaussian sigma (voxels) of the HU map used as watershed elevation on coarse grids.
+COARSE_SMOOTH_VOX = 0.7
 #: Bone more lateral than this from the midline is never sacrum (sacral half-width ~45-65 mm).
 ILIUM_LATERAL_MM = 75.0
 #: Half-width of the midline band searched for the sacral seed.
@@ -137,6 +140,24 @@ def find_midline_x_mm(bone: np.ndarray, grid: WorkGrid) -> float:
     return float(np.median(centre[sel]))
 
 
+def _ilium_levels(bone: np.ndarray, dx_mm: np.ndarray) -> np.ndarray:
+    """Axial levels (bool per k) spanned by the largest lateral bone component on each side.
+
+    The ilia (with the femora) are by far the largest bones lateral of the sacrum; ribs and
+    transverse processes are small separate components, so thoracic levels drop out.
+    """
+    levels = np.ones(bone.shape[2], bool)
+    for side in (dx_mm < -ILIUM_LATERAL_MM, dx_mm > ILIUM_LATERAL_MM):
+        lat = bone & side[:, None, None]
+        lab, n = ndi.label(lat)
+        if n == 0:
+            return np.zeros(bone.shape[2], bool)
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        levels &= (lab == int(np.argmax(sizes))).any(axis=(0, 1))
+    return levels
+
+
 def auto_sacrum_seed(bone: np.ndarray, edt_mm: np.ndarray, grid: WorkGrid,
                      midline_x_mm: float) -> np.ndarray:
     """Working-grid index of the automatic sacral seed (see module docstring).
@@ -153,7 +174,7 @@ def auto_sacrum_seed(bone: np.ndarray, edt_mm: np.ndarray, grid: WorkGrid,
         dx < -ILIUM_LATERAL_MM + 15.0) else np.zeros(bone.shape[2], bool)
     lat_right = bone[dx > ILIUM_LATERAL_MM - 15.0].any(axis=(0, 1)) if np.any(
         dx > ILIUM_LATERAL_MM - 15.0) else np.zeros(bone.shape[2], bool)
-    both = lat_left & lat_right
+    both = lat_left & lat_right & _ilium_levels(bone, dx)
     band = np.abs(dx) <= MIDLINE_BAND_MM
     cand = bone & band[:, None, None] & both[None, None, :]
     # posterior part of the pelvis: within the posterior 60 % of each slice's bone y-extent
@@ -204,7 +225,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         return SacrumResult(sac, regions, bone | sac, seed, mid,
                             "supplied sacrum label used as the sacrum mask")
 
-    low, _ = bone_thresholds_hu(sp)
+    coarse = float(np.max(sp)) >= 2.5
     core = bone & (hu < CORTEX_HU)
     edt = ndi.distance_transform_edt(core, sampling=sp)
     markers = np.zeros(bone.shape, np.int32)
@@ -220,10 +241,26 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         bone = bone | s1  # the S1 body interior may be below the bone threshold
     else:
         mid = find_midline_x_mm(bone, grid)
-        seed_ijk = auto_sacrum_seed(bone, edt, grid, mid)
-        r_vox = np.maximum(1, np.round(min(8.0, edt[tuple(seed_ijk)] * 0.7) / sp)).astype(int)
-        sl = tuple(slice(max(0, s - r), s + r + 1) for s, r in zip(seed_ijk, r_vox, strict=True))
-        markers[sl] = np.where(bone[sl], SACRUM, 0)
+        solid = ndi.binary_fill_holes(ndi.binary_closing(bone, iterations=1))
+        edt_solid = ndi.distance_transform_edt(solid, sampling=sp)
+        seed_ijk = auto_sacrum_seed(solid, edt_solid, grid, mid)
+        # the marker is a ball in the vertebral body (its marrow may be below the bone threshold)
+        r_mm = float(np.clip(edt_solid[tuple(seed_ijk)], 2.0 * sp.max(), 15.0))
+        ii, jj, kk = np.ogrid[tuple(slice(0, n) for n in bone.shape)]
+        ball_m = (((ii - seed_ijk[0]) * sp[0]) ** 2 + ((jj - seed_ijk[1]) * sp[1]) ** 2
+                  + ((kk - seed_ijk[2]) * sp[2]) ** 2) <= r_mm**2
+        ball_m &= solid
+        if float(np.max(sp)) >= 2.5:
+            # coarse voxels: the marrow is dark, so the marker must reach the midline cortex
+            # (a slab of the S1 segment) to compete with the bright ilia and lumbar column
+            x_c = _coords_mm(bone.shape, grid.affine, 0)
+            z_c = _coords_mm(bone.shape, grid.affine, 2)
+            zs = z_c[seed_ijk[2]]
+            slab = ((np.abs(x_c - mid) <= 20.0)[:, None, None]
+                    & ((z_c >= zs - 10.0) & (z_c <= zs + 15.0))[None, None, :])
+            ball_m |= slab & bone
+        markers[ball_m] = SACRUM
+        bone = bone | ball_m
         method = ("watershed from an automatic seed (thickest midline bone between the ilia)")
     seed_ras = grid.ijk_to_ras(seed_ijk)
 
@@ -251,8 +288,24 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         band = (np.abs(dx) <= 2 * MIDLINE_BAND_MM)[:, None, None]
         markers[bone & up & band & not_sac] = CRANIAL
 
-    regions = watershed(-edt, markers, mask=bone)
+    if coarse:
+        # at >= 2.5 mm the two cortical plates of an SI joint merge into one bright band and the
+        # distance map has no neck there; the joint gap survives as a dark seam in the HU
+        elevation = -ndi.gaussian_filter(hu.astype(np.float32), COARSE_SMOOTH_VOX)
+        method += "; coarse voxels: watershed on smoothed HU (joint gap = dark seam)"
+    else:
+        elevation = -edt
+    regions = watershed(elevation, markers, mask=bone)
     sac = regions == SACRUM
+    if coarse:
+        # fatty or osteoporotic marrow at 3 mm is below the bone threshold: close the sacral
+        # shell and fill what it encloses in 3D (the canal and foramina stay open)
+        pad = 3
+        closed = ndi.binary_closing(np.pad(sac, pad), structure=ball(2))[
+            pad:-pad, pad:-pad, pad:-pad]
+        sac = ndi.binary_fill_holes(closed) & ~np.isin(regions, (ILIUM_LEFT, ILIUM_RIGHT,
+                                                                  CRANIAL))
+        regions = np.where(sac, SACRUM, regions)
     lab, n = ndi.label(sac)
     if n == 0:
         raise AnatomyNotFoundError("sacrum not found: the sacral marker lies outside bone")
