@@ -83,3 +83,35 @@ def test_mcid_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert len(rows) == 28
     assert all(r["attained"] for r in rows)  # smallest improvement: VAS 4 >= 1.2, ODI 38 >= 12.8
     assert "Copay" in out
+
+
+@pytest.mark.parametrize("layout", ["wide", "long", "redcap"])
+def test_template_round_trip(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                             layout: str) -> None:
+    import csv
+
+    from alarscrew.cohort import read_cohort
+
+    out = tmp_path / f"{layout}.csv"
+    code, _, err = run_cli(["cohort", "template", str(out), "--layout", layout, "--odi-items"],
+                           capsys)
+    assert code == 0, err
+    header = next(csv.reader(out.open()))
+    row = dict.fromkeys(header, "")
+    row.update({"id": "P1", "record_id": "P1", "timepoint": "pre",
+                "redcap_event_name": "pre_arm_1", "sex": "F", "fused_segments": "L5/S1",
+                "vas": "7", "vas_pre": "7"})
+    for k in range(1, 11):  # every section answered 1 -> ODI 20 %
+        for name in (f"odi_q{k}", f"odi_pre_q{k}"):
+            if name in row:
+                row[name] = "1"
+    with out.open("a", newline="") as fh:
+        csv.writer(fh).writerow([row[h] for h in header])
+    case = read_cohort(out).case("P1")
+    assert case.score("vas", "pre") == 7.0
+    assert case.score("odi", "pre") == pytest.approx(20.0, abs=1e-12)
+    assert case.fused_segments == ("L5/S1",)
+    assert read_cohort(out).ignored_columns == ()
+    code, _, err = run_cli(["cohort", "template", str(out)], capsys)
+    assert code == 2
+    assert "--force" in err

@@ -201,3 +201,28 @@ def mcid_cmd(
                 for rec in df.to_dict(orient="records")]
         _write_json(json_out, {"cohort": cohort.name, "baseline": baseline, "rows": rows},
                     force=force)
+
+
+@cohort_app.command("template")
+def template_cmd(
+    out: Annotated[Path, typer.Argument(help="CSV file to write (header only).")],
+    layout: Annotated[str, typer.Option("--layout", help="wide, long or redcap.")] = "wide",
+    timepoints: Annotated[str, typer.Option(
+        "--timepoints", help="Comma-separated time points (wide).")] = "pre,post_3d,post_9m",
+    odi_items: Annotated[bool, typer.Option(
+        "--odi-items", help="Add ODI section columns q1-q10.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write an empty cohort table with the columns the readers understand."""
+    import csv
+    import io
+
+    from alarscrew.cohort.template import template_columns
+    from alarscrew.io.atomic import write_text
+
+    cols = template_columns(layout, [t.strip() for t in timepoints.split(",") if t.strip()],
+                            odi_items=odi_items)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(cols)
+    write_text(out, buf.getvalue(), force=force)
+    typer.echo(f"wrote {out} ({layout} layout, {len(cols)} columns)")
