@@ -1,0 +1,164 @@
+"""The cohort report folder and its self-contained HTML page; the ``cohort report`` command.
+
+The embedded fang2022 cohort is the paper's 7 cases (Fang et al. 2022, Tables 1-2); its
+report is checked against the hand transcription in test_cohort_data.py and against the
+audit findings the paper's own numbers must produce (e.g. Table 2 prints the pre-operative
+VAS mean as 7.3 while the 7 listed values average 50/7 = 7.14).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from alarscrew import DISCLAIMER, REFERENCE_CITATION
+from alarscrew.errors import InputError, OutputExistsError
+from alarscrew.report.cohort_report import (
+    AuditSummary,
+    build_cohort_report,
+    omnibus_rows,
+    render_cohort_report,
+)
+from tests.conftest import run_cli
+from tests.report.test_cohort_data import TIMEPOINTS, paper_baseline, paper_outcomes_long
+
+EXPECTED_FILES = sorted([
+    "cohort_report.html",
+    *(f"figures/{v}_trajectories.{f}" for v in ("vas", "odi") for f in ("png", "svg")),
+    *(f"tables/{t}.{f}" for t in ("table1_baseline", "table2_outcomes", "table2_comparisons")
+      for f in ("md", "html", "csv", "docx")),
+    "tables/cohort_tables.docx",
+])
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _assert_offline(html: str) -> None:
+    """No resource the browser would fetch: no scripts, links, remote src/href, @import."""
+    assert "<script" not in html and "<link" not in html and "@import" not in html
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
+    assert "default-src 'none'" in html  # CSP: the browser refuses any request
+
+
+@pytest.fixture(scope="module")
+def fang_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rep") / "fang"
+    return build_cohort_report("fang2022", out)
+
+
+def test_embedded_report_files_and_content(fang_report: Path) -> None:
+    root = fang_report.parent
+    assert _files(root) == EXPECTED_FILES
+    html = fang_report.read_text(encoding="utf-8")
+    _assert_offline(html)
+    assert DISCLAIMER in html
+    assert REFERENCE_CITATION in html
+    # Hand values of the paper's rows (see test_cohort_tables.py for the working).
+    for cell in ("63.6 ± 8.4", "7.1 ± 0.7", "72.3 ± 2.9", "-4.57 [-5.07, -4.08]"):
+        assert cell in html
+    # Figures are embedded SVG data URIs that decode to the files written beside the page.
+    uris = re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
+    assert [base64.b64decode(u) for u in uris] == [
+        (root / "figures" / f"{v}_trajectories.svg").read_bytes() for v in ("vas", "odi")]
+
+
+def test_embedded_report_lists_the_papers_inconsistencies(fang_report: Path) -> None:
+    html = fang_report.read_text(encoding="utf-8")
+    # Table 2 prints VAS pre 7.3 ± 1.3; the cases give 50/7 = 7.14 and SD 0.69.
+    assert re.search(r"<code>vas\.pre\.mean</code>.*?mismatch.*?7\.3", html, flags=re.S)
+    # Text: follow-up mean 14.57; Table 1 gives 106/7 = 15.14.
+    assert "<code>follow_up_months.mean</code>" in html
+    assert "inconsistent with the data" in html
+    # The audit's notes say which t test reproduces the stated p.
+    assert "reproduced by" in html
+
+
+def test_report_is_deidentified_and_leaves_inputs_alone(tmp_path: Path) -> None:
+    base = paper_baseline()
+    base["patient_name"] = [f"Secret Name {i}" for i in range(7)]
+    base_before = base.copy(deep=True)
+    long = paper_outcomes_long()
+    out = render_cohort_report(tmp_path / "r", baseline=base, outcomes_long=long,
+                               timepoints=TIMEPOINTS, source_label="cases.csv")
+    assert base.equals(base_before)
+    for f in (tmp_path / "r").rglob("*"):
+        if f.is_file() and f.suffix != ".docx" and f.suffix != ".png":
+            assert "Secret Name" not in f.read_text(encoding="utf-8"), f
+    html = out.read_text(encoding="utf-8")
+    assert "No comparisons: the statistical analysis was not available" in html
+    assert "Not run: no reported summary numbers were given" in html
+
+
+def test_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(OutputExistsError, match="pass --force"):
+        build_cohort_report("fang2022", out)
+    assert _files(out) == ["keep.txt"]
+    # A failure while building (bad audit finding) leaves neither a folder nor a temp dir.
+    bad = AuditSummary("run", "x", findings=({"quantity": "vas.pre.mean"},))
+    with pytest.raises(InputError, match="audit finding"):
+        render_cohort_report(tmp_path / "new", baseline=paper_baseline(),
+                             outcomes_long=paper_outcomes_long(), audit=bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_omnibus_rows_from_contract() -> None:
+    analysis = {"outcomes": {"vas": {"omnibus": {
+        "rm_anova": {"F": 144.13, "df1": 2.0, "df2": 12.0, "p": 4e-9, "gg_epsilon": 0.724,
+                     "p_gg": 1e-7, "sphericity_p": 0.3},
+        "friedman": {"chi2": 12.08, "df": 2.0, "p": 0.0024}}}}}
+    rows = omnibus_rows(analysis)
+    assert [r["test"] for r in rows] == ["Repeated-measures ANOVA", "Friedman test"]
+    assert rows[0]["df"] == "2, 12" and rows[0]["p"] == "<0.001"
+    assert "corrected p < 0.001" in rows[0]["note"]
+    assert rows[1]["statistic"] == "χ² = 12.08" and rows[1]["p"] == "0.002"
+
+
+def test_cli_cohort_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rep"
+    code, stdout, _ = run_cli(["cohort", "report", "fang2022", "--out", str(out)], capsys)
+    assert code == 0, stdout
+    assert f"wrote {out / 'cohort_report.html'}" in stdout
+    code, _, err = run_cli(["cohort", "report", "fang2022", "--out", str(out)], capsys)
+    assert code == 2 and "exists already" in err and len(err.strip().splitlines()) == 1
+    code, _, _ = run_cli(["cohort", "report", "fang2022", "--out", str(out), "--force"],
+                         capsys)
+    assert code == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,age_years,sex,vas_pre\n1,63,F,11\n", encoding="utf-8")
+    code, _, err = run_cli(["cohort", "report", str(bad), "--out", str(tmp_path / "x")],
+                           capsys)
+    assert code == 2 and "bad.csv" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_chromium_renders_the_page(fang_report: Path, tmp_path: Path) -> None:
+    """Headless Chromium renders the page offline to a non-blank screenshot."""
+    import os
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but chromium is not installed (make system-deps)")
+        pytest.skip("chromium not installed")
+    from PIL import Image
+
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", f"--screenshot={shot}",
+                    "--window-size=1280,2400", fang_report.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    img = Image.open(shot).convert("L")
+    assert img.size == (1280, 2400)
+    hist = img.histogram()
+    assert hist[255] < 0.97 * sum(hist)  # not blank: text, tables and figures drawn
