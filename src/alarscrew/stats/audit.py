@@ -301,15 +301,20 @@ class _Auditor:
                          f"({n} vs {n})")
             if c.test in ("wilcoxon", "mann_whitney"):
                 own = paired_min if c.test == "wilcoxon" else mw_min
-                if not c.p.holds(own) and c.p.relation in ("<", "<=", "="):
+                b = float(c.p.bound)
+                impossible = ((c.p.relation == "<" and own >= b)
+                              or (c.p.relation == "<=" and own > b)
+                              or (c.p.relation == "=" and own > float(c.p.bound.upper)))
+                if impossible:
                     self.add(q, c.p.text, own, "p_value",
                              f"the stated test ({c.test}) cannot give p {c.p.text}: {rank_note}")
+                    return  # the data cannot do better than the test's smallest p
             else:
                 verdict = (f"signed-rank {'can' if c.p.holds(paired_min) else 'cannot'}, "
-                       f"Mann-Whitney {'can' if c.p.holds(mw_min) else 'cannot'} give p "
-                       f"{c.p.text}")
-            self.note(q, f"{rank_note}: {verdict} (informational: the stated test is "
-                      f"{c.test})")
+                           f"Mann-Whitney {'can' if c.p.holds(mw_min) else 'cannot'} give p "
+                           f"{c.p.text}")
+                self.note(q, f"{rank_note}: {verdict} (informational: the stated test is "
+                          f"{c.test})")
         if x0 is None or x1 is None or self.long_df is None:
             return
         sub = self.long_df[self.long_df["variable"] == v.name]
