@@ -59,8 +59,7 @@ def load_cohort(source: str | Path, *, odi_max_missing: int = 1) -> Cohort:
         return load_embedded(source)
     p = Path(source)
     if not p.exists() and isinstance(source, str) and "/" not in source and not p.suffix:
-        raise_unknown = dataset_dir  # raises InputError listing the embedded names
-        raise_unknown(source)
+        dataset_dir(source)  # not a file and not a known name: raises, listing the names
     return read_cohort(p, odi_max_missing=odi_max_missing)
 
 
