@@ -170,12 +170,29 @@ def scheme_from_mapping(path: str | os.PathLike[str]) -> LabelScheme:
                        description=f"user mapping {p}", structures=structures, labels=labels)
 
 
+def _present_codes(arr: np.ndarray) -> np.ndarray:
+    """Sorted non-zero codes present in an integer label array (bincount: no sort of N voxels)."""
+    flat = np.ravel(arr)
+    if flat.size and np.issubdtype(flat.dtype, np.integer) and flat.min() >= 0 \
+            and flat.max() < 1_000_000:
+        codes = np.flatnonzero(np.bincount(flat))
+    else:
+        codes = np.unique(flat)
+    return codes[codes != 0]
+
+
+#: Voxel stride used to compute centroids during scheme detection (speed; centroids only
+#: decide cranio-caudal and left-right order, so a 2-voxel stride is ample).
+_DETECTION_STRIDE = 2
+
+
 def _centroid_ras(arr: np.ndarray, affine: np.ndarray, codes: Sequence[int]) -> np.ndarray:
-    """RAS centroid of the voxels holding any of ``codes`` (NaN when none)."""
-    mask = np.isin(arr, codes)
+    """RAS centroid of the voxels holding any of ``codes``, on a strided grid (NaN when none)."""
+    st = _DETECTION_STRIDE
+    mask = np.isin(arr[::st, ::st, ::st], codes)
     if not mask.any():
         return np.full(3, np.nan)
-    ijk = np.array(ndimage.center_of_mass(mask))
+    ijk = np.array(ndimage.center_of_mass(mask)) * st
     return affine[:3, :3] @ ijk + affine[:3, 3]
 
 
@@ -197,10 +214,12 @@ def _score(scheme: LabelScheme, codes: np.ndarray, img: Image) -> tuple[float, s
     for up, down in zip(vert, vert[1:], strict=False):
         if up == "s1" and down == "sacrum":
             continue  # S1 is part of the sacrum: no order between them
+        if np.isnan(cents[up][2]) or np.isnan(cents[down][2]):
+            continue  # too small to place on the strided grid
         ok = cents[up][2] > cents[down][2]
         good, bad = good + ok, bad + (not ok)
     for left, right in _LEFT_RIGHT:
-        if left in cents and right in cents:
+        if left in cents and right in cents and not np.isnan(cents[left][0] + cents[right][0]):
             ok = cents[left][0] < cents[right][0]
             good, bad = good + ok, bad + (not ok)
     score += good - 3 * bad
@@ -217,8 +236,7 @@ def detect_scheme(label: Image) -> SchemeDetection:
     LabelMapError
         When no scheme finds any structure, or two schemes tie.
     """
-    codes = np.unique(label.array)
-    codes = codes[codes != 0]
+    codes = _present_codes(label.array)
     where = label.source or "label map"
     if codes.size == 0:
         raise LabelMapError("label map is empty (all zeros)", path=where)
@@ -310,19 +328,30 @@ def _mask_name(path: Path, scheme: LabelScheme) -> str | None:
     return None
 
 
-def _load_masks(path: Path, ct: Image, scheme: LabelScheme) -> dict[str, np.ndarray]:
-    """Masks from a folder of binary files (or one binary file) named by structure."""
+def _read_label(path: Path) -> Image:
+    """Load a label file; loader errors are re-raised as :class:`LabelMapError`."""
+    from alarscrew.errors import ImageError
     from alarscrew.io.loading import load_image
 
+    try:
+        return load_image(path, is_label=True)
+    except LabelMapError:
+        raise
+    except ImageError as exc:
+        raise LabelMapError(exc.reason, path=exc.path or str(path)) from exc
+
+
+def _load_masks(path: Path, ct: Image, scheme: LabelScheme) -> dict[str, np.ndarray]:
+    """Masks from a folder of binary files (or one binary file) named by structure."""
     files = sorted(path.iterdir()) if path.is_dir() else [path]
     out: dict[str, np.ndarray] = {}
     for f in files:
         canon = _mask_name(f, scheme)
         if canon is None:
             continue
-        img = resample_labels(load_image(f, is_label=True), ct)
-        vals = np.unique(img.array)
-        if not set(vals.tolist()) <= {0, 1}:
+        img = resample_labels(_read_label(f), ct)
+        vals = _present_codes(img.array)
+        if not set(vals.tolist()) <= {1}:
             raise LabelMapError(f"a structure mask must hold only 0 and 1, found values "
                                 f"{vals[:8].tolist()}", path=str(f))
         out[canon] = out.get(canon, np.zeros(ct.shape, bool)) | (img.array == 1)
@@ -335,7 +364,7 @@ def _load_masks(path: Path, ct: Image, scheme: LabelScheme) -> dict[str, np.ndar
 
 def _is_mask_file(path: Path, img: Image) -> bool:
     masks = _registry()["totalseg_masks"]
-    return _mask_name(path, masks) is not None and set(np.unique(img.array).tolist()) <= {0, 1}
+    return _mask_name(path, masks) is not None and set(_present_codes(img.array).tolist()) <= {1}
 
 
 def load_labels(
@@ -373,8 +402,6 @@ def load_labels(
         Unreadable or non-integer maps, unknown codes, an undetectable scheme, or a map that does
         not fit the CT.
     """
-    from alarscrew.io.loading import load_image
-
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if not paths:
@@ -401,7 +428,7 @@ def load_labels(
             found = _load_masks(p, ct, use)
             per_code = dict.fromkeys(found, [1])
         else:
-            img = load_image(p, is_label=True)
+            img = _read_label(p)
             if forced is None and _is_mask_file(p, img):
                 use = get_scheme("totalseg_masks")
                 det = SchemeDetection(use.name, True, "a binary mask named by its structure")
@@ -411,8 +438,8 @@ def load_labels(
                 if forced is not None:
                     use = forced
                     det = SchemeDetection(use.name, False, "given by the caller")
-                    codes = np.unique(img.array)
-                    extra = sorted(set(codes[codes != 0].tolist()) - set(use.labels))
+                    codes = _present_codes(img.array)
+                    extra = sorted(set(codes.tolist()) - set(use.labels))
                     if extra and use.name.startswith("custom:"):
                         logger.info("codes %s of %s are not in the mapping; ignored", extra, p)
                     elif extra:
