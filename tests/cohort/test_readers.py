@@ -153,6 +153,7 @@ def _err(tmp_path: Path, text: str, *, xlsx: bool = False) -> tuple[ValidationEr
         ("id,timepoint,vas\nA,pre,5\nA,pre,3\n", 2, "id", r"duplicate id 'A' at time point"),
         ("id,timepoint,sex,vas\nA,pre,F,5\nA,post_3d,M,3\n", 2, "sex", r"conflicting values"),
         ("id,sex,vas_pre\nA,2,5\n", 1, "sex", r"unknown sex '2'"),
+        ("id,vas_pre,,odi_pre\nA,5,,50\nB,5,x,50\n", 2, "#3", r"column without a name"),
         ("id,diagnosis,vas_pre\nA,Tuberclous spondylitis,5\n", 1, "diagnosis",
          r"unknown diagnosis 'Tuberclous spondylitis'"),
         ("id,bmd_value,bmd_kind,vas_pre\nA,-1,z_score,5\n", 1, "bmd_kind", r"unknown BMD kind"),
@@ -211,3 +212,12 @@ def test_inputs_not_modified_and_unused_columns_reported(tmp_path: Path) -> None
     c = read_cohort(p)
     assert p.read_bytes() == before
     assert c.ignored_columns == ("remarks",)
+
+
+def test_two_columns_for_one_field(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="columns 'age' and 'Age_Years' both give") as info:
+        read_cohort(_write(tmp_path, "id,age,Age_Years,vas_pre\nA,60,61,5\n"))
+    assert info.value.column == "Age_Years"
+    with pytest.raises(ValidationError, match="duplicate column name") as info:
+        read_cohort(_write(tmp_path, "id,vas_pre,VAS_pre\nA,5,6\n"))
+    assert info.value.column == "VAS_pre"

@@ -144,14 +144,26 @@ def read_table(path: str | Path) -> _Table:
                                   f"columns", path=str(p), row=i)
         rows.append((i, cells[:len(header)] + ("",) * (len(header) - len(cells))))
     seen: dict[str, str] = {}
-    for h in header:
+    fields: dict[str, str] = {}
+    for j, h in enumerate(header):
         key = h.lower()
         if not key:
+            filled = next((r for r, cells in rows if cells[j]), None)
+            if filled is not None:
+                raise ValidationError(f"values under a column without a name (column "
+                                      f"{j + 1})", path=str(p), row=filled,
+                                      column=f"#{j + 1}")
             continue
         if key in seen:
             raise ValidationError(f"duplicate column name (also {seen[key]!r})", path=str(p),
                                   column=h)
         seen[key] = h
+        f = _ALIAS.get(key)
+        if f is not None and f in fields:
+            raise ValidationError(f"columns {fields[f]!r} and {h!r} both give {f}",
+                                  path=str(p), column=h)
+        if f is not None:
+            fields[f] = h
     return _Table(str(p), header, tuple(rows))
 
 
