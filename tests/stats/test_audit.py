@@ -222,18 +222,23 @@ def test_cli_audit_json_and_tables(tmp_path: Path, capsys: pytest.CaptureFixture
     # same with the file named explicitly, printed as tables
     code, stdout, _ = run_cli(["audit", "fang2022", "--reported", str(REPORTED)], capsys)
     assert code == 0
-    assert "24 finding(s)" in stdout and "fusion_time_months.mean" in stdout
+    assert "24 finding(s)" in stdout
+    assert "fusion_time_months.mean" in stdout
     # no overwrite without --force
     code, _, err = run_cli(["audit", "fang2022", "--json", str(out)], capsys)
-    assert code == 2 and "exists" in err
+    assert code == 2
+    assert "exists" in err
 
 
 def test_cli_audit_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["audit", "fang2022", "--reported", str(tmp_path / "no.yaml")],
                            capsys)
-    assert code == 2 and "no.yaml" in err and "not found" in err
+    assert code == 2
+    assert "no.yaml" in err
+    assert "not found" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text("variables:\n  vas:\n    integer: maybe\n", encoding="utf-8")
     code, _, err = run_cli(["audit", "fang2022", "--reported", str(bad)], capsys)
-    assert code == 2 and "variables.vas.integer" in err
+    assert code == 2
+    assert "variables.vas.integer" in err
     assert len(err.strip().splitlines()) == 1

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def audit(
-    data: str = typer.Argument(..., help="Cohort file or embedded name (fang2022)."),
-    reported: Path | None = typer.Option(
-        None, "--reported", help="YAML of the reported numbers (implied for an embedded "
-                                 "dataset: its reported.yaml)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write findings as JSON."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
+    data: Annotated[str, typer.Argument(help="Cohort file or embedded name (fang2022).")],
+    reported: Annotated[Path | None, typer.Option(
+        "--reported", help="YAML of the reported numbers (implied for an embedded dataset: "
+                           "its reported.yaml).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write findings as JSON.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite an existing --json file.")] = False,
 ) -> None:
     """Check reported means, SDs, ranges, n and p values against the data and arithmetic
     (GRIM, GRIMMER, SD bounds, granularity, p recomputation).

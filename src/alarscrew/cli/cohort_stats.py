@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -22,11 +23,13 @@ def _f(x: object, digits: int = 3) -> str:
 
 
 def analyze(
-    data: str = typer.Argument(..., help="Cohort file (CSV/XLSX/REDCap) or embedded name "
-                                         "(fang2022)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON."),
-    baseline: str = typer.Option("pre", "--baseline", help="Reference time point."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json file."),
+    data: Annotated[str, typer.Argument(
+        help="Cohort file (CSV/XLSX/REDCap) or embedded name (fang2022).")],
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the results as JSON.")] = None,
+    baseline: Annotated[str, typer.Option("--baseline", help="Reference time point.")] = "pre",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite an existing --json file.")] = False,
 ) -> None:
     """Descriptives, baseline vs later time points (paired and Student t, 95% CI, d_z, exact
     Wilcoxon, Shapiro-Wilk, Holm), repeated-measures ANOVA (Greenhouse-Geisser) and Friedman.

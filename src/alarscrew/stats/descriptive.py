@@ -41,8 +41,8 @@ def check_long(long_df: pd.DataFrame, *, source: str = "outcomes") -> pd.DataFra
     """
     missing = [c for c in LONG_COLUMNS if c not in long_df.columns]
     if missing:
-        raise InputError(f"long outcome table lacks column(s) {missing}; expected {list(LONG_COLUMNS)}",
-                         path=source)
+        raise InputError(f"long outcome table lacks column(s) {missing}; "
+                         f"expected {list(LONG_COLUMNS)}", path=source)
     df = long_df.loc[:, list(LONG_COLUMNS)].copy()
     values = pd.to_numeric(df["value"], errors="coerce")
     bad = values.isna() & df["value"].notna()

@@ -195,7 +195,7 @@ def omnibus_tests(long_df: pd.DataFrame, *,
         tps = _ordered(sub["timepoint"], timepoints)
         wide = sub.pivot(index="id", columns="timepoint", values="value").reindex(
             columns=tps).dropna()
-        row: dict[str, object] = {"variable": var, "n_subjects": int(len(wide)),
+        row: dict[str, object] = {"variable": var, "n_subjects": len(wide),
                                   "k_timepoints": len(tps)}
         if len(tps) >= 3 and len(wide) >= 3:
             longc = wide.reset_index().melt(id_vars="id", var_name="timepoint",

@@ -25,9 +25,9 @@ class CohortLike(Protocol):
     """What the statistics need from :class:`alarscrew.cohort.Cohort`."""
 
     @property
-    def timepoints(self) -> tuple[str, ...]: ...  # noqa: D102
+    def timepoints(self) -> tuple[str, ...]: ...
 
-    def outcomes_long(self) -> pd.DataFrame: ...  # noqa: D102
+    def outcomes_long(self) -> pd.DataFrame: ...
 
 
 def _num(x: Any) -> float | int | None:

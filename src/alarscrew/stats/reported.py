@@ -40,10 +40,10 @@ __all__ = [
     "STATS",
     "TESTS",
     "PStatement",
+    "Reported",
     "ReportedComparison",
     "ReportedStats",
     "ReportedVariable",
-    "Reported",
     "load_reported",
     "parse_p_statement",
 ]
