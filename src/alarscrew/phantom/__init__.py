@@ -203,14 +203,14 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     frame = phantom_frame(pelvic_tilt_deg)
     grid = _grid(frame, anat, voxel_mm)
 
-    def field(shape: Shape) -> np.ndarray:
+    def field(shape: Shape) -> tuple[tuple[slice, ...], np.ndarray]:
         return shape.sdf_grid(grid)
 
     # ---------------------------------------------------------------- soft tissue
     ijk_axes = [np.arange(n) * voxel_mm + grid.origin_ras_mm[a] for a, n in enumerate(grid.shape)]
     wx = ijk_axes[0][:, None] - frame.origin_ras_mm[0]
     wy = ijk_axes[1][None, :] - frame.origin_ras_mm[1]
-    # body outline: elliptic cylinder along world z, skin 30 mm behind the sacrum
+    # body outline: elliptic cylinder along world z, skin about 30 mm behind the sacrum
     skin = (wx / 180.0) ** 2 + ((wy - 45.0) / 125.0) ** 2
     inner = (wx / 166.0) ** 2 + ((wy - 45.0) / 111.0) ** 2
     hu2d = np.where(skin <= 1.0, HU["fat"], HU["air"])
@@ -218,32 +218,30 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     hu = np.repeat(hu2d[:, :, None], grid.shape[2], axis=2)
     labels = np.zeros(grid.shape, dtype=np.uint8)
 
-    vessel_fields = {}
-    for side in A.SIDES:
-        vessel_fields[("artery", side)] = field(anat.arteries[side])
-        vessel_fields[("vein", side)] = field(anat.veins[side])
-    for f in vessel_fields.values():
-        hu[f <= 3.0] = HU["vessel_sheath_fat"]
-    for (kind, side), f in vessel_fields.items():
-        hu[f <= 0.0] = HU[kind]
-        code = {"artery": 65, "vein": 67}[kind] + (1 if side == "right" else 0)
-        labels[f <= 0.0] = code
-    hu[field(anat.disc) <= 0.0] = HU["disc"]
-    hu[field(anat.canal) <= 0.0] = HU["epidural_fat"]
-    thecal = field(anat.thecal_sac) <= 0.0
-    hu[thecal] = HU["thecal_sac"]
-    labels[thecal] = 79
+    vessels = [(kind, side, field(shapes[side])) for kind, shapes in
+               (("artery", anat.arteries), ("vein", anat.veins)) for side in A.SIDES]
+    for _, _, (sl, f) in vessels:
+        hu[sl][f <= 3.0] = HU["vessel_sheath_fat"]
+    for kind, side, (sl, f) in vessels:
+        hu[sl][f <= 0.0] = HU[kind]
+        labels[sl][f <= 0.0] = {"artery": 65, "vein": 67}[kind] + (side == "right")
+    del vessels
+    for shape, value in ((anat.disc, HU["disc"]), (anat.canal, HU["epidural_fat"])):
+        sl, f = field(shape)
+        hu[sl][f <= 0.0] = value
+    sl, f = field(anat.thecal_sac)
+    hu[sl][f <= 0.0] = HU["thecal_sac"]
+    labels[sl][f <= 0.0] = 79
 
     # ---------------------------------------------------------------- bone
-    f_sac = field(anat.sacrum)
-    f_l5 = field(anat.l5)
-    f_il = {side: field(anat.ilium[side]) for side in A.SIDES}
-    for f in (f_sac, f_l5, *f_il.values()):
-        _bone_hu(hu, f, voxel_mm)
-    labels[f_l5 <= 0] = 27
-    labels[f_il["left"] <= 0] = 77
-    labels[f_il["right"] <= 0] = 78
-    sac_ijk = np.argwhere(f_sac <= 0)
+    for shape, code in ((anat.l5, 27), (anat.ilium["left"], 77), (anat.ilium["right"], 78)):
+        sl, f = field(shape)
+        _bone_hu(hu[sl], f, voxel_mm)
+        labels[sl][f <= 0.0] = code
+    sl, f = field(anat.sacrum)
+    _bone_hu(hu[sl], f, voxel_mm)
+    sac_ijk = np.argwhere(f <= 0.0) + np.array([s.start for s in sl])
+    del f
     xyz = frame.to_frame_mm(sac_ijk * voxel_mm + grid.origin_ras_mm)
     s1 = xyz[:, 2] >= -A.S1_BODY_HEIGHT_MM - 1.0
     s1 &= (np.abs(xyz[:, 0]) <= 26.0) | (xyz[:, 1] <= -27.0) & (np.abs(xyz[:, 0]) <= 34.0)

@@ -236,21 +236,25 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     # ---------------------------------------------------------------- sacrum (S1-S5)
     ops: list[Op] = [Op("union", body)]
     ops += [
-        Op("union", EllipticCylinder(np.array([0.0, -2.0, -43.0]), np.array([19.0, 14.0, 12.0]),
-                                     rotation_x(6.0)), 3.0),
-        Op("union", Ellipsoid(np.array([0.0, 1.0, -64.0]), np.array([15.0, 11.0, 10.0]),
-                              rotation_x(14.0)), 4.0),
-        Op("union", Ellipsoid(np.array([0.0, 6.0, -81.0]), np.array([11.0, 9.0, 9.0]),
-                              rotation_x(24.0)), 4.0),
-        Op("union", Ellipsoid(np.array([0.0, 12.0, -95.0]), np.array([7.0, 7.0, 7.0])), 3.0),
-        # dorsal roof of the canal (laminae fused, median crest)
-        Op("union", RoundBox(np.array([0.0, -39.0, -14.0]), np.array([22.0, 5.0, 15.0]), 3.0),
+        # S2-S5 bodies, fused, following the sacral kyphosis (caudal part curves anteriorly)
+        Op("union", EllipticCylinder(np.array([0.0, -1.5, -40.0]), np.array([19.0, 14.0, 13.0]),
+                                     rotation_x(6.0)), 4.0),
+        Op("union", Ellipsoid(np.array([0.0, 1.0, -60.0]), np.array([15.0, 11.0, 11.0]),
+                              rotation_x(14.0)), 5.0),
+        Op("union", Ellipsoid(np.array([0.0, 5.0, -77.0]), np.array([11.0, 9.0, 9.5]),
+                              rotation_x(24.0)), 5.0),
+        Op("union", Ellipsoid(np.array([0.0, 10.0, -92.0]), np.array([7.0, 7.0, 7.5]),
+                              rotation_x(30.0)), 4.0),
+        # dorsal roof of the canal (fused laminae) with the median sacral crest
+        Op("union", RoundBox(np.array([0.0, -39.0, -15.5]), np.array([22.0, 5.0, 16.5]), 3.0),
            4.0),
-        Op("union", RoundBox(np.array([0.0, -46.0, -20.0]), np.array([3.5, 5.0, 13.0]), 2.0),
+        Op("union", RoundBox(np.array([0.0, -46.0, -22.0]), np.array([3.5, 5.0, 14.0]), 2.0),
            3.0),
-        Op("union", RoundBox(np.array([0.0, -35.0, -48.0]), np.array([18.0, 5.0, 12.0]), 3.0,
+        Op("union", RoundBox(np.array([0.0, -35.0, -47.0]), np.array([18.0, 5.0, 14.0]), 3.0,
                              rotation_x(8.0)), 4.0),
-        Op("union", RoundBox(np.array([0.0, -28.5, -71.0]), np.array([12.0, 4.0, 10.0]), 3.0,
+        Op("union", RoundBox(np.array([0.0, -40.5, -48.0]), np.array([3.0, 4.0, 12.0]), 2.0,
+                             rotation_x(8.0)), 3.0),
+        Op("union", RoundBox(np.array([0.0, -28.5, -71.0]), np.array([12.0, 4.0, 11.0]), 3.0,
                              rotation_x(20.0)), 4.0),
     ]
     for side in SIDES:
@@ -304,8 +308,9 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
         gap_side = HalfSpace(-np.asarray(plane.normal), -(plane.offset_mm + SI_GAP_MM
                                                            * np.linalg.norm(plane.normal)))
         il_ops = [
-            Op("union", RoundBox(np.array([x_si + s * 14.0, -14.0, -24.0]),
-                                 np.array([17.0, 30.0, 36.0]), 8.0)),
+            # posterior ilium with the auricular surface, long axis along the SI joint
+            Op("union", Ellipsoid(np.array([x_si + s * 15.0, -14.0, -22.0]),
+                                  np.array([19.0, 34.0, 40.0]), rotation_z(-s * SI_ANGLE_DEG))),
             Op("union", Ellipsoid(np.array([x_si + s * 10.0, -48.0, 2.0]),
                                   np.array([12.0, 13.0, 22.0])), 6.0),
             Op("union", Ellipsoid(np.array([x_si + s * 45.0, 8.0, 26.0]),

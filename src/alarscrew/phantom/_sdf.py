@@ -223,16 +223,25 @@ class Shape:
             return np.maximum(cur, -d)
         return np.maximum(cur, d)  # clip
 
-    def sdf_grid(self, grid: FrameGrid) -> Array:
-        """Field of the solid on every voxel centre of ``grid`` (float32, grid shape).
+    def sdf_grid(self, grid: FrameGrid) -> tuple[tuple[slice, ...], Array]:
+        """Field of the solid on the voxel centres of ``grid`` around the solid.
 
-        Same values as :meth:`sdf` at the voxel centres; each operation only visits the
-        voxels in its primitive's (grown) box.
+        Returns
+        -------
+        slices : tuple of slice
+            The block of the grid that holds the solid (grown by the margins); outside it
+            the field is :data:`FAR_MM`.
+        field : ndarray, float32
+            Field on that block: the same values as :meth:`sdf` at those voxel centres. Each
+            operation only visits the voxels in its primitive's (grown) box.
         """
-        out = np.full(grid.shape, FAR_MM, dtype=np.float32)
         slo, shi = self.bbox()
         grow = self.margin_mm + max(op.k_mm for op in self.ops)
         whole = grid.slices_for_frame_box(slo - grow, shi + grow)
+        if whole is None:
+            return (slice(0, 1),) * 3, np.full((1, 1, 1), FAR_MM, dtype=np.float32)
+        start = np.array([s.start for s in whole])
+        out = np.full(tuple(s.stop - s.start for s in whole), FAR_MM, dtype=np.float32)
         for op in self.ops:
             lo, hi = op.prim.bbox()
             finite = bool(np.all(np.isfinite(lo)))
@@ -240,17 +249,22 @@ class Shape:
             sl = grid.slices_for_frame_box(lo - m_mm, hi + m_mm) if finite else whole
             if sl is None:
                 continue
+            sl = tuple(slice(max(a.start, w.start), min(a.stop, w.stop))
+                       for a, w in zip(sl, whole, strict=True))
+            if any(s.stop <= s.start for s in sl):
+                continue
             x, y, z = grid.frame_coords(sl)
             d = op.prim.sdf(x, y, z).astype(np.float32)
-            cur = out[sl]
+            loc = tuple(slice(s.start - o, s.stop - o) for s, o in zip(sl, start, strict=True))
+            cur = out[loc]
             new = self._apply(op, cur, d)
             if finite:
                 lo, hi = lo - m_mm, hi + m_mm
                 inside = ((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1])
                           & (z >= lo[2]) & (z <= hi[2]))
                 new = np.where(inside, new, cur)
-            out[sl] = new
-        return out
+            out[loc] = new
+        return whole, out
 
     def sdf(self, x: Array, y: Array, z: Array) -> Array:
         """Field of the solid at frame points (any common shape; mm)."""
@@ -305,9 +319,8 @@ class FrameGrid:
     def slices_for_frame_box(self, lo: Array, hi: Array) -> tuple[slice, ...] | None:
         """Index slices covering a frame box (None when it misses the grid)."""
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-        corners = np.array([[c[0], c[1], c[2]] for c in
-                            np.stack(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij"),
-                                     -1).reshape(-1, 3)])
+        corners = np.stack(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij"),
+                           -1).reshape(-1, 3)
         world = corners @ self.frame_rotation + self.frame_origin_ras_mm
         ijk_lo = np.floor((world.min(0) - self.origin_ras_mm) / self.voxel_mm).astype(int)
         ijk_hi = np.ceil((world.max(0) - self.origin_ras_mm) / self.voxel_mm).astype(int) + 1
