@@ -42,7 +42,9 @@ def _files(root: Path) -> list[str]:
 
 def _assert_offline(html: str) -> None:
     """No resource the browser would fetch: no scripts, links, remote src/href, @import."""
-    assert "<script" not in html and "<link" not in html and "@import" not in html
+    assert "<script" not in html
+    assert "<link" not in html
+    assert "@import" not in html
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
     assert "default-src 'none'" in html  # CSP: the browser refuses any request
 
@@ -118,9 +120,11 @@ def test_omnibus_rows_from_contract() -> None:
         "friedman": {"chi2": 12.08, "df": 2.0, "p": 0.0024}}}}}
     rows = omnibus_rows(analysis)
     assert [r["test"] for r in rows] == ["Repeated-measures ANOVA", "Friedman test"]
-    assert rows[0]["df"] == "2, 12" and rows[0]["p"] == "<0.001"
+    assert rows[0]["df"] == "2, 12"
+    assert rows[0]["p"] == "<0.001"
     assert "corrected p < 0.001" in rows[0]["note"]
-    assert rows[1]["statistic"] == "χ² = 12.08" and rows[1]["p"] == "0.002"
+    assert rows[1]["statistic"] == "χ² = 12.08"
+    assert rows[1]["p"] == "0.002"
 
 
 def test_cli_cohort_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,7 +133,9 @@ def test_cli_cohort_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert code == 0, stdout
     assert f"wrote {out / 'cohort_report.html'}" in stdout
     code, _, err = run_cli(["cohort", "report", "fang2022", "--out", str(out)], capsys)
-    assert code == 2 and "exists already" in err and len(err.strip().splitlines()) == 1
+    assert code == 2
+    assert "exists already" in err
+    assert len(err.strip().splitlines()) == 1
     code, _, _ = run_cli(["cohort", "report", "fang2022", "--out", str(out), "--force"],
                          capsys)
     assert code == 0
@@ -137,7 +143,9 @@ def test_cli_cohort_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     bad.write_text("id,age_years,sex,vas_pre\n1,63,F,11\n", encoding="utf-8")
     code, _, err = run_cli(["cohort", "report", str(bad), "--out", str(tmp_path / "x")],
                            capsys)
-    assert code == 2 and "bad.csv" in err and len(err.strip().splitlines()) == 1
+    assert code == 2
+    assert "bad.csv" in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
 
 

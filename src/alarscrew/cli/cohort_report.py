@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def report(
-    data: str = typer.Argument(..., help="Cohort file (CSV/XLSX/REDCap) or embedded name "
-                                         "(fang2022)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Report folder to create."),
-    reported: Path | None = typer.Option(
-        None, "--reported", help="YAML of reported summary numbers to audit (implied for an "
-                                 "embedded dataset)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing report folder."),
+    data: Annotated[str, typer.Argument(help="Cohort file (CSV/XLSX/REDCap) or embedded "
+                                             "name (fang2022).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to create.")],
+    reported: Annotated[Path | None, typer.Option(
+        "--reported", help="YAML of reported summary numbers to audit (implied for an "
+                           "embedded dataset).")] = None,
+    force: Annotated[bool, typer.Option("--force",
+                                        help="Replace an existing report folder.")] = False,
 ) -> None:
     """Table 1 and Table 2 (Markdown, HTML, CSV, DOCX), VAS/ODI trajectory plots (PNG, SVG)
     and one self-contained offline HTML report with tests and audit findings.

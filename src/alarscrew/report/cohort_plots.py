@@ -1,7 +1,7 @@
 """Per-patient trajectory plots of outcome scores (VAS, ODI) with the cohort mean ± SD.
 
 One figure per variable: a thin line per case (labelled with its case id only), and the
-mean ± SD (sample SD, n − 1) per time point drawn over them. Time points are equally spaced
+mean ± SD (sample SD, n - 1) per time point drawn over them. Time points are equally spaced
 categories in study order (pre-op, 3 days, 9 months are not on a linear time axis).
 Cases with identical trajectories would hide each other, so each case is shifted
 horizontally by a small fixed offset (at most ±``jitter``; deterministic, no random numbers).

@@ -35,6 +35,7 @@ from alarscrew.errors import InputError
 from alarscrew.io.atomic import atomic_dir, write_text
 from alarscrew.report.cohort_plots import figure_bytes, trajectory_figure
 from alarscrew.report.cohort_tables import (
+    EN_DASH,
     CohortTable,
     analysis_notes,
     baseline_table,
@@ -103,7 +104,7 @@ def _show(value: Any) -> str:
     if isinstance(value, float):
         return "—" if math.isnan(value) else f"{value:.4g}"
     if isinstance(value, list | tuple):
-        return "–".join(_show(v) for v in value) if len(value) == 2 else ", ".join(
+        return EN_DASH.join(_show(v) for v in value) if len(value) == 2 else ", ".join(
             _show(v) for v in value)
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {_show(v)}" for k, v in value.items())
@@ -262,7 +263,7 @@ def render_cohort_report(
                 "alt": f"{variable_label(var)} per case over time with mean and SD",
                 "caption": (f"{variable_label(var)}: one grey line per case (labelled by case "
                             "id; shifted sideways by up to 0.08 category widths so that equal "
-                            "values stay visible), red: mean ± SD (n − 1)."),
+                            "values stay visible), red: mean ± SD (sample SD)."),
             })
         html = _template().render(
             title=title, version=__version__, disclaimer=DISCLAIMER,

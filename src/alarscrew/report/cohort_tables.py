@@ -62,6 +62,10 @@ BMD_KIND_LABELS: dict[str, str] = {
     "unspecified": "kind not stated",
 }
 
+#: Typographic characters of manuscript tables (named, so that no dash is ambiguous).
+EN_DASH = "\u2013"  # ranges: 52-78 printed with an en dash
+SD_NOTE = "SD: sample standard deviation (n \u2212 1)."
+
 _SEX_LABELS = {"f": "Female", "female": "Female", "m": "Male", "male": "Male"}
 
 
@@ -134,11 +138,13 @@ def fmt_p(p: Any) -> str:
 def p_phrase(p: Any) -> str:
     """``p = 0.002`` or ``p < 0.001`` for running text."""
     text = fmt_p(p)
-    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
+    if text.startswith("<"):
+        return f"p < {text[1:]}"
+    return f"p = {text}"
 
 
 def fmt_df(df: Any) -> str:
-    """Format degrees of freedom: integers plain, fractional (Welch, Greenhouse-Geisser) to 2 dp."""
+    """Format degrees of freedom: integers plain, fractional (Welch, GG) to 2 decimals."""
     if _is_missing(df):
         return "—"
     df = float(df)
@@ -155,7 +161,7 @@ def _mean_sd(values: np.ndarray, decimals: int) -> str:
 def _range(values: np.ndarray, decimals: int) -> str:
     if values.size == 0:
         return "—"
-    return f"{fmt_num(values.min(), decimals)}–{fmt_num(values.max(), decimals)}"
+    return f"{fmt_num(values.min(), decimals)}{EN_DASH}{fmt_num(values.max(), decimals)}"
 
 
 def _count_pct(count: int, total: int) -> str:
@@ -313,7 +319,7 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
     continuous("follow_up_months", "Follow-up, months")
     continuous("fusion_time_months", "Time to fusion, months")
 
-    notes.append("SD: sample standard deviation (n − 1). Percentages of non-missing cases.")
+    notes.append(f"{SD_NOTE} Percentages of non-missing cases.")
     return CohortTable(
         key="table1_baseline",
         title=title or f"Table 1. Baseline characteristics (n = {n})",
@@ -340,7 +346,7 @@ def data_decimals(values: np.ndarray | pd.Series, *, max_decimals: int = 4) -> i
     """Recorded precision of data: the fewest decimals that represent every value exactly.
 
     Summaries are printed with one decimal more than the data (mean, SD, median) and ranges
-    at the data's own precision, so integer scores give ``7.1 ± 0.7`` and ``6–8``.
+    at the data's own precision, so integer scores give ``7.1 ± 0.7`` and ``6-8``.
     """
     v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce").dropna(), dtype=float)
     for k in range(max_decimals + 1):
@@ -386,12 +392,13 @@ def outcomes_table(outcomes_long: pd.DataFrame, timepoints: Sequence[str] | None
             timepoint_label(rec.timepoint),
             str(rec.n),
             f"{fmt_num(rec.mean, stat_d)} ± {fmt_num(rec.sd, stat_d)}",
-            f"{fmt_num(rec.median, stat_d)} [{fmt_num(rec.q1, stat_d)}, {fmt_num(rec.q3, stat_d)}]",
-            f"{fmt_num(rec.min, range_d)}–{fmt_num(rec.max, range_d)}",
+            f"{fmt_num(rec.median, stat_d)} "
+            f"[{fmt_num(rec.q1, stat_d)}, {fmt_num(rec.q3, stat_d)}]",
+            f"{fmt_num(rec.min, range_d)}{EN_DASH}{fmt_num(rec.max, range_d)}",
         ))
         previous = rec.variable
     notes = (
-        "SD: sample standard deviation (n − 1). IQR: first and third quartiles "
+        f"{SD_NOTE} IQR: first and third quartiles "
         "(linear interpolation, Hyndman-Fan type 7).",
         "VAS: visual analogue scale for pain, 0-10. ODI: Oswestry disability index, %.",
     )
