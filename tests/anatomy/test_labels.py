@@ -44,23 +44,29 @@ def test_registry_codes_match_the_published_class_maps() -> None:
                                         "verse", "atlas"}
     v2, v1, verse = get_scheme("totalseg_v2"), get_scheme("totalseg_v1"), get_scheme("verse")
     # issue 3 / SOURCE.md: v2 25 sacrum, 26 S1, 27 L5, 65-68 iliac vessels, 77/78 hips, 79 cord
-    assert v2.structures["sacrum"] == (25,) and v2.structures["s1"] == (26,)
-    assert v2.structures["l5"] == (27,) and v2.structures["spinal_cord"] == (79,)
+    assert v2.structures["sacrum"] == (25,)
+    assert v2.structures["s1"] == (26,)
+    assert v2.structures["l5"] == (27,)
+    assert v2.structures["spinal_cord"] == (79,)
     assert [v2.structures[f"iliac_{k}"] for k in ("artery_left", "artery_right", "vena_left",
                                                   "vena_right")] == [(65,), (66,), (67,), (68,)]
     assert (v2.structures["hip_left"], v2.structures["hip_right"]) == ((77,), (78,))
     # v1: 92 sacrum, 18 L5, 51-54 iliac vessels, 90/91 hips, 88/89 femurs
-    assert v1.structures["sacrum"] == (92,) and v1.structures["l5"] == (18,)
+    assert v1.structures["sacrum"] == (92,)
+    assert v1.structures["l5"] == (18,)
     assert (v1.structures["hip_left"], v1.structures["femur_right"]) == ((90,), (89,))
-    assert len(v1.labels) == 104 and len(v2.labels) == 117
+    assert len(v1.labels) == 104
+    assert len(v2.labels) == 117
     # VerSe: 20-24 L1-L5, 25 L6 (not mapped), 26 sacrum, 28 T13
-    assert verse.structures["l1"] == (20,) and verse.structures["l5"] == (24,)
-    assert verse.structures["sacrum"] == (26,) and verse.labels[28] == "T13"
+    assert verse.structures["l1"] == (20,)
+    assert verse.structures["l5"] == (24,)
+    assert verse.structures["sacrum"] == (26,)
+    assert verse.labels[28] == "T13"
     assert get_scheme("atlas").structures == v2.structures
     for name in available_schemes():
         s = get_scheme(name)
         assert set(s.structures) | set(s.files) <= set(CANONICAL_STRUCTURES)
-    with pytest.raises(InputError, match="unknown label scheme 'v3'.*totalseg_v2"):
+    with pytest.raises(InputError, match=r"unknown label scheme 'v3'.*totalseg_v2"):
         get_scheme("v3")
 
 
@@ -72,7 +78,8 @@ def test_totalseg_v2_real(real_ct_dir: Path, ct: Image,
     assert list(masks) == ["s1", "l5", "l4", "l3", "l2", "l1"]
     raw = _raw(path)
     for name, code in [("s1", 26), ("l5", 27), ("l1", 31)]:
-        assert masks[name].array.dtype == bool and masks[name].is_label
+        assert masks[name].array.dtype == bool
+        assert masks[name].is_label
         np.testing.assert_array_equal(masks[name].array, raw == code)
         assert masks[name].same_grid(ct)
     assert masks["s1"].meta["schemes"] == {str(path): "totalseg_v2"}
@@ -88,7 +95,8 @@ def test_totalseg_v1_float64_and_folder_of_masks_agree(real_ct_dir: Path, ct: Im
     assert multi["sacrum"].meta["schemes"] == {str(v1_path): "totalseg_v1"}
     np.testing.assert_array_equal(multi["sacrum"].array, raw == 92)
     np.testing.assert_array_equal(multi["hip_right"].array, raw == 91)
-    assert "s1" not in multi and "spinal_cord" not in multi  # v1 has neither
+    assert "s1" not in multi
+    assert "spinal_cord" not in multi
     folder = load_labels([real_ct_dir / "total_v1_masks"], ct)
     assert set(folder) == {"sacrum", "l5", "l4", "hip_left", "hip_right", "iliac_artery_left",
                            "iliac_artery_right", "iliac_vena_left", "iliac_vena_right",
@@ -192,6 +200,16 @@ def test_label_map_of_another_scan_is_refused(real_ct_dir: Path, ct: Image,
         load_labels([path], ct)
     with pytest.raises(LabelMapError, match="does not fit"):
         resample_labels(load_image(path, is_label=True), ct)
+
+
+def test_whole_scan_labels_fit_a_cropped_ct(real_ct_dir: Path, ct: Image) -> None:
+    crop_ijk = (slice(30, 90), slice(20, 80), slice(0, 40))  # a pelvis crop of the CT
+    aff = ct.affine.copy()
+    aff[:3, 3] = ct.ijk_to_ras(np.array([30, 20, 0]))
+    small = Image(ct.array[crop_ijk], aff)
+    raw = _raw(real_ct_dir / "total_v1.nii.gz")
+    masks = load_labels([real_ct_dir / "total_v1.nii.gz"], small)
+    np.testing.assert_array_equal(masks["sacrum"].array, raw[crop_ijk] == 92)
 
 
 def test_bad_label_inputs(real_ct_dir: Path, ct: Image, tmp_path: Path) -> None:

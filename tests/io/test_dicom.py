@@ -47,7 +47,7 @@ def _small_ct(shape: tuple[int, int, int] = (16, 12, 6), seed: int = 0) -> Image
     return Image(arr, aff)
 
 
-def _edit(folder: Path, fn) -> None:  # noqa: ANN001
+def _edit(folder: Path, fn) -> None:
     for f in sorted(folder.iterdir()):
         ds = pydicom.dcmread(f)
         fn(ds)
@@ -88,7 +88,8 @@ def test_written_files_are_deidentified_ct_image_storage(tmp_path: Path) -> None
         assert ds.file_meta.MediaStorageSOPClassUID == CT_IMAGE_STORAGE
         assert ds.SOPClassUID == CT_IMAGE_STORAGE
         assert ds.Modality == "CT"
-        assert ds.PatientName == "" and ds.PatientID == ""
+        assert ds.PatientName == ""
+        assert ds.PatientID == ""
         assert ds.PatientIdentityRemoved == "YES"
         uids.add(ds.SOPInstanceUID)
     assert len(uids) == 6
@@ -128,7 +129,8 @@ def test_several_series_listed_without_identifiers(tmp_path: Path,
     with pytest.raises(ImageError, match="2 series") as err:
         load_image(folder)
     msg = str(err.value)
-    assert "SeriesNumber 3" in msg and "SeriesNumber 7" in msg
+    assert "SeriesNumber 3" in msg
+    assert "SeriesNumber 7" in msg
     series = list_dicom_series(folder)
     for secret in ("DOE", "ID-998877", "19510203", series[0].uid, series[1].uid):
         assert secret not in msg

@@ -39,7 +39,7 @@ def _write_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None
 def _mr_like(shape: tuple[int, int, int] = (40, 40, 30), seed: int = 0) -> np.ndarray:
     """T1-like MR: background 0, fat 900, muscle 350, cortical bone dark 60, marrow 700."""
     rng = np.random.default_rng(seed)
-    i, j, k = np.indices(shape)
+    i, j, _k = np.indices(shape)
     c = (np.asarray(shape) - 1) / 2
     r = np.sqrt(((i - c[0]) / 18) ** 2 + ((j - c[1]) / 18) ** 2)
     vol = np.zeros(shape)

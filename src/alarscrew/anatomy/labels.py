@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,8 @@ _LEFT_RIGHT: tuple[tuple[str, str], ...] = (
     ("iliac_artery_left", "iliac_artery_right"), ("iliac_vena_left", "iliac_vena_right"),
 )
 
-#: Minimum fraction of a label map's physical extent that must overlap the CT's for
-#: the label map to be resampled onto the CT grid (otherwise it is refused).
+#: Minimum fraction of the smaller of the two physical extents (label map, CT) that both must
+#: share for the label map to be resampled onto the CT grid (otherwise it is refused).
 MIN_GRID_OVERLAP = 0.5
 
 _MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
@@ -211,7 +212,7 @@ def _score(scheme: LabelScheme, codes: np.ndarray, img: Image) -> tuple[float, s
     cents = {n: _centroid_ras(img.array, img.affine, c) for n, c in present.items()}
     vert = [n for n in _CRANIOCAUDAL if n in cents]
     good = bad = 0
-    for up, down in zip(vert, vert[1:], strict=False):
+    for up, down in pairwise(vert):
         if up == "s1" and down == "sacrum":
             continue  # S1 is part of the sacrum: no order between them
         if np.isnan(cents[up][2]) or np.isnan(cents[down][2]):
@@ -280,7 +281,7 @@ def resample_labels(label: Image, ct: Image, *, min_overlap: float = MIN_GRID_OV
     ct : Image
         Target grid.
     min_overlap : float
-        Least fraction of the label map's RAS bounding box that must lie inside the CT's.
+        Least fraction of the smaller of the two RAS bounding boxes that both must share.
 
     Returns
     -------
@@ -298,11 +299,12 @@ def resample_labels(label: Image, ct: Image, *, min_overlap: float = MIN_GRID_OV
     lo_l, hi_l = _bbox_ras(label)
     lo_c, hi_c = _bbox_ras(ct)
     inter = np.clip(np.minimum(hi_l, hi_c) - np.maximum(lo_l, lo_c), 0, None)
-    frac = float(np.prod(inter) / np.prod(hi_l - lo_l))
+    # relative to the smaller extent: a label map of the whole scan fits a cropped CT
+    frac = float(np.prod(inter) / min(np.prod(hi_l - lo_l), np.prod(hi_c - lo_c)))
     if frac < min_overlap:
         raise LabelMapError(
-            f"label map does not fit the CT: only {100 * frac:.0f}% of its extent overlaps the "
-            f"CT (at least {100 * min_overlap:.0f}% needed). Label map: "
+            f"label map does not fit the CT: only {100 * frac:.0f}% of the smaller extent "
+            f"overlaps (at least {100 * min_overlap:.0f}% needed). Label map: "
             f"{label.grid_description()}; CT ({ct.source or 'CT'}): {ct.grid_description()}. "
             "Was it made from another scan?", path=label.source or "label map")
     mat = np.linalg.inv(label.affine) @ ct.affine
@@ -426,14 +428,14 @@ def load_labels(
                                     "was given", path=str(p))
             det = SchemeDetection(use.name, forced is None, "a folder of structure masks")
             found = _load_masks(p, ct, use)
-            per_code = dict.fromkeys(found, [1])
+            per_code = {key: [1] for key in found}
         else:
             img = _read_label(p)
             if forced is None and _is_mask_file(p, img):
                 use = get_scheme("totalseg_masks")
                 det = SchemeDetection(use.name, True, "a binary mask named by its structure")
                 found = _load_masks(p, ct, use)
-                per_code = dict.fromkeys(found, [1])
+                per_code = {key: [1] for key in found}
             else:
                 if forced is not None:
                     use = forced

@@ -83,7 +83,7 @@ class DicomSeries:
         return f"{num}: {self.modality or '?'} {len(self.files)} files{desc}"
 
 
-def _pydicom():  # noqa: ANN202 - module
+def _pydicom():
     import pydicom
 
     return pydicom
@@ -110,7 +110,7 @@ def list_dicom_series(folder: str | os.PathLike[str]) -> list[DicomSeries]:
     for f in _candidate_files(d):
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except Exception:  # noqa: S112 - not DICOM (README, thumbnails...): skipped by design
+        except Exception:
             continue
         if "ImagePositionPatient" not in ds and "Rows" not in ds:
             continue  # not an image (structured report, presentation state...)
@@ -150,7 +150,7 @@ def _select(series: list[DicomSeries], choice: str | int | None, folder: Path) -
     raise ImageError(f"no series matches {text!r}; the folder holds: {listing}", path=str(folder))
 
 
-def _vec(ds, keyword: str, n: int, f: Path) -> np.ndarray:  # noqa: ANN001
+def _vec(ds, keyword: str, n: int, f: Path) -> np.ndarray:
     val = ds.get(keyword)
     try:
         arr = np.asarray([float(v) for v in val], dtype=float)

@@ -5,13 +5,15 @@ A NRRD header places voxels in the world with ``space`` (e.g. ``left-posterior-s
 ``space origin`` (world position of voxel 0). The voxel -> world affine is therefore
 ``[[directions, origin], [0, 0, 0, 1]]`` in that space; it is converted to RAS through
 :data:`alarscrew.io.orientation.NRRD_SPACE_TO_RAS`. Writing follows 3D Slicer: ``space``
-``left-posterior-superior``, ``kinds`` ``domain domain domain``, gzip encoding (level 1: fast, still lossless).
+``left-posterior-superior``, ``kinds`` ``domain domain domain``, gzip encoding (level 1: fast,
+still lossless).
 
 References
 ----------
 Teem NRRD format definition 0004, "space", "space directions", "space origin"
-(https://teem.sourceforge.net/nrrd/format.html); 3D Slicer coordinate systems
-(https://slicer.readthedocs.io/en/latest/user_guide/coordinate_systems.html).
+(https://teem.sourceforge.net/nrrd/format.html). 3D Slicer coordinate systems
+(slicer.readthedocs.io, user_guide/coordinate_systems): Slicer works in RAS internally but
+stores images in files in LPS, with the origin at the centre of the first voxel.
 """
 
 from __future__ import annotations
