@@ -63,8 +63,7 @@ def safe_length_map_png(side_name: str, side: dict[str, Any], *, dpi: int = 110)
     if z.shape != (s.size, t.size):
         raise ValueError(f"sides.{side_name}.safe_length_map: length_mm is {z.shape}, "
                          f"expected (sagittal {s.size}, transverse {t.size})")
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#d9d9d9")
     mesh = ax.pcolormesh(t, s, np.ma.masked_invalid(z), cmap=cmap, shading="nearest")
     fig.colorbar(mesh, ax=ax, label="safe length (mm)")
     opt = side.get("optimal")
