@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from alarscrew.cohort.instruments import ODI_SECTIONS, normalise_vas, odi_score
 from alarscrew.cohort.model import (
@@ -104,6 +105,8 @@ class _Raw:
 
 
 _Gathered = tuple[dict[str, "_Raw"], set[str], list[str]]
+#: Keyword arguments locating a cell for ValidationError: path, row, column.
+_Where = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -400,7 +403,7 @@ def _gather_redcap(table: _Table, cols: list[str]) -> _Gathered:
     raws: dict[str, _Raw] = {}
     tps: set[str] = set()
     ignored: list[str] = []
-    plan: list[tuple[int, str, object]] = []
+    plan: list[tuple[int, str, Any]] = []
     for i, c in enumerate(cols):
         h = table.header[i]
         if i in (id_idx, ev_idx) or not c:
@@ -465,7 +468,7 @@ def _gather_redcap(table: _Table, cols: list[str]) -> _Gathered:
             elif kind == "item":
                 raw.items.setdefault(tp, {})[k] = cell  # type: ignore[index]
             elif has_value:
-                sec, mark = k  # type: ignore[misc]
+                sec, mark = k
                 raw.item_marks.setdefault(tp, {}).setdefault(sec, []).append(mark)
                 raw.items.setdefault(tp, {}).setdefault(sec, _Cell("", row, cell.column))
     return raws, tps, ignored
@@ -473,7 +476,7 @@ def _gather_redcap(table: _Table, cols: list[str]) -> _Gathered:
 
 # ---------------------------------------------------------------------------------- parsing
 
-def _number(text: str, where: dict, what: str, lo: float, hi: float,
+def _number(text: str, where: _Where, what: str, lo: float, hi: float,
             *, integer: bool = False) -> float:
     try:
         v = float(text)
@@ -497,7 +500,7 @@ def _codes(text: str) -> tuple[str, ...]:
 def _build_case(cid: str, raw: _Raw, path: str, odi_max_missing: int) -> Case:
     b = raw.baseline
 
-    def where(f: str) -> dict:
+    def where(f: str) -> _Where:
         c = b[f]
         return {"path": path, "row": c.row, "column": c.column}
 
@@ -590,7 +593,7 @@ def _build_scores(raw: _Raw, path: str, odi_max_missing: int) -> tuple[Score, ..
     for (var, tp), cell in raw.scores.items():
         if not cell.text:
             continue
-        where = {"path": path, "row": cell.row, "column": cell.column}
+        where: _Where = {"path": path, "row": cell.row, "column": cell.column}
         if var == "vas_mm":
             v = _number(cell.text, where, "VAS (mm)", 0.0, 100.0)
             v = float(normalise_vas([v], scale_max=100)[0])
@@ -618,8 +621,8 @@ def _build_scores(raw: _Raw, path: str, odi_max_missing: int) -> tuple[Score, ..
             elif c is None or not c.text:
                 answers.append(None)
             else:
-                where = {"path": path, "row": c.row, "column": c.column}
-                vals = [int(_number(t, where, "an ODI section answer", 0, 5, integer=True))
+                loc: _Where = {"path": path, "row": c.row, "column": c.column}
+                vals = [int(_number(t, loc, "an ODI section answer", 0, 5, integer=True))
                         for t in re.split(r"\s*[;|/]\s*|\s*,\s*", c.text) if t]
                 answers.append(vals)
         if all(a is None for a in answers):
