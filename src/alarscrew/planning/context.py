@@ -148,6 +148,7 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
     aff = cropped_affine(ct.affine, sl)
     sp = ct.spacing_mm
     sources: dict[str, str] = {}
+    half = 0.5 * float(sp.min())  # voxel centres lie half a voxel inside a structure's surface
 
     bone_mask = sacrum[sl].copy()
     if "lesion" in arrays:
@@ -177,7 +178,7 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
 
     vessels = arrays.get("iliac_vessels")
     if vessels is not None and vessels[sl].any():
-        vessel_d = np.minimum(unsigned_distance_mm(vessels[sl], sp), pad_mm)
+        vessel_d = np.minimum(unsigned_distance_mm(vessels[sl], sp) - half, pad_mm)
         sources["iliac_vessels"] = "label"
     else:
         band = anterior_surface & (fr[..., 2] >= VESSEL_CRANIAL_MIN_MM)
@@ -186,7 +187,7 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
         if not band.any():
             raise AnatomyNotFoundError("cannot find the anterior sacral cortex to estimate "
                                        "the iliac vessels")
-        vessel_d = unsigned_distance_mm(band, sp)
+        vessel_d = unsigned_distance_mm(band, sp) - half
         sources["iliac_vessels"] = ("estimated: vessels taken to lie on the anterior sacral "
                                     "cortex at the S1 level (lower bound)")
     lat = np.abs(fr[..., 0])
@@ -194,7 +195,8 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
                  & (fr[..., 2] >= ROOT_CRANIAL_MM[0]) & (fr[..., 2] <= ROOT_CRANIAL_MM[1]))
     if not root_band.any():
         root_band = anterior_surface
-    root_d = unsigned_distance_mm(root_band, sp) if root_band.any() else np.full(hu.shape, np.nan)
+    root_d = (unsigned_distance_mm(root_band, sp) - half if root_band.any()
+              else np.full(hu.shape, np.nan))
     sources["l5_root"] = ("estimated: anterior alar cortex "
                           f"{ROOT_LATERAL_MM[0]:g}-{ROOT_LATERAL_MM[1]:g} mm lateral")
 

@@ -1,0 +1,231 @@
+"""Assemble a full bilateral plan (the plan.json contract, see docs/plan-json.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
+from alarscrew.anatomy.model import Anatomy, BodyLoss, BoneQuality
+from alarscrew.errors import AlarscrewError, NoSafeTrajectoryError
+from alarscrew.planning.alternatives import pedicle_alternatives, s2ai_alternative
+from alarscrew.planning.catalog import DEFAULT_CATALOG, ScrewCatalog, choose_screw
+from alarscrew.planning.context import PlanningContext, build_context
+from alarscrew.planning.decision import body_loss_percent, decide
+from alarscrew.planning.evaluate import evaluate_screw
+from alarscrew.planning.screw import SafetySettings, Screw
+from alarscrew.planning.search import (
+    AngleGrid,
+    SearchResult,
+    entry_candidates,
+    optimize_side,
+    safe_length_map,
+    safe_window,
+)
+from alarscrew.spatial.frame import SIDES, Side, direction_from_angles
+
+#: The paper's technique: 30 deg lateral, 45 deg inferior, about 40 mm deep, 7.0 mm screw.
+NOMINAL_TRANSVERSE_DEG = 30.0
+NOMINAL_SAGITTAL_DEG = 45.0
+NOMINAL_LENGTH_MM = 40.0
+DESIGN_DIAMETER_MM = 7.0
+PLAN_SCHEMA_VERSION = 1
+
+Progress = Callable[[str], None]
+
+
+def context_from_anatomy(anatomy: Anatomy) -> PlanningContext:
+    """Build the planning fields from an :class:`~alarscrew.anatomy.model.Anatomy`."""
+    lms = {k: np.asarray(v.xyz_ras_mm, float) for k, v in anatomy.landmarks.items()}
+    return build_context(anatomy.ct, dict(anatomy.masks), anatomy.frame, lms)
+
+
+def optimal_trajectory(ctx: PlanningContext, side: Side, *,
+                       catalog: ScrewCatalog = DEFAULT_CATALOG,
+                       settings: SafetySettings | None = None, grid: AngleGrid | None = None,
+                       design_diameter_mm: float = DESIGN_DIAMETER_MM,
+                       entry_radius_mm: float = 4.0) -> SearchResult:
+    """Longest safe trajectory on ``side``; raises NoSafeTrajectoryError with the reason.
+
+    Raises
+    ------
+    NoSafeTrajectoryError
+        When no entry landmark exists or the longest safe axis is shorter than the shortest
+        stocked screw ("left ala too narrow: longest safe axis 18.0 mm ...").
+    """
+    entry = ctx.point(f"{side}.entry")
+    if entry is None:
+        raise NoSafeTrajectoryError(f"{side}: no '{side}.entry' landmark to start from")
+    try:
+        entries = entry_candidates(ctx, side, entry, radius_mm=entry_radius_mm)
+    except AlarscrewError as exc:
+        raise NoSafeTrajectoryError(str(exc)) from exc
+    res = optimize_side(ctx, side, entries, diameter_mm=design_diameter_mm, settings=settings,
+                        grid=grid)
+    if res.safe_length_mm < catalog.min_length_mm:
+        raise NoSafeTrajectoryError(
+            f"{side} ala too narrow: longest safe axis {res.safe_length_mm:.1f} mm for a "
+            f"{design_diameter_mm:g} mm screw (shortest stocked {catalog.min_length_mm:g} mm)")
+    return res
+
+
+def _screw_entry(ev_dict: dict, choice_dict: dict | None, reason: str) -> dict:
+    ev_dict["recommended_screw"] = choice_dict
+    ev_dict["reason"] = reason
+    return ev_dict
+
+
+def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAULT_CATALOG,
+              settings: SafetySettings | None = None, grid: AngleGrid | None = None,
+              design_diameter_mm: float = DESIGN_DIAMETER_MM) -> dict:
+    """Nominal (paper) and optimal screw of one side, with map and safe window."""
+    st = settings or SafetySettings()
+    g = grid or AngleGrid()
+    out: dict[str, Any] = {"side": side}
+    entry = ctx.point(f"{side}.entry")
+    if entry is None:
+        reason = f"no '{side}.entry' landmark: cannot place the paper's entry point"
+        return {"side": side, "nominal": None, "optimal": None, "status": "refused",
+                "reason": reason, "safe_length_map": None, "safe_window_deg": None}
+
+    d_nom = direction_from_angles(ctx.frame, side, NOMINAL_TRANSVERSE_DEG, NOMINAL_SAGITTAL_DEG)
+    nominal = evaluate_screw(ctx, Screw(entry, d_nom, NOMINAL_LENGTH_MM, design_diameter_mm),
+                             side=side, settings=st)
+    ch = choose_screw(ctx, entry, d_nom, catalog=catalog, settings=st,
+                      label=f"{side} nominal 30/45 axis")
+    out["nominal"] = _screw_entry(nominal.to_dict(), ch.to_dict(), ch.reason)
+
+    try:
+        res = optimal_trajectory(ctx, side, catalog=catalog, settings=st, grid=g,
+                                 design_diameter_mm=design_diameter_mm)
+    except NoSafeTrajectoryError as exc:
+        out.update({"optimal": None, "status": "refused", "reason": str(exc),
+                    "safe_length_map": None, "safe_window_deg": None})
+        return out
+    choice = choose_screw(ctx, res.entry_ras_mm, res.direction_ras, catalog=catalog, settings=st,
+                          label=f"{side} optimal axis")
+    if choice.diameter_mm is None:
+        out.update({"optimal": None, "status": "refused", "reason": choice.reason,
+                    "safe_length_map": None, "safe_window_deg": None})
+        return out
+    ev = evaluate_screw(ctx, Screw(res.entry_ras_mm, res.direction_ras, choice.length_mm,
+                                   choice.diameter_mm), side=side, settings=st)
+    opt = _screw_entry(ev.to_dict(), choice.to_dict(), choice.reason)
+    opt["search"] = {"design_diameter_mm": design_diameter_mm,
+                     "design_safe_length_mm": round(res.safe_length_mm, 3),
+                     "clearance_mm": round(res.clearance_mm, 3),
+                     "transverse_step_deg": float(np.diff(g.transverse_deg).max()),
+                     "sagittal_step_deg": float(np.diff(g.sagittal_deg).max()),
+                     "transverse_range_deg": [float(g.transverse_deg[0]),
+                                              float(g.transverse_deg[-1])],
+                     "sagittal_range_deg": [float(g.sagittal_deg[0]), float(g.sagittal_deg[-1])],
+                     "trajectories_marched": int(res.rays)}
+    out["optimal"] = opt
+    out["status"] = "safe"
+    out["reason"] = choice.reason
+
+    mgrid = AngleGrid.regular((0, 60), (0, 75), 1.0)
+    lmap = safe_length_map(ctx, side, res.entry_ras_mm, diameter_mm=choice.diameter_mm,
+                           settings=st, grid=mgrid)
+    out["safe_length_map"] = {
+        "entry_ras_mm": opt["entry_ras_mm"], "diameter_mm": choice.diameter_mm,
+        "transverse_deg": [float(v) for v in mgrid.transverse_deg],
+        "sagittal_deg": [float(v) for v in mgrid.sagittal_deg],
+        "length_mm": [[None if v < catalog.min_length_mm else round(float(v), 2) for v in row]
+                      for row in lmap],
+    }
+    win = safe_window(ctx, side, res.entry_ras_mm, res.transverse_deg, res.sagittal_deg,
+                      length_mm=choice.length_mm, diameter_mm=choice.diameter_mm, settings=st)
+    out["safe_window_deg"] = win.to_dict()
+    return out
+
+
+def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
+              bone_quality: BoneQuality | None = None, catalog: ScrewCatalog = DEFAULT_CATALOG,
+              settings: SafetySettings | None = None, grid: AngleGrid | None = None,
+              levels: int | None = None, inputs: dict | None = None,
+              progress: Progress | None = None, timing: bool = False) -> dict:
+    """The bilateral plan as a JSON-ready dict (contract: docs/plan-json.md).
+
+    ``timing_s`` is None unless ``timing`` is True, so the same input gives the same dict;
+    the step timings of the last call are always available from :func:`last_timings`.
+    """
+    st = settings or SafetySettings()
+    say = progress or (lambda _msg: None)
+    times: dict[str, float] = {}
+    sides: dict[str, Any] = {}
+    alts: dict[str, Any] = {}
+    for side in SIDES:
+        say(f"{side}: optimal trajectory")
+        t0 = time.perf_counter()
+        sides[side] = plan_side(ctx, side, catalog=catalog, settings=st, grid=grid)
+        times[f"{side}_plan"] = time.perf_counter() - t0
+        say(f"{side}: alternatives")
+        t0 = time.perf_counter()
+        alts[side] = {**pedicle_alternatives(ctx, side, catalog=catalog, settings=st),
+                      "s2ai": s2ai_alternative(ctx, side, settings=st)}
+        times[f"{side}_alternatives"] = time.perf_counter() - t0
+    decision = decide(body_loss=body_loss, bone_quality=bone_quality, levels=levels,
+                      sides_safe={s: sides[s]["status"] == "safe" for s in SIDES})
+    _LAST_TIMINGS.clear()
+    _LAST_TIMINGS.update({k: round(v, 4) for k, v in times.items()})
+    return {
+        "schema_version": PLAN_SCHEMA_VERSION,
+        "alarscrew_version": __version__,
+        "disclaimer": DISCLAIMER,
+        "reference": REFERENCE_CITATION,
+        "inputs": inputs or {"ct": None, "seg": [], "landmarks": None},
+        "frame": ctx.frame.to_dict(),
+        "body_loss_percent": body_loss_percent(body_loss),
+        "body_loss": None if body_loss is None else body_loss.to_dict(),
+        "bone_quality": None if bone_quality is None else bone_quality.to_dict(),
+        "sources": dict(sorted(ctx.sources.items())),
+        "settings": {"margin_mm": st.margin_mm, "insertion_mm": st.insertion_mm,
+                     "seat_mm": st.seat_mm, "step_mm": st.step_mm,
+                     "max_length_mm": st.max_length_mm},
+        "catalog": catalog.to_dict(),
+        "nominal_technique": {"transverse_angle_deg": NOMINAL_TRANSVERSE_DEG,
+                              "sagittal_angle_deg": NOMINAL_SAGITTAL_DEG,
+                              "length_mm": NOMINAL_LENGTH_MM,
+                              "diameter_mm": DESIGN_DIAMETER_MM},
+        "sides": sides,
+        "alternatives": alts,
+        "decision": decision,
+        "timing_s": dict(_LAST_TIMINGS) if timing else None,
+    }
+
+
+_LAST_TIMINGS: dict[str, float] = {}
+
+
+def last_timings() -> dict[str, float]:
+    """Wall times (s) of the steps of the last :func:`make_plan` call."""
+    return dict(_LAST_TIMINGS)
+
+
+def plan_from_anatomy(anatomy: Anatomy, **kwargs: Any) -> dict:
+    """:func:`make_plan` on an Anatomy (frame, landmarks, masks, body loss, bone quality)."""
+    ctx = context_from_anatomy(anatomy)
+    return make_plan(ctx, body_loss=anatomy.body_loss, bone_quality=anatomy.bone_quality,
+                     **kwargs)
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return None if not np.isfinite(obj) else obj
+    return obj
+
+
+def plan_to_json(plan: dict) -> str:
+    """Deterministic JSON text (2-space indent, key order as built, NaN -> null)."""
+    return json.dumps(_clean(plan), indent=2, allow_nan=False) + "\n"
