@@ -56,17 +56,17 @@ def analyze(
     t = Table(title=f"Outcomes of {data} (n={result.n})")
     for col in ("variable", "time point", "n", "mean", "SD", "median [IQR]", "range"):
         t.add_column(col)
-    for r in result.descriptives.itertuples(index=False):
-        t.add_row(r.variable, r.timepoint, str(r.n), _f(r.mean, 2), _f(r.sd, 2),
-                  f"{_f(r.median, 1)} [{_f(r.q1, 1)}, {_f(r.q3, 1)}]",
-                  f"{_f(r.min, 0)}-{_f(r.max, 0)}")
+    for d in result.descriptives.to_dict("records"):
+        t.add_row(str(d["variable"]), str(d["timepoint"]), str(d["n"]), _f(d["mean"], 2),
+                  _f(d["sd"], 2), f"{_f(d['median'], 1)} [{_f(d['q1'], 1)}, {_f(d['q3'], 1)}]",
+                  f"{_f(d['min'], 0)}-{_f(d['max'], 0)}")
     con.print(t)
     c = Table(title=f"{baseline} vs later time points (difference = later - {baseline})")
     for col in ("variable", "to", "mean diff [95% CI]", "paired t (df)", "p", "p Holm",
                 "Student t (df)", "p", "d_z", "Wilcoxon exact p", "Shapiro p"):
         c.add_column(col)
     for r in result.comparisons.to_dict("records"):
-        c.add_row(r["variable"], r["to"],
+        c.add_row(str(r["variable"]), str(r["to"]),
                   f"{_f(r['mean_diff'], 2)} [{_f(r['ci95_low'], 2)}, {_f(r['ci95_high'], 2)}]",
                   f"{_f(r['paired_t'], 2)} ({r['paired_df']:g})", _f(r["paired_p"]),
                   _f(r["paired_p_holm"]),
@@ -81,12 +81,12 @@ def analyze(
     for col in ("variable", "n", "RM-ANOVA F (df)", "p", "GG epsilon", "p (GG)",
                 "Friedman chi2 (df)", "p"):
         o.add_column(col)
-    for r in result.omnibus.to_dict("records"):
-        o.add_row(r["variable"], str(r["n_subjects"]),
-                  f"{_f(r['rm_f'], 2)} ({_f(r['rm_df1'], 0)}, {_f(r['rm_df2'], 0)})",
-                  _f(r["rm_p"]), _f(r["gg_epsilon"]), _f(r["rm_p_gg"]),
-                  f"{_f(r['friedman_chi2'], 2)} ({_f(r['friedman_df'], 0)})",
-                  _f(r["friedman_p"]))
+    for om in result.omnibus.to_dict("records"):
+        o.add_row(str(om["variable"]), str(om["n_subjects"]),
+                  f"{_f(om['rm_f'], 2)} ({_f(om['rm_df1'], 0)}, {_f(om['rm_df2'], 0)})",
+                  _f(om["rm_p"]), _f(om["gg_epsilon"]), _f(om["rm_p_gg"]),
+                  f"{_f(om['friedman_chi2'], 2)} ({_f(om['friedman_df'], 0)})",
+                  _f(om["friedman_p"]))
     con.print(o)
     con.print(DISCLAIMER)
 

@@ -240,9 +240,10 @@ class _Auditor:
         # GRIM / GRIMMER
         if v.integer and s.mean is not None:
             if not grim_sums(s.mean, n):
-                k = round(_rep(s.mean) * n)
+                target = _rep(s.mean)
+                k = round(target * n)
                 near = sorted({(k - 1) / n, k / n, (k + 1) / n},
-                              key=lambda m: abs(m - _rep(s.mean)))
+                              key=lambda m: abs(m - target))
                 self.add(f"{q}.mean", _rep(s.mean), near[0], "grim",
                          f"a mean of {n} whole numbers is k/{n}; the nearest are "
                          f"{', '.join(f'{m:.{s.mean.decimals + 3}f}' for m in sorted(near[:2]))}"
@@ -321,18 +322,18 @@ class _Auditor:
         pairs = sub.pivot(index="id", columns="timepoint", values="value").reindex(
             columns=[c.from_tp, c.to_tp]).dropna()
         pairs.columns = ["a", "b"]
-        a, b = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
+        x_from, x_to = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
         candidates: dict[str, float] = {}
         if c.test in ("student_t", "paired_t"):
-            candidates["paired t"] = float(st.ttest_rel(a, b).pvalue)
+            candidates["paired t"] = float(st.ttest_rel(x_from, x_to).pvalue)
         if c.test in ("student_t", "independent_t"):
-            candidates["Student's independent t"] = float(st.ttest_ind(a, b).pvalue)
+            candidates["Student's independent t"] = float(st.ttest_ind(x_from, x_to).pvalue)
         if c.test == "wilcoxon":
             candidates["Wilcoxon signed-rank (exact)"] = float(
-                st.wilcoxon(b - a, method="exact").pvalue)
+                st.wilcoxon(x_to - x_from, method="exact").pvalue)
         if c.test == "mann_whitney":
             candidates["Mann-Whitney U (exact)"] = float(
-                st.mannwhitneyu(a, b, method="exact").pvalue)
+                st.mannwhitneyu(x_from, x_to, method="exact").pvalue)
         ok = [k for k, p in candidates.items() if c.p.holds(p)]
         listing = ", ".join(f"{k} p={_fmt(p)}" for k, p in candidates.items())
         if ok:
