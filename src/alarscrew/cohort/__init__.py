@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alarscrew.cohort.eligibility import (
+    RuleSet,
+    Verdict,
+    evaluate_eligibility,
+    load_rules,
+    verdicts_table,
+)
 from alarscrew.cohort.embedded import EMBEDDED_DATASETS, dataset_dir, load_embedded
 from alarscrew.cohort.instruments import (
     MCID,
@@ -74,8 +81,13 @@ __all__ = [
     "CohortNote",
     "Complication",
     "ODIResult",
+    "RuleSet",
     "Score",
+    "Verdict",
+    "evaluate_eligibility",
     "load_cohort",
+    "load_embedded",
+    "load_rules",
     "mcid_attainment",
     "normalise_vas",
     "odi_band",
@@ -84,4 +96,5 @@ __all__ = [
     "parse_segments",
     "read_cohort",
     "sort_timepoints",
+    "verdicts_table",
 ]
