@@ -15,7 +15,9 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +26,14 @@ from alarscrew.errors import InputError
 from alarscrew.io.atomic import write_bytes
 from alarscrew.report.cohort_tables import default_timepoints, timepoint_label, variable_label
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 #: Score range shown on the y axis for known instruments (others: data range).
 Y_LIMITS: dict[str, tuple[float, float]] = {"vas": (0.0, 10.0), "odi": (0.0, 100.0)}
 
-_RC = {
+_RC: dict[str, Any] = {
     "svg.hashsalt": "alarscrew",
     "svg.fonttype": "path",
     "font.family": "DejaVu Sans",
@@ -40,7 +46,7 @@ _RC = {
 def trajectory_figure(outcomes_long: pd.DataFrame, variable: str, *,
                       timepoints: Sequence[str] | None = None, jitter: float = 0.08,
                       width_in: float = 6.0, height_in: float = 4.0,
-                      max_labels: int = 20) -> object:
+                      max_labels: int = 20) -> Figure:
     """Draw per-case trajectories of one variable with mean ± SD.
 
     Parameters
@@ -128,14 +134,14 @@ def trajectory_figure(outcomes_long: pd.DataFrame, variable: str, *,
     return fig
 
 
-def _label_cases(ax: object, ids: pd.Index, values: np.ndarray, x: np.ndarray,
+def _label_cases(ax: Axes, ids: pd.Index, values: np.ndarray, x: np.ndarray,
                  offsets: np.ndarray) -> None:
     """Write each case id in a column right of the last time point, spread so none overlap.
 
     Labels sit at the height of the case's last value, pushed apart to a minimum gap of
     4.5 % of the y range (a 1-D repel), with a thin leader line to the point.
     """
-    lo, hi = ax.get_ylim()  # type: ignore[attr-defined]
+    lo, hi = ax.get_ylim()
     gap = 0.045 * (hi - lo)
     has = ~np.isnan(values)
     last = np.where(has.any(axis=1), has.shape[1] - 1 - np.argmax(has[:, ::-1], axis=1), -1)
@@ -152,7 +158,7 @@ def _label_cases(ax: object, ids: pd.Index, values: np.ndarray, x: np.ndarray,
         y_lab[k] = max(y_lab[k], y_lab[k - 1] + gap)
     x_lab = x.max() + 0.3
     for k, idx in enumerate(keep[order]):
-        ax.annotate(  # type: ignore[attr-defined]
+        ax.annotate(
             str(ids[idx]), xy=(x_pt[order][k], y_pt[order][k]), xytext=(x_lab, y_lab[k]),
             textcoords="data", fontsize=7, color="0.3", va="center", ha="left",
             arrowprops={"arrowstyle": "-", "color": "0.75", "linewidth": 0.5,
@@ -160,13 +166,13 @@ def _label_cases(ax: object, ids: pd.Index, values: np.ndarray, x: np.ndarray,
         )
 
 
-def _rc_context() -> object:
+def _rc_context() -> AbstractContextManager[None]:
     import matplotlib
 
-    return matplotlib.rc_context(_RC)
+    return matplotlib.rc_context(_RC)  # type: ignore[arg-type]
 
 
-def figure_bytes(fig: object, fmt: str, *, dpi: int = 150) -> bytes:
+def figure_bytes(fig: Figure, fmt: str, *, dpi: int = 150) -> bytes:
     """Render a figure to PNG or SVG bytes, reproducibly (no date, fixed hash salt).
 
     Parameters
@@ -189,10 +195,10 @@ def figure_bytes(fig: object, fmt: str, *, dpi: int = 150) -> bytes:
         raise InputError(f"figure format must be 'png' or 'svg', got {fmt!r}")
     metadata: dict[str, None] = ({"Date": None, "Creator": None} if fmt == "svg"
                                  else {"Software": None})
-    FigureCanvasAgg(fig)  # type: ignore[arg-type]
+    FigureCanvasAgg(fig)
     buf = io.BytesIO()
     with _rc_context():
-        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)  # type: ignore[attr-defined]
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
     return buf.getvalue()
 
 

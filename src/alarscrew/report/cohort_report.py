@@ -343,7 +343,7 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
         from alarscrew.errors import OutputExistsError
 
         raise OutputExistsError(f"{out_dir}: output folder exists already; pass --force")
-    cohort = load_cohort(source)
+    cohort = load_cohort(source if isinstance(source, str) else Path(source))
     embedded = cohort.source.startswith("embedded:")
     if embedded:
         source_label, sha = f"embedded dataset '{cohort.name}'", None

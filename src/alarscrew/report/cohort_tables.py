@@ -382,21 +382,22 @@ def outcomes_table(outcomes_long: pd.DataFrame, timepoints: Sequence[str] | None
     data["variable"] = data["variable"].astype(str)
     desc = describe_outcomes(data, timepoints=order)
     rows = []
-    previous = None
+    previous: str | None = None
     for rec in desc.itertuples(index=False):
-        raw = data.loc[data["variable"] == rec.variable, "value"]
+        variable, timepoint = str(rec.variable), str(rec.timepoint)
+        raw = data.loc[data["variable"] == variable, "value"]
         range_d = data_decimals(raw)
         stat_d = range_d + 1
         rows.append((
-            variable_label(rec.variable) if rec.variable != previous else "",
-            timepoint_label(rec.timepoint),
+            variable_label(variable) if variable != previous else "",
+            timepoint_label(timepoint),
             str(rec.n),
             f"{fmt_num(rec.mean, stat_d)} ± {fmt_num(rec.sd, stat_d)}",
             f"{fmt_num(rec.median, stat_d)} "
             f"[{fmt_num(rec.q1, stat_d)}, {fmt_num(rec.q3, stat_d)}]",
             f"{fmt_num(rec.min, range_d)}{EN_DASH}{fmt_num(rec.max, range_d)}",
         ))
-        previous = rec.variable
+        previous = variable
     notes = (
         f"{SD_NOTE} IQR: first and third quartiles "
         "(linear interpolation, Hyndman-Fan type 7).",
