@@ -333,12 +333,13 @@ class Cohort:
         lookup: Mapping[tuple[str, str, str], float | None] = {
             (c.id, s.variable, s.timepoint): s.value for c in self.cases for s in c.scores
         }
+        present = {(k[1], k[2]) for k in lookup}
         rows = [
             (c.id, v, tp, lookup.get((c.id, v, tp)))
             for v in variables
             for c in self.cases
             for tp in self.timepoints
-            if any(k[1] == v and k[2] == tp for k in lookup)
+            if (v, tp) in present
         ]
         df = pd.DataFrame(rows, columns=["id", "variable", "timepoint", "value"])
         df["value"] = pd.to_numeric(df["value"], errors="raise").astype(float)
