@@ -24,9 +24,10 @@ DISCLAIMER = (
 )
 
 REFERENCE_CITATION = (
-    "Fang et al. S1 alar screws in one-stage posterior short-segment lumbosacral fixation after "
-    "debridement for spinal infection with severe S1 vertebral body loss. "
-    "BMC Musculoskeletal Disorders, 2022 (7 patients; VAS, ODI, fusion)."
+    "Fang W, Liu W, Li Q, Cai L, Wang W, Yi X, Jiao H, Yao Z. Clinical evaluation of S1 alar "
+    "screws application in short-segment lumbosacral fixation and fusion for spine infection "
+    "with severe S1 vertebral body loss. BMC Musculoskeletal Disorders 2022. "
+    "doi:10.1186/s12891-022-05824-6"
 )
 
 __all__ = [
