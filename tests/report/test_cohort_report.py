@@ -9,6 +9,7 @@ VAS mean as 7.3 while the 7 listed values average 50/7 = 7.14).
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ from tests.report.test_cohort_data import TIMEPOINTS, paper_baseline, paper_outc
 
 EXPECTED_FILES = sorted([
     "cohort_report.html",
+    "analysis.json",
+    "audit.json",
     *(f"figures/{v}_trajectories.{f}" for v in ("vas", "odi") for f in ("png", "svg")),
     *(f"tables/{t}.{f}" for t in ("table1_baseline", "table2_outcomes", "table2_comparisons")
       for f in ("md", "html", "csv", "docx")),
@@ -80,6 +83,13 @@ def test_embedded_report_lists_the_papers_inconsistencies(fang_report: Path) -> 
     assert "inconsistent with the data" in html
     # The audit's notes say which t test reproduces the stated p.
     assert "reproduced by" in html
+    audit = json.loads((fang_report.parent / "audit.json").read_text(encoding="utf-8"))
+    quantities = {(f["quantity"], f["kind"]) for f in audit["findings"]}
+    assert ("vas.pre.mean", "mismatch") in quantities
+    assert html.count("<tr><td><code>") == len(audit["findings"])
+    analysis = json.loads((fang_report.parent / "analysis.json").read_text(encoding="utf-8"))
+    assert analysis["outcomes"]["vas"]["timepoints"]["pre"]["mean"] == pytest.approx(
+        50 / 7, abs=1e-12)
 
 
 def test_report_is_deidentified_and_leaves_inputs_alone(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ analysis and, where reported numbers are available, the consistency audit, and w
 
     OUT_DIR/
       cohort_report.html            self-contained: CSS inline, figures as data URIs, no requests
+      analysis.json                 the issue-2 analysis contract (numbers unrounded)
+      audit.json                    {"findings": [...], "notes": [...]} when the audit ran
       tables/table1_baseline.{md,html,csv,docx}
       tables/table2_outcomes.{md,html,csv,docx}
       tables/table2_comparisons.{md,html,csv,docx}
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -95,6 +98,19 @@ def _finding_dict(f: Any) -> dict[str, Any]:
         raise InputError(f"audit finding {src!r} lacks {missing}", column=missing[0])
     return {k: _show(src.get(k)) if k in {"reported", "recomputed"} else str(src.get(k, ""))
             for k in keys}
+
+
+def _finding_json(f: Any) -> dict[str, Any]:
+    """A finding as the audit JSON contract (values unformatted; NaN as null)."""
+    if isinstance(f, Mapping):
+        doc = dict(f)
+    elif hasattr(f, "to_json_dict"):
+        doc = dict(f.to_json_dict())
+    else:
+        doc = {k: getattr(f, k, None) for k in ("quantity", "reported", "recomputed", "kind",
+                                                "detail")}
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in doc.items()}
 
 
 def _show(value: Any) -> str:
@@ -243,6 +259,14 @@ def render_cohort_report(
     out = Path(out_dir)
     with atomic_dir(out, force=force) as tmp:
         files: list[str] = []
+        if analysis is not None:
+            write_text(tmp / "analysis.json", _json_text(dict(analysis)))
+            files.append("analysis.json")
+        if audit.status == "run":
+            write_text(tmp / "audit.json", _json_text({
+                "findings": [_finding_json(f) for f in audit.findings],
+                "notes": [dict(n) for n in audit.notes]}))
+            files.append("audit.json")
         for table in tables:
             written = write_table_files(table, tmp / "tables", disclaimer=DISCLAIMER)
             files.extend(str(p.relative_to(tmp)) for p in written.values())
@@ -285,6 +309,10 @@ def render_cohort_report(
         )
         write_text(tmp / REPORT_NAME, html)
     return out / REPORT_NAME
+
+
+def _json_text(doc: Any) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _markup(text: str) -> Any:
