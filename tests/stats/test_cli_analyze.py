@@ -56,3 +56,17 @@ def test_analyze_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     code, _, err = run_cli(["cohort", "analyze", str(tmp_path / "none.csv")], capsys)
     assert code == 2
     assert "none.csv" in err
+
+
+def test_analyze_counts_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s.json"
+    code, _, err = run_cli(["cohort", "analyze", "fang2022", "--counts", "sex:n_fused_levels",
+                            "--json", str(out)], capsys)
+    assert code == 0, err
+    (row,) = json.loads(out.read_text(encoding="utf-8"))["counts"]
+    # 7 cases, expected counts far below 5 -> Fisher's exact, named in the output
+    assert row["test"] == "Fisher's exact (2x2)"
+    assert row["p"] == pytest.approx(1.0)
+    code, _, err = run_cli(["cohort", "analyze", "fang2022", "--counts", "sex"], capsys)
+    assert code == 2
+    assert "ROW:COL" in err

@@ -28,6 +28,10 @@ def analyze(
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Write the results as JSON.")] = None,
     baseline: Annotated[str, typer.Option("--baseline", help="Reference time point.")] = "pre",
+    counts: Annotated[list[str] | None, typer.Option(
+        "--counts", help="Count test of two baseline columns, ROW:COL (e.g. sex:diagnosis); "
+                         "chi-square or Fisher's exact by the expected-count rule. "
+                         "Repeatable.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite an existing --json file.")] = False,
 ) -> None:
@@ -39,14 +43,25 @@ def analyze(
 
     from alarscrew import DISCLAIMER
     from alarscrew.cohort import load_cohort
+    from alarscrew.errors import InputError
     from alarscrew.io.atomic import check_overwrite, write_text
-    from alarscrew.stats import analyze_outcomes
+    from alarscrew.stats import analyze_outcomes, compare_counts
 
     if json_out is not None:
         check_overwrite(json_out, force=force)
-    result = analyze_outcomes(load_cohort(data), baseline=baseline)
+    cohort = load_cohort(data)
+    result = analyze_outcomes(cohort, baseline=baseline)
+    count_rows = []
+    for spec in counts or []:
+        row_var, sep, col_var = spec.partition(":")
+        if not sep or not row_var or not col_var:
+            raise InputError(f"expected ROW:COL such as sex:diagnosis, got {spec!r}",
+                             column="--counts")
+        count_rows.extend(compare_counts(cohort.baseline(), row_var, col_var).to_dict("records"))
     if json_out is not None:
         doc = result.to_json_dict()
+        doc["counts"] = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                          for k, v in r.items()} for r in count_rows]
         doc["source"] = data
         doc["disclaimer"] = DISCLAIMER
         write_text(json_out, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force)
@@ -88,6 +103,15 @@ def analyze(
                   f"{_f(om['friedman_chi2'], 2)} ({_f(om['friedman_df'], 0)})",
                   _f(om["friedman_p"]))
     con.print(o)
+    if count_rows:
+        ct = Table(title="Counts (test chosen by the expected-count rule)")
+        for col in ("rows", "columns", "test", "statistic", "df", "p", "min expected"):
+            ct.add_column(col)
+        for cr in count_rows:
+            ct.add_row(str(cr["row_variable"]), str(cr["column_variable"]), str(cr["test"]),
+                       _f(cr["statistic"]), _f(cr["df"], 0), _f(cr["p"]),
+                       _f(cr["min_expected"], 2))
+        con.print(ct)
     con.print(DISCLAIMER)
 
 

@@ -294,6 +294,7 @@ class _Auditor:
         x0, x1 = self.data(v.name, c.from_tp), self.data(v.name, c.to_tp)
         if n is None and x0 is not None:
             n = int(x0.size)
+        self._summary_t_note(q, c, tps.get(c.from_tp), tps.get(c.to_tp), n)
         if n is not None:
             paired_min = min_p_rank_test(n)
             mw_min = min_p_rank_test(n, n)
@@ -345,6 +346,22 @@ class _Auditor:
             best = min(candidates.values(), key=lambda p: abs(p - float(c.p.bound)))
             self.add(q, c.p.text, best, "p_value",
                      f"stated p {c.p.text} ({c.test}) but the data give {listing}")
+
+    def _summary_t_note(self, q: str, c: Any, s0: ReportedStats | None,
+                        s1: ReportedStats | None, n: int | None) -> None:
+        """Student's t from the reported means and SDs (the paired t needs the correlation)."""
+        if (n is None or s0 is None or s1 is None or s0.mean is None or s1.mean is None
+                or s0.sd is None or s1.sd is None or c.test not in ("student_t", "independent_t")):
+            return
+        n0 = s0.n or n
+        n1 = s1.n or n
+        res = st.ttest_ind_from_stats(_rep(s0.mean), _rep(s0.sd), n0, _rep(s1.mean),
+                                      _rep(s1.sd), n1, equal_var=True)
+        p = float(res.pvalue)
+        self.note(q, f"from the reported means and SDs alone, Student's independent t = "
+                  f"{float(res.statistic):.4g} (df {n0 + n1 - 2}), p = {_fmt(p)}: "
+                  f"{'satisfies' if c.p.holds(p) else 'does not satisfy'} p {c.p.text} "
+                  "(informational: the summary numbers themselves are audited above)")
 
     def run(self) -> AuditReport:
         for v in self.reported.variables.values():

@@ -235,7 +235,9 @@ def compare_counts(table: pd.DataFrame, row_variable: str, column_variable: str,
         Pearson's chi-square without continuity correction (SPSS's "Pearson Chi-Square");
         otherwise Fisher's exact test (2x2: scipy ``fisher_exact``; larger tables: the
         Fisher-Freeman-Halton test by Monte Carlo with 99,999 tables, seeded). ``test``
-        names the test actually run.
+        names the test actually run. ``statistic`` is the chi-square (Pearson), the sample
+        odds ratio (Fisher 2x2), or the null probability of the observed table
+        (Fisher-Freeman-Halton); ``df`` is NaN for the exact tests.
     """
     for c in (row_variable, column_variable):
         if c not in table.columns:
