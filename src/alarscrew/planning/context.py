@@ -35,7 +35,7 @@ from alarscrew.planning.fields import (
 from alarscrew.spatial.frame import S1Frame
 
 #: Crop margin around the sacrum (mm); distances to structures are exact up to this value.
-CROP_PAD_MM = 30.0
+CROP_PAD_MM = 15.0
 #: Estimated vessel surface: anterior sacral cortex at or above this S1-frame height (mm).
 VESSEL_CRANIAL_MIN_MM = -40.0
 #: Estimated L5 root band on the anterior ala: |lateral| range and cranial range (mm, S1 frame).
