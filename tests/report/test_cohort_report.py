@@ -123,6 +123,31 @@ def test_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
+def test_report_from_a_user_file(tmp_path: Path) -> None:
+    """A wide CSV with a 'final' time point, a missing score and T-scores."""
+    import hashlib
+
+    src = tmp_path / "my cohort.csv"
+    src.write_text(
+        "id,age_years,sex,diagnosis,bmd_value,bmd_kind,fused_segments,follow_up_months,"
+        "vas_pre,vas_post_3m,vas_final,odi_pre,odi_post_3m,odi_final\n"
+        "A01,55,M,tuberculous,-1.2,t_score,L5/S1,24,8,4,2,62,40,20\n"
+        "A02,71,F,chronic_pyogenic,-2.1,t_score,L4/L5; L5/S1,18,9,5,,70,44,\n"
+        "A03,48,M,other,-0.5,t_score,L5/S1,30,6,3,1,58,30,16\n"
+        "A04,66,F,postoperative_pyogenic,-1.0,t_score,L5/S1,14,7,3,3,64,38,21\n",
+        encoding="utf-8")
+    before = src.read_bytes()
+    html = build_cohort_report(src, tmp_path / "rep").read_text(encoding="utf-8")
+    assert src.read_bytes() == before
+    assert "my cohort.csv" in html
+    assert str(tmp_path) not in html  # the file name only, never the folder path
+    assert hashlib.sha256(before).hexdigest() in html
+    assert "Not run: no reported summary numbers were given" in html
+    md = (tmp_path / "rep" / "tables" / "table2_outcomes.md").read_text(encoding="utf-8")
+    # VAS final: 2, 1, 3 (A02 missing) -> n = 3, mean 2.0, SD 1.0.
+    assert "| Final follow-up | 3 | 2.0 ± 1.0 |" in md
+
+
 def test_omnibus_rows_from_contract() -> None:
     analysis = {"outcomes": {"vas": {"omnibus": {
         "rm_anova": {"F": 144.13, "df1": 2.0, "df2": 12.0, "p": 4e-9, "gg_epsilon": 0.724,

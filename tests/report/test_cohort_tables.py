@@ -90,6 +90,20 @@ def test_table1_never_pools_bmd_kinds_and_counts_missing() -> None:
     assert cells[("Sex, n (%)", "Missing")] == "1"
 
 
+def test_table1_negative_range_and_unrecorded_fields() -> None:
+    base = paper_baseline()
+    base["bmd_value"] = [-1.2, -2.1, -0.5, None, -1.0, -1.5, -0.8]
+    base["bmd_kind"] = "t_score"
+    base["fusion_time_months"] = float("nan")
+    table = baseline_table(base)
+    cells = _cells(table)
+    # 6 T-scores: sum -7.1 -> -1.1833; a dash between negatives would read as a minus.
+    assert cells[("BMD (T-score), range", "")] == "\u2212" + "2.1 to \u2212" + "0.5"
+    assert cells[("BMD (T-score), mean ± SD", "")].startswith("-1.18 ± ")
+    assert not any(r[0].startswith("Time to fusion") for r in table.rows)
+    assert "Not recorded for any case: Time to fusion, months." in table.notes
+
+
 def test_table1_errors_name_row_and_column() -> None:
     base = paper_baseline()
     base["age_years"] = base["age_years"].astype(object)

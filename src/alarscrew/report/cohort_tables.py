@@ -64,6 +64,7 @@ BMD_KIND_LABELS: dict[str, str] = {
 
 #: Typographic characters of manuscript tables (named, so that no dash is ambiguous).
 EN_DASH = "\u2013"  # ranges: 52-78 printed with an en dash
+MINUS = "\u2212"  # minus sign in ranges with negative bounds
 SD_NOTE = "SD: sample standard deviation (n \u2212 1)."
 
 _SEX_LABELS = {"f": "Female", "female": "Female", "m": "Male", "male": "Male"}
@@ -158,10 +159,21 @@ def _mean_sd(values: np.ndarray, decimals: int) -> str:
     return f"{fmt_num(values.mean(), decimals)} ± {fmt_num(sd, decimals)}"
 
 
+def fmt_range(lo: Any, hi: Any, decimals: int) -> str:
+    """Range text: en dash between bounds; ``a to b`` with minus signs if a bound is negative.
+
+    A dash between negative numbers would read as a minus (``-2.1--0.5``).
+    """
+    a, b = fmt_num(lo, decimals), fmt_num(hi, decimals)
+    if a.startswith("-") or b.startswith("-"):
+        return f"{a.replace('-', MINUS)} to {b.replace('-', MINUS)}"
+    return f"{a}{EN_DASH}{b}"
+
+
 def _range(values: np.ndarray, decimals: int) -> str:
     if values.size == 0:
         return "—"
-    return f"{fmt_num(values.min(), decimals)}{EN_DASH}{fmt_num(values.max(), decimals)}"
+    return fmt_range(values.min(), values.max(), decimals)
 
 
 def _count_pct(count: int, total: int) -> str:
@@ -267,11 +279,15 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
     n = len(baseline)
     rows: list[tuple[str, str, str]] = [("Patients, n", "", str(n))]
     notes: list[str] = []
+    not_recorded: list[str] = []
 
     def continuous(column: str, name: str) -> None:
         if column not in baseline.columns:
             return
         values = _numeric(baseline, column)
+        if values.size == 0:
+            not_recorded.append(name)
+            return
         missing = n - values.size
         suffix = f" [missing {missing}]" if missing else ""
         d = data_decimals(values)
@@ -287,6 +303,9 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
         keys = keys.map(lambda v: None if _is_missing(v) or str(v).strip() == "" else v)
         present = keys.dropna()
         total = int(present.size)
+        if total == 0:
+            not_recorded.append(name)
+            return
         counts = present.map(lambda v: _label(v, labels)).value_counts(sort=False)
         # Most frequent first, ties in order of first appearance (stable).
         order = sorted(counts.index, key=lambda k: -int(counts[k]))
@@ -306,6 +325,8 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
         for kind in dict.fromkeys(kinds):
             sub = baseline.loc[kinds == kind]
             values = _numeric(sub.reset_index(drop=True), "bmd_value")
+            if values.size == 0:
+                continue
             label = BMD_KIND_LABELS.get(kind, kind)
             d = data_decimals(values)
             rows.append((f"BMD ({label}), mean ± SD", "", _mean_sd(values, d + 1)
@@ -319,6 +340,11 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
     continuous("follow_up_months", "Follow-up, months")
     continuous("fusion_time_months", "Time to fusion, months")
 
+    if "bmd_value" in baseline.columns and pd.to_numeric(
+            baseline["bmd_value"], errors="coerce").isna().all():
+        not_recorded.append("BMD")
+    if not_recorded:
+        notes.append(f"Not recorded for any case: {', '.join(not_recorded)}.")
     notes.append(f"{SD_NOTE} Percentages of non-missing cases.")
     return CohortTable(
         key="table1_baseline",
@@ -395,7 +421,7 @@ def outcomes_table(outcomes_long: pd.DataFrame, timepoints: Sequence[str] | None
             f"{fmt_num(rec.mean, stat_d)} ± {fmt_num(rec.sd, stat_d)}",
             f"{fmt_num(rec.median, stat_d)} "
             f"[{fmt_num(rec.q1, stat_d)}, {fmt_num(rec.q3, stat_d)}]",
-            f"{fmt_num(rec.min, range_d)}{EN_DASH}{fmt_num(rec.max, range_d)}",
+            fmt_range(rec.min, rec.max, range_d),
         ))
         previous = variable
     notes = (
