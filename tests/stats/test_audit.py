@@ -124,6 +124,9 @@ def test_paper_audit_notes(paper_audit) -> None:  # type: ignore[no-untyped-def]
     assert "reproduced by paired t and Student's independent t" in text
     assert "signed-rank cannot, Mann-Whitney can give p <0.001" in text
     assert "odd ODI value" in text
+    # prose, not a number: the ODI "increased significantly" while it fell 73.8 -> 33.6
+    (odi_dir,) = [n for n in paper_audit.notes if n["quantity"] == "odi.post_3d.direction"]
+    assert odi_dir["detail"].endswith("the wording contradicts the numbers")
 
 
 def _consistent_yaml(tmp_path: Path) -> Path:

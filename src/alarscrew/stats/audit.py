@@ -295,6 +295,7 @@ class _Auditor:
         if n is None and x0 is not None:
             n = int(x0.size)
         self._summary_t_note(q, c, tps.get(c.from_tp), tps.get(c.to_tp), n)
+        self._direction_note(v, c, x0, x1)
         if n is not None:
             paired_min = min_p_rank_test(n)
             mw_min = min_p_rank_test(n, n)
@@ -346,6 +347,27 @@ class _Auditor:
             best = min(candidates.values(), key=lambda p: abs(p - float(c.p.bound)))
             self.add(q, c.p.text, best, "p_value",
                      f"stated p {c.p.text} ({c.test}) but the data give {listing}")
+
+    def _direction_note(self, v: ReportedVariable, c: Any, x0: np.ndarray | None,
+                        x1: np.ndarray | None) -> None:
+        """Words ('increased') against numbers: informational (no finding kind covers prose)."""
+        if c.direction is None:
+            return
+        s0, s1 = v.timepoints.get(c.from_tp), v.timepoints.get(c.to_tp)
+        said = []
+        if s0 is not None and s1 is not None and s0.mean is not None and s1.mean is not None:
+            rep_dir = "increase" if s1.mean.value > s0.mean.value else "decrease"
+            said.append(f"the reported means ({s0.mean.text} -> {s1.mean.text}) {rep_dir}")
+        if x0 is not None and x1 is not None and x0.size and x1.size:
+            dat_dir = "increase" if float(np.mean(x1)) > float(np.mean(x0)) else "decrease"
+            said.append(f"the data's means {dat_dir}")
+        if said:
+            contradicted = any(not part.endswith(c.direction) for part in said)
+            worded = "increased" if c.direction == "increase" else "decreased"
+            self.note(f"{v.name}.{c.to_tp}.direction",
+                      f"the text says the score {worded} from {c.from_tp} to {c.to_tp}; "
+                      f"{'; '.join(said)}"
+                      + (": the wording contradicts the numbers" if contradicted else ""))
 
     def _summary_t_note(self, q: str, c: Any, s0: ReportedStats | None,
                         s1: ReportedStats | None, n: int | None) -> None:

@@ -19,7 +19,8 @@ Format (see ``alarscrew/data/fang2022/reported.yaml`` for a complete, annotated 
 Numbers should be quoted strings as printed, so that trailing zeros count (``"2.30"``).
 Statistics: ``n``, ``mean``, ``sd``, ``min``, ``max``. Comparison tests: ``student_t``
 (paired or independent, not stated), ``paired_t``, ``independent_t``, ``wilcoxon``,
-``mann_whitney``. p statements: ``"<0.001"``, ``"<=0.05"``, ``">0.05"``, ``"0.032"``
+``mann_whitney``; optional ``direction`` (``increase``/``decrease``) as the text words it.
+p statements: ``"<0.001"``, ``"<=0.05"``, ``">0.05"``, ``"0.032"``
 (or ``"=0.032"``).
 """
 
@@ -111,6 +112,7 @@ class ReportedComparison:
     to_tp: str
     p: PStatement
     test: str
+    direction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,12 +245,21 @@ def load_reported(path: str | os.PathLike[str]) -> Reported:
             for req in ("from", "to", "p", "test"):
                 if req not in cdoc:
                     raise InputError("missing required key", path=ps, column=f"{ck}.{req}")
+            unknown = set(cdoc) - {"from", "to", "p", "test", "direction"}
+            if unknown:
+                raise InputError(f"unknown key(s) {sorted(unknown)}; allowed from, to, p, test, "
+                                 "direction", path=ps, column=f"{ck}.{sorted(unknown)[0]}")
+            direction = cdoc.get("direction")
+            if direction not in (None, "increase", "decrease"):
+                raise InputError(f"expected increase or decrease, got {direction!r}", path=ps,
+                                 column=f"{ck}.direction")
             if cdoc["test"] not in TESTS:
                 raise InputError(f"unknown test {cdoc['test']!r}; allowed {list(TESTS)}",
                                  path=ps, column=f"{ck}.test")
             comps.append(ReportedComparison(
                 from_tp=str(cdoc["from"]), to_tp=str(cdoc["to"]),
-                p=parse_p_statement(cdoc["p"], key=f"{ck}.p", path=ps), test=cdoc["test"]))
+                p=parse_p_statement(cdoc["p"], key=f"{ck}.p", path=ps), test=cdoc["test"],
+                direction=direction))
         variables[str(name)] = ReportedVariable(
             name=str(name), integer=integer, scale=scale, overall=overall, timepoints=tps,
             comparisons=tuple(comps))
