@@ -92,7 +92,8 @@ class Phantom:
     truth : dict
         JSON-ready ground truth: ``frame`` (:meth:`S1Frame.to_dict`), ``landmarks`` (world
         RAS mm, model.py names), ``landmarks_frame_mm``, ``body_loss``, ``parameters``,
-        ``labels``, ``hu``, ``dimensions_mm``, ``sacral_slope_deg``, ``facet_normal_ras``.
+        ``labels``, ``hu``, ``dimensions_mm``, ``sacral_slope_deg``, ``facet_normal_ras`` and
+        ``s1_foramen_axis_ras`` (unit vectors pointing out of the bone).
     frame : S1Frame
     """
 
@@ -318,6 +319,8 @@ def _truth(anat: A.PhantomAnatomy, frame: S1Frame, params: dict, area_frac: floa
         },
         "facet_normal_ras": {s: [float(v) for v in anat.facet_normal[s] @ frame.rotation]
                              for s in A.SIDES},
+        "s1_foramen_axis_ras": {s: [float(v) for v in anat.foramen_axis[s] @ frame.rotation]
+                                for s in A.SIDES},
     }
 
 

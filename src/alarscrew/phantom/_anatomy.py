@@ -105,6 +105,10 @@ class PhantomAnatomy:
         Model.py landmark names -> (3,) frame mm.
     facet_normal : dict[str, ndarray]
         Unit normal (frame) of each S1 superior facet surface, pointing out of the bone.
+    foramen_axis : dict[str, ndarray]
+        Unit axis (frame) of each dorsal S1 foramen, pointing out of the dorsal surface.
+    scale : dict[str, float]
+        Lateral scale of each side (1 on the left, ``1 + asymmetry`` on the right).
     """
 
     sacrum: Shape
@@ -118,6 +122,7 @@ class PhantomAnatomy:
     veins: dict[str, Shape]
     landmarks_frame_mm: dict[str, np.ndarray]
     facet_normal: dict[str, np.ndarray]
+    foramen_axis: dict[str, np.ndarray]
     scale: dict[str, float]
 
     def si_plane(self, side: str) -> HalfSpace:
@@ -165,13 +170,13 @@ def _sacrum_ops(side: str, k: float) -> list[Op]:
         Op("union", Ellipsoid(np.array([s * 19.0, -22.0, PEDICLE_LEVEL_Z_MM]),
                               np.array([7.0, 13.0, 9.0])), 4.0),
         # ala (costal element of S1), sweeping laterally to the SI joint
-        Op("union", Ellipsoid(np.array([L(34.0), -9.0, -13.0]),
-                              np.array([24.0 * k, 17.0, 13.0])), 6.0),
+        Op("union", Ellipsoid(np.array([L(34.0), -9.0, -14.0]),
+                              np.array([24.0 * k, 17.0, 12.0])), 6.0),
         # lateral mass with the auricular surface (S1-S3)
         Op("union", Ellipsoid(np.array([L(38.0), -17.0, -38.0]),
                               np.array([16.0 * k, 19.0, 30.0])), 6.0),
         # dorsal mass lateral to the SAP (lateral sacral crest, S1-S2)
-        Op("union", RoundBox(np.array([L(30.0), -28.0, -20.0]),
+        Op("union", RoundBox(np.array([L(30.0), -31.0, -20.0]),
                              np.array([13.0 * k, 10.0, 15.0]), 5.0), 5.0),
         # S1 superior articular process, facet surface faces posteromedially
         Op("union", _sap_box(side, np.array([s * 27.0, -33.0, 4.0]), (4.5, 8.0, 10.5), 1.5),
@@ -185,12 +190,20 @@ def _sacrum_ops(side: str, k: float) -> list[Op]:
     return ops
 
 
+#: Axis end points (frame mm) of the dorsal S1 foramina: canal recess -> dorsal surface.
+_DORSAL_S1_FORAMEN = {
+    side: (np.array([_sgn(side) * 14.0, -27.0, -30.0]),
+           np.array([_sgn(side) * 19.0, -50.0, -29.0]))
+    for side in SIDES
+}
+
+
 def _foramina_ops(side: str) -> list[Op]:
     s = _sgn(side)
     caps = [
         # S1: ventral (pelvic) and dorsal foramina, leaving the canal's lateral recess
         Capsule(np.array([s * 13.0, -24.0, -32.0]), np.array([s * 21.0, 14.0, -34.0]), 4.5),
-        Capsule(np.array([s * 14.0, -27.0, -30.0]), np.array([s * 19.0, -50.0, -29.0]), 3.8),
+        Capsule(*_DORSAL_S1_FORAMEN[side], 3.8),
         # S2
         Capsule(np.array([s * 11.0, -22.0, -55.0]), np.array([s * 17.0, 10.0, -56.0]), 4.0),
         Capsule(np.array([s * 12.0, -24.0, -53.0]), np.array([s * 15.0, -46.0, -52.0]), 3.0),
@@ -246,7 +259,7 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
         Op("union", Ellipsoid(np.array([0.0, 10.0, -92.0]), np.array([7.0, 7.0, 7.5]),
                               rotation_x(30.0)), 4.0),
         # dorsal roof of the canal (fused laminae) with the median sacral crest
-        Op("union", RoundBox(np.array([0.0, -39.0, -15.5]), np.array([22.0, 5.0, 16.5]), 3.0),
+        Op("union", RoundBox(np.array([0.0, -39.0, -21.0]), np.array([26.0, 5.0, 17.0]), 3.0),
            4.0),
         Op("union", RoundBox(np.array([0.0, -46.0, -22.0]), np.array([3.5, 5.0, 14.0]), 2.0),
            3.0),
@@ -352,8 +365,12 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
                              (52.0, 26.0, -70.0)], 6.0)
 
     lm = _landmarks(sacrum, body, k)
+    axis = {}
+    for side in SIDES:
+        a, b = _DORSAL_S1_FORAMEN[side]
+        axis[side] = (b - a) / np.linalg.norm(b - a)
     return PhantomAnatomy(sacrum, l5, ilium, body, canal, thecal, disc, arteries, veins, lm,
-                          n_f, k)
+                          n_f, axis, k)
 
 
 def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
@@ -375,12 +392,11 @@ def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
                                                 + np.array([0.0, 0.0, -5.0]), n)
         lm[f"{side}.pedicle"] = np.array([s * 19.0, -22.0, PEDICLE_LEVEL_Z_MM])
         lm[f"{side}.ala_lateral"] = surface_along_ray(
-            sacrum, np.array([s * 30.0, SI_Y_MM, -13.0]), np.array([s, 0.0, 0.0]))
+            sacrum, np.array([s * 30.0, SI_Y_MM, -14.0]), np.array([s, 0.0, 0.0]))
         lm[f"{side}.ala_anterior"] = surface_along_ray(
             sacrum, np.array([_lat(s * 36.0, k[side]), -9.0, -10.0]), np.array([0, 1.0, 0]))
         # dorsal S1 foramen: centre of its opening on the dorsal surface (on the tunnel axis)
-        a = np.array([s * 14.0, -27.0, -30.0])
-        b = np.array([s * 19.0, -50.0, -29.0])
+        a, b = _DORSAL_S1_FORAMEN[side]
         hull = Shape(tuple(op for op in sacrum.ops if not (op.kind == "cut"
                                                            and isinstance(op.prim, Capsule))))
         start = a + 0.45 * (b - a)
