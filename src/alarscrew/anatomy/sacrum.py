@@ -46,6 +46,11 @@ BONE_LOW_HU_COARSE, BONE_HIGH_HU_COARSE = 110.0, 250.0
 CORTEX_HU = 450.0
 #: Gaussian sigma (voxels) of the HU map used as watershed elevation on coarse grids.
 COARSE_SMOOTH_VOX = 0.7
+#: Scales that weigh smoothed HU against cortex-free thickness in the coarse elevation.
+COARSE_HU_SCALE = 300.0
+COARSE_EDT_SCALE_MM = 3.0
+#: Working voxels at least this large (mm) take the coarse path.
+COARSE_MM = 2.5
 #: Bone more lateral than this from the midline is never sacrum (sacral half-width ~45-65 mm).
 ILIUM_LATERAL_MM = 75.0
 #: Half-width of the midline band searched for the sacral seed.
@@ -225,7 +230,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         return SacrumResult(sac, regions, bone | sac, seed, mid,
                             "supplied sacrum label used as the sacrum mask")
 
-    coarse = float(np.max(sp)) >= 2.5
+    coarse = float(np.max(sp)) >= COARSE_MM
     core = bone & (hu < CORTEX_HU)
     edt = ndi.distance_transform_edt(core, sampling=sp)
     markers = np.zeros(bone.shape, np.int32)
@@ -291,7 +296,8 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     if coarse:
         # at >= 2.5 mm the two cortical plates of an SI joint merge into one bright band and the
         # distance map has no neck there; the joint gap survives as a dark seam in the HU
-        elevation = -ndi.gaussian_filter(hu.astype(np.float32), COARSE_SMOOTH_VOX)
+        elevation = (-ndi.gaussian_filter(hu.astype(np.float32), COARSE_SMOOTH_VOX)
+                     / COARSE_HU_SCALE - edt / COARSE_EDT_SCALE_MM)
         method += "; coarse voxels: watershed on smoothed HU (joint gap = dark seam)"
     else:
         elevation = -edt
