@@ -91,7 +91,7 @@ def test_label_nrrd_float_whole_numbers(tmp_path: Path) -> None:
     hdr = {"space": "left-posterior-superior", "space directions": np.eye(3)}
     nrrd.write(str(tmp_path / "lab.nrrd"), arr, hdr)
     lab = load_image(tmp_path / "lab.nrrd", is_label=True)
-    assert lab.array.dtype == np.int32
+    assert lab.array.dtype == np.uint8  # smallest integer type holding code 92
     assert lab.array[1, 2, 3] == 92
 
 

@@ -172,14 +172,32 @@ def scheme_from_mapping(path: str | os.PathLike[str]) -> LabelScheme:
 
 
 def _present_codes(arr: np.ndarray) -> np.ndarray:
-    """Sorted non-zero codes present in an integer label array (bincount: no sort of N voxels)."""
-    flat = np.ravel(arr)
-    if flat.size and np.issubdtype(flat.dtype, np.integer) and flat.min() >= 0 \
-            and flat.max() < 1_000_000:
-        codes = np.flatnonzero(np.bincount(flat))
-    else:
-        codes = np.unique(flat)
-    return codes[codes != 0]
+    """Sorted non-zero codes present in a label array.
+
+    Integer maps are counted with ``np.bincount`` slab by slab along the last axis, so no sort
+    of all voxels and no full-size int64 temporary is needed.
+    """
+    a = np.asarray(arr)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= 1_000_000:
+        codes = np.unique(a)
+        return codes[codes != 0]
+    seen = np.zeros(int(a.max()) + 1, dtype=bool)
+    step = max(1, 4_000_000 // max(1, a[..., 0].size))
+    for k0 in range(0, a.shape[-1], step):
+        slab = a[..., k0:k0 + step]
+        seen |= np.bincount(slab.ravel(order="K"), minlength=seen.size) > 0
+    seen[0] = False
+    return np.flatnonzero(seen)
+
+
+def _mask_of(arr: np.ndarray, codes: Sequence[int]) -> np.ndarray:
+    """Boolean mask of the voxels holding any of ``codes`` (equality tests: no index copies)."""
+    mask = arr == codes[0]
+    for c in codes[1:]:
+        mask |= arr == c
+    return mask
 
 
 #: Voxel stride used to compute centroids during scheme detection (speed; centroids only
@@ -190,7 +208,7 @@ _DETECTION_STRIDE = 2
 def _centroid_ras(arr: np.ndarray, affine: np.ndarray, codes: Sequence[int]) -> np.ndarray:
     """RAS centroid of the voxels holding any of ``codes``, on a strided grid (NaN when none)."""
     st = _DETECTION_STRIDE
-    mask = np.isin(arr[::st, ::st, ::st], codes)
+    mask = _mask_of(arr[::st, ::st, ::st], list(codes))
     if not mask.any():
         return np.full(3, np.nan)
     ijk = np.array(ndimage.center_of_mass(mask)) * st
@@ -227,7 +245,7 @@ def _score(scheme: LabelScheme, codes: np.ndarray, img: Image) -> tuple[float, s
     return score, f"{len(present)} structures ({', '.join(present)}), {bad} order violations"
 
 
-def detect_scheme(label: Image) -> SchemeDetection:
+def detect_scheme(label: Image, *, codes: np.ndarray | None = None) -> SchemeDetection:
     """Choose the multilabel scheme that best explains a label map.
 
     Every registered multilabel scheme (aliases excluded) is scored by :func:`_score`.
@@ -237,7 +255,7 @@ def detect_scheme(label: Image) -> SchemeDetection:
     LabelMapError
         When no scheme finds any structure, or two schemes tie.
     """
-    codes = _present_codes(label.array)
+    codes = _present_codes(label.array) if codes is None else np.asarray(codes)
     where = label.source or "label map"
     if codes.size == 0:
         raise LabelMapError("label map is empty (all zeros)", path=where)
@@ -308,9 +326,12 @@ def resample_labels(label: Image, ct: Image, *, min_overlap: float = MIN_GRID_OV
             f"{label.grid_description()}; CT ({ct.source or 'CT'}): {ct.grid_description()}. "
             "Was it made from another scan?", path=label.source or "label map")
     mat = np.linalg.inv(label.affine) @ ct.affine
+    src = np.asarray(label.array)
+    if src.dtype == bool:
+        src = src.astype(np.uint8)
     out = ndimage.affine_transform(
-        np.asarray(label.array, dtype=np.int32), mat[:3, :3], offset=mat[:3, 3],
-        output_shape=ct.shape, order=0, mode="constant", cval=0, output=np.int32)
+        src, mat[:3, :3], offset=mat[:3, 3], output_shape=ct.shape, order=0,
+        mode="constant", cval=0, output=src.dtype)
     meta = dict(label.meta)
     meta["resampled_from"] = label.grid_description()
     return Image(out, ct.affine, is_label=True, source=label.source, meta=meta)
@@ -364,9 +385,9 @@ def _load_masks(path: Path, ct: Image, scheme: LabelScheme) -> dict[str, np.ndar
     return out
 
 
-def _is_mask_file(path: Path, img: Image) -> bool:
+def _is_mask_file(path: Path, codes: np.ndarray) -> bool:
     masks = _registry()["totalseg_masks"]
-    return _mask_name(path, masks) is not None and set(_present_codes(img.array).tolist()) <= {1}
+    return _mask_name(path, masks) is not None and set(codes.tolist()) <= {1}
 
 
 def load_labels(
@@ -431,7 +452,8 @@ def load_labels(
             per_code = {key: [1] for key in found}
         else:
             img = _read_label(p)
-            if forced is None and _is_mask_file(p, img):
+            codes = _present_codes(img.array)
+            if forced is None and _is_mask_file(p, codes):
                 use = get_scheme("totalseg_masks")
                 det = SchemeDetection(use.name, True, "a binary mask named by its structure")
                 found = _load_masks(p, ct, use)
@@ -440,7 +462,6 @@ def load_labels(
                 if forced is not None:
                     use = forced
                     det = SchemeDetection(use.name, False, "given by the caller")
-                    codes = _present_codes(img.array)
                     extra = sorted(set(codes.tolist()) - set(use.labels))
                     if extra and use.name.startswith("custom:"):
                         logger.info("codes %s of %s are not in the mapping; ignored", extra, p)
@@ -449,14 +470,15 @@ def load_labels(
                             f"codes {extra[:8]} are not defined by scheme '{use.name}'; is this "
                             "the right scheme?", path=str(p))
                 else:
-                    det = detect_scheme(img)
+                    det = detect_scheme(img, codes=codes)
                     use = get_scheme(det.scheme)
                 on_ct = resample_labels(img, ct)
+                here = set((codes if on_ct is img else _present_codes(on_ct.array)).tolist())
                 found, per_code = {}, {}
                 for name, codes_ in use.structures.items():
-                    m = np.isin(on_ct.array, codes_)
-                    if m.any():
-                        found[name], per_code[name] = m, list(codes_)
+                    hit = [c for c in codes_ if c in here]
+                    if hit:
+                        found[name], per_code[name] = _mask_of(on_ct.array, hit), hit
         detections[str(p)] = det
         word = "detected" if det.detected else "given"
         logger.info("label scheme %s (%s) for %s: %s", use.name, word, p, det.reason)

@@ -62,19 +62,30 @@ class HUSummary:
         )
 
 
-def summarize_hu(array: np.ndarray) -> HUSummary:
-    """Compute the figures of the CT rule on ``array`` (any shape, values read as HU)."""
+def summarize_hu(array: np.ndarray, *, full: bool = True) -> HUSummary:
+    """Compute the figures of the CT rule on ``array`` (any shape, values read as HU).
+
+    With ``full=False`` the two figures needed only when there is no air or fat
+    (``near_zero_fraction``, ``median_hu``) are left NaN, saving two passes over the volume.
+    """
     a = np.asarray(array)
     n = a.size
-    lo = float(a.min())
-    hi = float(a.max())
-    return HUSummary(
-        min_hu=lo,
-        max_hu=hi,
+    s = HUSummary(
+        min_hu=float(a.min()),
+        max_hu=float(a.max()),
         air_fat_fraction=np.count_nonzero(a <= AIR_FAT_MAX_HU) / n,
         bone_fraction=np.count_nonzero(a >= BONE_MIN_HU) / n,
-        near_zero_fraction=np.count_nonzero(np.abs(a) <= MR_BACKGROUND_MAX) / n,
-        median_hu=float(np.median(a[::2, ::2, ::2] if a.ndim == 3 else a)),
+        near_zero_fraction=float("nan"),
+        median_hu=float("nan"),
+    )
+    if not full:
+        return s
+    sub = a[::2, ::2, ::2] if a.ndim == 3 else a
+    return HUSummary(
+        s.min_hu, s.max_hu, s.air_fat_fraction, s.bone_fraction,
+        near_zero_fraction=np.count_nonzero((a >= -MR_BACKGROUND_MAX) & (a <= MR_BACKGROUND_MAX))
+        / n,
+        median_hu=float(np.median(sub)),
     )
 
 
@@ -106,7 +117,7 @@ def check_ct_intensities(array: np.ndarray, *, source: str | None = None) -> HUS
     if a.dtype == bool:
         raise ImageError("expected a CT in HU, got a boolean mask (is this a label file?)",
                          path=where)
-    s = summarize_hu(a)
+    s = summarize_hu(a, full=False)
     if s.min_hu < HU_STORAGE_MIN or s.max_hu > HU_STORAGE_MAX:
         raise ImageError(
             f"values {s.min_hu:g}..{s.max_hu:g} are outside any Hounsfield-unit storage range "
@@ -117,6 +128,7 @@ def check_ct_intensities(array: np.ndarray, *, source: str | None = None) -> HUS
                          path=where)
     if s.air_fat_fraction >= MIN_AIR_FAT_FRACTION:
         return s
+    s = summarize_hu(a)
     mr_background = s.min_hu >= 0 and s.near_zero_fraction >= MR_BACKGROUND_FRACTION
     bright_bulk = s.min_hu >= 0 and s.median_hu > MAX_SOFT_TISSUE_MEDIAN_HU
     if s.bone_fraction >= MIN_BONE_FRACTION and not (mr_background or bright_bulk):

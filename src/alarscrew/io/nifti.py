@@ -14,7 +14,7 @@ from alarscrew.io.image import Image
 
 
 def labels_to_int(data: np.ndarray, *, source: str) -> np.ndarray:
-    """Return label codes as int32, refusing values that are not whole numbers.
+    """Return label codes as an unsigned/int32 integer array, refusing non-whole numbers.
 
     Parameters
     ----------
@@ -24,14 +24,21 @@ def labels_to_int(data: np.ndarray, *, source: str) -> np.ndarray:
     source : str
         File name for messages.
 
+    Returns
+    -------
+    ndarray
+        Integer codes in the smallest of uint8 / uint16 / int32 that holds them (an integer
+        input that already fits is returned without a copy), so that a 512 x 512 x 400 label
+        map stays at 100 MB rather than 400 MB.
+
     Raises
     ------
     ImageError
-        NaN/inf, a non-integer value, or a value outside the int32 range (the message gives
-        the offending value and its voxel index).
+        NaN/inf, a non-integer value, a negative value or one beyond int32 (the message gives
+        the offending value and, for non-integers, its voxel index).
     """
     if data.dtype == bool:
-        return data.astype(np.int32)
+        return data.astype(np.uint8)
     if np.issubdtype(data.dtype, np.floating):
         if not np.all(np.isfinite(data)):
             raise ImageError("label map contains NaN or infinite values", path=source)
@@ -48,14 +55,20 @@ def labels_to_int(data: np.ndarray, *, source: str) -> np.ndarray:
     lo, hi = (data.min(), data.max()) if data.size else (0, 0)
     if lo < 0 or hi > np.iinfo(np.int32).max:
         raise ImageError(f"label values must be 0..2^31-1, got {lo}..{hi}", path=source)
-    return data.astype(np.int32, copy=False)
+    for dtype in (np.uint8, np.uint16, np.int32):
+        if hi <= np.iinfo(dtype).max:
+            if np.issubdtype(data.dtype, np.integer) and data.dtype.itemsize <= 4:
+                return data  # already a compact integer type
+            return data.astype(dtype)
+    return data.astype(np.int32)  # unreachable: hi <= int32 max was checked
 
 
 def load_nifti(path: str | os.PathLike[str], *, is_label: bool = False) -> Image:
     """Load a .nii / .nii.gz file as an :class:`Image` (affine from the sform/qform).
 
     Label maps stored as floats are accepted when every value is a whole number and are
-    returned as int32; otherwise :class:`ImageError` names the file and the offending value.
+    returned as compact integers (see :func:`labels_to_int`); otherwise :class:`ImageError`
+    names the file and the offending value.
     """
     p = Path(path)
     if not p.exists():
