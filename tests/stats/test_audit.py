@@ -245,3 +245,15 @@ def test_cli_audit_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 2
     assert "variables.vas.integer" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_sd_bound_from_scale_and_mean(tmp_path: Path) -> None:
+    # Hand (Bhatia-Davis): mean 0.3 -> true mean in [0.25, 0.35]; on the 0-10 scale the bound
+    # (10 - mu)(mu - 0) is largest at mu = 0.35: 9.65 * 0.35 = 3.3775; x 7/6 -> SD <= 1.98504.
+    p = tmp_path / "bd.yaml"
+    p.write_text("n: 7\nvariables:\n  vas:\n    scale: [0, 10]\n    timepoints:\n"
+                 "      pre: {mean: '0.3', sd: '3.0'}\n      post: {mean: '5.0', sd: '3.0'}\n",
+                 encoding="utf-8")
+    findings = audit(None, load_reported(p))
+    assert [(f.quantity, f.kind) for f in findings] == [("vas.pre.sd", "sd_bound")]
+    assert findings[0].recomputed == pytest.approx((9.65 * 0.35 * 7 / 6) ** 0.5, abs=1e-9)

@@ -109,6 +109,20 @@ def _rep(x: ReportedNumber) -> float:
     return float(x.value)
 
 
+def _bhatia_davis_sd(mean: ReportedNumber, low: float, high: float, n: int) -> float | None:
+    """Largest sample SD of n values in [low, high] whose mean rounds to ``mean``.
+
+    Bhatia & Davis 2000: population variance <= (high - mu)(mu - low); the sample variance is
+    n/(n-1) times that, maximised over the mean's rounding interval. None if that interval
+    misses [low, high] (the range check reports it).
+    """
+    m_lo, m_hi = max(float(mean.lower), low), min(float(mean.upper), high)
+    if m_lo > m_hi:
+        return None
+    mu = min(max((low + high) / 2, m_lo), m_hi)
+    return math.sqrt(n / (n - 1) * (high - mu) * (mu - low))
+
+
 def _nearest_sd(mean: ReportedNumber, sd: ReportedNumber, n: int) -> float | None:
     """SD of n whole numbers (mean passing GRIM) nearest to the reported SD."""
     best: float | None = None
@@ -177,6 +191,10 @@ class _Auditor:
         if n is None and x is not None:
             n = int(x.size)
             self.note(q, f"no reported n: the data's n={n} is used for GRIM/GRIMMER/bounds")
+        if s.n is None and n is not None and x is not None and x.size != n:
+            self.note(q, f"the study n={n} is used for the arithmetic checks, but the data hold "
+                      f"{x.size} value(s) here (missing values?); state n per time point to "
+                      "check it")
         self._vs_data(v, q, s, x)
         if n is None:
             self.note(q, "no n reported or in the data: GRIM, GRIMMER and bounds not tested")
@@ -258,18 +276,35 @@ class _Auditor:
         elif s.mean is not None and not v.integer:
             self.note(f"{q}.mean", "scores not declared whole numbers (integer: true): GRIM and "
                       "GRIMMER not applicable")
-        # SD bounds from the range
-        if s.sd is not None and s.min is not None and s.max is not None and n >= 2:
+        # SD bounds from the range (and, with a mean, Bhatia-Davis on the range or the scale)
+        if s.sd is None or n < 2:
+            return
+        sd_lo = float(s.sd.lower)
+        if s.min is not None and s.max is not None:
             sd_min, sd_max = sd_bounds_from_range(_rep(s.min), _rep(s.max), n)
-            if float(s.sd.lower) > sd_max + _EPS:
+            if sd_lo > sd_max + _EPS:
                 self.add(f"{q}.sd", _rep(s.sd), sd_max, "sd_bound",
                          f"{n} values within {s.min.text}-{s.max.text} have an SD of at most "
                          f"{_fmt(sd_max)} (half at each end); {s.sd.text} is larger")
-            elif float(s.sd.upper) < sd_min - _EPS:
+                return
+            if float(s.sd.upper) < sd_min - _EPS:
                 self.add(f"{q}.sd", _rep(s.sd), sd_min, "sd_bound",
                          f"{n} values whose min is {s.min.text} and max {s.max.text} have an SD "
                          f"of at least {_fmt(sd_min)} (one at each end, the rest at the "
                          f"midpoint); {s.sd.text} is smaller")
+                return
+            lo_end, hi_end, what = _rep(s.min), _rep(s.max), f"range {s.min.text}-{s.max.text}"
+        elif v.scale is not None:
+            lo_end, hi_end, what = v.scale[0], v.scale[1], f"scale {v.scale[0]:g}-{v.scale[1]:g}"
+        else:
+            return
+        if s.mean is None:
+            return
+        bd = _bhatia_davis_sd(s.mean, lo_end, hi_end, n)
+        if bd is not None and sd_lo > bd + _EPS:
+            self.add(f"{q}.sd", _rep(s.sd), bd, "sd_bound",
+                     f"{n} values in the {what} with a mean printing as {s.mean.text} have an "
+                     f"SD of at most {_fmt(bd)} (Bhatia-Davis); {s.sd.text} is larger")
 
     def _odi_note(self, q: str, x: np.ndarray) -> None:
         odd = [float(v) for v in x if float(v).is_integer() and int(v) % 2]
