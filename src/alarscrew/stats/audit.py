@@ -16,7 +16,9 @@ value, the recomputed value and why they are inconsistent):
     tested when the mean passes GRIM (otherwise the GRIM finding already says it).
 ``sd_bound``
     The reported SD is larger than any ``n`` values inside the reported range allow, or
-    smaller than any ``n`` values with that min and max allow.
+    smaller than any ``n`` values with that min and max allow; or larger than the
+    Bhatia-Davis bound ``sqrt(n/(n-1)·(hi-mean)(mean-lo))`` on the range (or, without a
+    range, on the instrument's scale).
 ``granularity``
     A reported min/max is not a value the instrument can produce (a fractional whole-number
     score; an ODI of 1 or 99 %, which no ODI v2.1a with any number of answered sections gives).
