@@ -30,7 +30,11 @@ from alarscrew.report.exports import (
     write_exports,
 )
 from alarscrew.report.plan_data import ScrewGeometry
-from tests.report.test_plan_fixture import copy_plan_dir, real_plan_dir  # noqa: F401
+from tests.report.test_plan_fixture import (  # noqa: F401
+    build_planner_plan_dir,
+    copy_plan_dir,
+    real_plan_dir,
+)
 
 SCREWS = ("left_nominal", "left_optimal", "right_nominal", "right_optimal")
 
@@ -47,7 +51,8 @@ def _expected_axis(plan: dict, name: str) -> tuple[np.ndarray, np.ndarray, float
     side, kind = name.split("_")
     s = plan["sides"][side][kind]
     rec = s["recommended_screw"]
-    length = rec["length_mm"] if rec else s["length_mm"]
+    # documented rule: recommended implant, else the evaluated screw, else the safe length
+    length = rec["length_mm"] if rec else (s.get("screw_length_mm") or s["length_mm"])
     diameter = rec["diameter_mm"] if rec else s["diameter_mm"]
     entry = np.asarray(s["entry_ras_mm"])
     tip = entry + length * np.asarray(s["direction_ras"])
@@ -169,3 +174,23 @@ def test_bad_direction_is_named(real_plan_dir: Path, tmp_path: Path) -> None:  #
     with pytest.raises(InputError, match=r"sides\.right\.optimal\.direction_ras"):
         write_exports(d)
     assert not (d / "exports").exists()
+
+
+def test_exports_of_a_planner_plan(real_plan_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """On plan.json written by alarscrew.planning: every screw it plans is exported, and the
+    STL end caps match entry and entry + length * direction of plan.json within 0.1 mm."""
+    d = build_planner_plan_dir(real_plan_dir, tmp_path / "plan")
+    res = write_exports(d)
+    plan = json.loads((d / "plan.json").read_text())
+    validator = jsonschema.Draft7Validator(markups_schema_facts())
+    planned = [f"{side}_{kind}" for side in ("left", "right") for kind in ("nominal", "optimal")
+               if plan["sides"][side][kind] is not None]
+    assert planned
+    for name in planned:
+        validator.validate(json.loads((res.folder / f"{name}.mrk.json").read_text()))
+        entry, tip, length, _ = _expected_axis(plan, name)
+        a, b = _axis_from_mesh(trimesh.load(res.folder / f"{name}.stl", force="mesh"))
+        if np.linalg.norm(a - entry) > np.linalg.norm(b - entry):
+            a, b = b, a
+        assert np.linalg.norm(a - entry) < 0.1, name
+        assert np.linalg.norm(b - tip) < 0.1, name

@@ -149,6 +149,43 @@ def real_plan_dir(real_ct_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     return build_plan_dir(out, real_ct_dir / "ct.nii.gz", real_ct_dir / "total_v1.nii.gz")
 
 
+def build_planner_plan_dir(fixture_dir: Path, out: Path) -> Path:
+    """Same scan, but plan.json written by ``alarscrew.planning`` (the real contract).
+
+    The Anatomy is assembled from the fixture (frame, the two entry landmarks) and the
+    TotalSegmentator v1 labels loaded through ``alarscrew.anatomy.labels``; planning then runs
+    its own search. Skips when those modules are not importable in this checkout.
+    """
+    plan_mod = pytest.importorskip("alarscrew.planning.plan")
+    labels_mod = pytest.importorskip("alarscrew.anatomy.labels")
+    from alarscrew.anatomy.model import Anatomy, Landmark
+    from alarscrew.io.loading import load_ct
+
+    fix = json.loads((fixture_dir / "plan.json").read_text())
+    ct = load_ct(fix["inputs"]["ct"])
+    labels = labels_mod.load_labels(fix["inputs"]["seg"], ct)
+    masks = {"sacrum": labels["sacrum"]}
+    if "l5" in labels:
+        masks["l5"] = labels["l5"]
+    for side in ("left", "right"):
+        if f"hip_{side}" in labels:
+            masks[f"ilium_{side}"] = labels[f"hip_{side}"]
+    vessels = [labels[k].array for k in labels if k.startswith("iliac_")]
+    if vessels:
+        masks["iliac_vessels"] = labels["sacrum"].with_array(np.any(vessels, axis=0))
+    frame = S1Frame.from_dict(fix["frame"])
+    lms = {f"{s}.entry": Landmark(f"{s}.entry",
+                                  np.asarray(fix["sides"][s]["nominal"]["entry_ras_mm"]),
+                                  1.0, "test fixture", True) for s in ("left", "right")}
+    anatomy = Anatomy(ct=ct, frame=frame, landmarks=lms, masks=masks)
+    plan = plan_mod.plan_from_anatomy(anatomy, inputs=fix["inputs"])
+    out.mkdir(parents=True)
+    for name in ("anatomy.json", "sacrum_mask.nii.gz"):
+        shutil.copy(fixture_dir / name, out / name)
+    (out / "plan.json").write_text(plan_mod.plan_to_json(plan), encoding="utf-8")
+    return out
+
+
 def copy_plan_dir(src: Path, dst: Path) -> Path:
     """A fresh copy of a PLAN_DIR (tests that write into it must not share one)."""
     shutil.copytree(src, dst)

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+import markupsafe
 import numpy as np
 import pytest
 
@@ -25,7 +26,11 @@ from alarscrew.report.plan_figures import reformat
 from alarscrew.report.plan_report import build_plan_report, render_plan_report
 from alarscrew.report.plan_scene import mask_mesh_ras
 from tests.conftest import run_cli
-from tests.report.test_plan_fixture import copy_plan_dir, real_plan_dir  # noqa: F401
+from tests.report.test_plan_fixture import (  # noqa: F401
+    build_planner_plan_dir,
+    copy_plan_dir,
+    real_plan_dir,
+)
 
 MAX_HTML_BYTES = 15 * 1024 * 1024
 
@@ -150,9 +155,11 @@ def test_cli_report_json(real_plan_dir: Path, tmp_path: Path,  # noqa: F811
     assert any(p.endswith("left_optimal.mrk.json") for p in res["exports"])
     code, out, err = run_cli(["report", str(d), "--quiet"], capsys)
     assert code == 2
-    assert "--force" in err and out == ""
+    assert "--force" in err
+    assert out == ""
     code, _, err = run_cli(["report", str(tmp_path / "missing"), "-q"], capsys)
-    assert code == 2 and "PLAN_DIR" in err
+    assert code == 2
+    assert "PLAN_DIR" in err
 
 
 def test_browser_3d_view_renders_offline(report_dir: Path, tmp_path: Path) -> None:
@@ -195,3 +202,20 @@ def test_pdf(real_plan_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     data = (d / "report.pdf").read_bytes()
     assert data.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 3
+
+
+def test_report_of_a_planner_plan(real_plan_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """plan.json written by alarscrew.planning renders: its angles and recommended screws
+    appear in the per-side table, and refusals show their reason."""
+    d = build_planner_plan_dir(real_plan_dir, tmp_path / "plan")
+    html = build_plan_report(d).read_text(encoding="utf-8")
+    plan = json.loads((d / "plan.json").read_text())
+    for side in ("left", "right"):
+        sd = plan["sides"][side]
+        opt = sd["optimal"]
+        if opt is None:
+            assert str(markupsafe.escape(sd["reason"])) in html  # as jinja2 escapes it
+            continue
+        assert f"{opt['transverse_angle_deg']:.1f}" in html
+        rec = opt["recommended_screw"]
+        assert f"{rec['diameter_mm']:.1f} x {rec['length_mm']:.0f} mm" in html

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -39,15 +40,19 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
 
 
 def report(
-    plan_dir: Path = typer.Argument(..., help="PLAN_DIR written by `alarscrew plan`.",
-                                    exists=False),
-    pdf: bool = typer.Option(False, "--pdf", help="Also print the report to PDF (Chromium)."),
-    show_identifiers: bool = typer.Option(
-        False, "--show-identifiers",
-        help="Include patient identifiers and input paths (de-identified by default)."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    plan_dir: Annotated[Path, typer.Argument(help="PLAN_DIR written by `alarscrew plan`.")],
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print the report to PDF (Chromium).")
+                   ] = False,
+    show_identifiers: Annotated[bool, typer.Option(
+        "--show-identifiers",
+        help="Include patient identifiers and input paths (de-identified by default).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing report.")
+                     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")
+                     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+                       ] = False,
 ) -> None:
     """Write PLAN_DIR/report.html (offline, self-contained) and PLAN_DIR/exports/.
 

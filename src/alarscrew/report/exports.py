@@ -242,7 +242,8 @@ def write_exports(plan_dir: str | Path, *, force: bool = False,
             write_bytes(tmp / name, (pdir.path / name).read_bytes())
             names.append(name)
         manifest = {
-            "frame": "world RAS mm (the CT NIfTI affine); markups in LPS mm as declared in each file",
+            "frame": ("world RAS mm (the CT NIfTI affine); markups in LPS mm as declared "
+                      "in each file"),
             "files": sorted(names),
             "screw_label_codes": {k: v for k, v in SCREW_LABEL_CODES.items()
                                   if any(s.name == k for s in pdir.screws)},

@@ -1,4 +1,4 @@
-"""Read a PLAN_DIR (``plan.json``, ``anatomy.json``, ``sacrum_mask.nii.gz``) for reports and exports.
+"""Read a PLAN_DIR (plan.json, anatomy.json, sacrum_mask.nii.gz) for reports and exports.
 
 The plan.json contract is issue 4 / ``docs/plan-json.md``: ``sides.left`` and ``sides.right``
 each hold ``nominal`` and ``optimal`` screws (``entry_ras_mm``, ``direction_ras``, ``length_mm``,
@@ -106,9 +106,10 @@ def screw_geometry(screw: dict[str, Any], *, side: str, kind: str, path: Path
     """The cylinder drawn and exported for one plan.json screw object.
 
     Length and diameter come from ``recommended_screw`` when the planner recommends an
-    implant; otherwise from the safe ``length_mm`` and ``diameter_mm`` (the trajectory as
-    evaluated); when the safe length is null or zero (e.g. a nominal trajectory that breaches
-    at once) from ``axis_in_bone_mm``. Returns None when none of them is a positive length.
+    implant. Otherwise the diameter is ``diameter_mm`` and the length the first positive of
+    ``screw_length_mm`` (the screw that was evaluated, e.g. the paper's 40 mm nominal screw,
+    so that its breach shows), ``length_mm`` (safe length) and ``axis_in_bone_mm``.
+    Returns None when none of them is a positive length.
 
     Parameters
     ----------
@@ -142,12 +143,12 @@ def screw_geometry(screw: dict[str, Any], *, side: str, kind: str, path: Path
         source = "recommended_screw"
     if length is None or diameter is None:
         diameter = _positive(screw.get("diameter_mm"), path=path, fld=f"{where}.diameter_mm")
-        length = _positive(screw.get("length_mm"), path=path, fld=f"{where}.length_mm")
-        source = "length_mm"
-        if length is None:
-            length = _positive(screw.get("axis_in_bone_mm"), path=path,
-                               fld=f"{where}.axis_in_bone_mm")
-            source = "axis_in_bone_mm"
+        length = None
+        for key in ("screw_length_mm", "length_mm", "axis_in_bone_mm"):
+            length = _positive(screw.get(key), path=path, fld=f"{where}.{key}")
+            if length is not None:
+                source = key
+                break
     if length is None or diameter is None:
         return None
     return ScrewGeometry(

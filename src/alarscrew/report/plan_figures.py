@@ -16,13 +16,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy import ndimage
 
-from alarscrew.io.image import Image  # noqa: E402
-from alarscrew.report.plan_data import ScrewGeometry  # noqa: E402
-from alarscrew.spatial.frame import S1Frame  # noqa: E402
+from alarscrew.io.image import Image
+from alarscrew.report.plan_data import ScrewGeometry
+from alarscrew.spatial.frame import S1Frame
 
 #: Pixel size (mm) of the reformatted slices: finer than any clinical CT, so figures stay sharp.
 PIXEL_MM = 0.25

@@ -59,6 +59,13 @@ ROWS: tuple[tuple[str, str], ...] = (
 
 Progress = Callable[[str], None]
 
+LENGTH_SOURCE_WORDS: dict[str, str] = {
+    "recommended_screw": "recommended implant",
+    "screw_length_mm": "screw as evaluated; no implant recommended",
+    "length_mm": "safe length; no implant recommended",
+    "axis_in_bone_mm": "axis in bone; no implant recommended",
+}
+
 
 def readable_by_group(path: Path) -> None:
     """Give a written output the usual permissions (0o666 / 0o777 for folders, minus umask).
@@ -94,6 +101,50 @@ def _screw_cells(screw: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(breaches, list):
         cells["breaches"] = "none"
     return cells
+
+
+ALT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("kind", "kind"), ("feasible", "feasible"), ("safe length (mm)", "length_mm"),
+    ("axis in bone (mm)", "axis_in_bone_mm"), ("diameter (mm)", "diameter_mm"),
+    ("transverse (deg)", "transverse_angle_deg"), ("sagittal (deg)", "sagittal_angle_deg"),
+    ("worst breach grade", "gertzbein_robbins_grade"), ("recommended screw", "recommended"),
+    ("reason", "reason"),
+)
+
+
+def _alternatives_table(alts: Any) -> tuple[list[str], list[list[Any]]] | None:
+    """Alternatives as one row per (side, alternative) with the columns present in any row.
+
+    Accepts ``{side: {name: record}}`` (as written by alarscrew.planning) or ``{name: record}``.
+    Returns None when the layout is neither (the template then shows it as nested tables).
+    """
+    if not isinstance(alts, dict) or not alts:
+        return None
+    records: list[tuple[str, dict[str, Any]]] = []
+    for key, val in alts.items():
+        if not isinstance(val, dict):
+            return None
+        nested = [(f"{key}: {k}", v) for k, v in val.items() if isinstance(v, dict)]
+        if key in SIDES and nested:
+            records.extend((n.replace("_", " "), v) for n, v in nested)
+        else:
+            records.append((key.replace("_", " "), val))
+    cols = [(label, k) for label, k in ALT_COLUMNS
+            if any(k in r or (k == "recommended" and "recommended_screw" in r)
+                   for _, r in records)]
+    rows = []
+    for name, r in records:
+        cells = _screw_cells(r)
+        rows.append([name] + [cells.get(k, r.get(k)) for _, k in cols])
+    return ["alternative"] + [label for label, _ in cols], rows
+
+
+def _inline(value: Any) -> Any:
+    """A flat dict of scalars as one line ``key value; ...`` (e.g. the safe window)."""
+    if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
+        return "; ".join(f"{k.replace('_', ' ')} {v:g}" if isinstance(v, float)
+                         else f"{k.replace('_', ' ')} {v}" for k, v in value.items())
+    return value
 
 
 def _scan_summary(ct: Image, *, show_identifiers: bool, plan: dict[str, Any]
@@ -221,12 +272,14 @@ def render_plan_report(pdir: PlanDir, ct: Image, *, show_identifiers: bool = Fal
             if isinstance(obj, dict):
                 screws.append({"kind": kind, "cells": _screw_cells(obj)})
         note = None
+        status = sd.get("status")
         if not screws:
             note = sd.get("reason") or "no screw planned on this side (plan.json gives no reason)"
-        elif sd.get("optimal") is None:
-            note = "No safe optimal screw: " + str(sd.get("reason") or "no reason given")
+        elif sd.get("optimal") is None or status not in (None, "safe"):
+            note = (f"Status: {status or 'no safe optimal screw'}. "
+                    + str(sd.get("reason") or "plan.json gives no reason"))
         sides.append({"name": side, "screws": screws, "note": note,
-                      "safe_window_deg": sd.get("safe_window_deg"),
+                      "safe_window_deg": _inline(sd.get("safe_window_deg")),
                       "map_png": _b64(safe_length_map_png(side, sd))})
     step("slice views along each screw")
     slice_figs = []
@@ -237,7 +290,7 @@ def render_plan_report(pdir: PlanDir, ct: Image, *, show_identifiers: bool = Fal
             if s is None:
                 continue
             title = (f"{side.capitalize()} {kind} screw: {s.diameter_mm:.1f} mm x "
-                     f"{s.length_mm:.1f} mm (length from {s.length_source})")
+                     f"{s.length_mm:.1f} mm ({LENGTH_SOURCE_WORDS.get(s.length_source, '')})")
             slice_figs.append({"title": title,
                                "png": _b64(screw_slices_png(ct, pdir.sacrum, s, frame,
                                                             title=title))})
@@ -245,8 +298,10 @@ def render_plan_report(pdir: PlanDir, ct: Image, *, show_identifiers: bool = Fal
     masks, scene_note = _scene_masks(pdir, ct)
     scene_html = plan_figure_html(plan_figure(masks, pdir.screws))
     scan, identifiers = _scan_summary(ct, show_identifiers=show_identifiers, plan=plan)
-    body_loss = (pdir.anatomy.get("body_loss") or None)
-    bone_quality = (pdir.anatomy.get("bone_quality") or None)
+    body_loss = pdir.anatomy.get("body_loss") or plan.get("body_loss") or None
+    bone_quality = pdir.anatomy.get("bone_quality") or plan.get("bone_quality") or None
+    settings = {k: plan[k] for k in ("settings", "nominal_technique")
+                if plan.get(k)}
     step("HTML")
     return _template().render(
         version=__version__, citation=REFERENCE_CITATION,
@@ -254,7 +309,8 @@ def render_plan_report(pdir: PlanDir, ct: Image, *, show_identifiers: bool = Fal
         scan=scan, identifiers=identifiers,
         body_loss_percent=plan.get("body_loss_percent"), body_loss=body_loss,
         bone_quality=bone_quality, decision=plan.get("decision"),
-        alternatives=plan.get("alternatives"), sides=sides, rows=ROWS,
+        alternatives=plan.get("alternatives"),
+        alt_table=_alternatives_table(plan.get("alternatives")), sides=sides, rows=ROWS, settings=settings,
         slice_figs=slice_figs, window=WINDOW_HU, pixel_mm=PIXEL_MM, half_fov=HALF_FOV_MM,
         scene_html=scene_html, scene_note=scene_note, mesh_mm=MESH_VOXEL_MM,
     )
