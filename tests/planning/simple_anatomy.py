@@ -4,7 +4,7 @@ Independent of ``alarscrew.anatomy`` (written in parallel): planning is tested o
 shapes with a frame derived here in a few transparent steps.
 
 1. Midline x = median x of the sacrum voxels.
-2. S1 body = sacrum voxels within 12 mm of the midline, in the cranial 30 mm, anterior half.
+2. S1 body = sacrum voxels within 12 mm of the midline, in the cranial 30 mm, anterior 40 %.
 3. Superior endplate = the top voxel of each (x, y) column of the body; a least-squares plane
    z = a x + b y + c through them gives the cranial normal; the origin is their centroid.
 4. ``{side}.entry`` = first bone met when walking anteriorly from 60 mm behind the origin,
@@ -28,7 +28,7 @@ def frame_and_landmarks(mask: np.ndarray, affine: np.ndarray
     mid = np.abs(xyz[:, 0] - xc) < 12.0
     top = xyz[mid, 2].max()
     body = mid & (xyz[:, 2] > top - 30.0)
-    body &= xyz[:, 1] > np.median(xyz[body, 1])
+    body &= xyz[:, 1] > np.percentile(xyz[body, 1], 60)
     pts = xyz[body]
     keys = np.round(pts[:, :2], 3)
     order = np.lexsort((-pts[:, 2], keys[:, 1], keys[:, 0]))

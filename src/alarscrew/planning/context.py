@@ -43,6 +43,8 @@ ROOT_LATERAL_MM = (15.0, 40.0)
 ROOT_CRANIAL_MM = (-30.0, 5.0)
 #: Outward-normal threshold (cosine with the anterior axis) for 'anterior surface'.
 ANTERIOR_COS = 0.5
+#: 'Anterior surface' also lies no more than this far behind the frame origin (S1 frame mm).
+ANTERIOR_MIN_MM = -10.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,7 +65,8 @@ class PlanningContext:
     hu : GridField
         CT attenuation (HU).
     vessel : GridField
-        Distance (mm) to the iliac vessels (label) or to their estimated surface.
+        Distance (mm) to the iliac vessels (label, capped at the crop margin) or to their
+        estimated surface; for reported distances use :meth:`vessel_distance_mm`.
     root : GridField
         Distance (mm) to the estimated L5 root band on the anterior ala.
     ilium : GridField or None
@@ -88,6 +91,22 @@ class PlanningContext:
     sacroiliac: GridField | None
     canal: GridField | None
     sources: dict[str, str] = field(default_factory=dict)
+    vessel_points_ras_mm: np.ndarray | None = None
+    half_voxel_mm: float = 0.5
+
+    def vessel_distance_mm(self, xyz_ras_mm: np.ndarray) -> np.ndarray:
+        """Distance (mm) from points (N, 3) to the vessels' surface.
+
+        Exact (k-d tree over every labelled vessel voxel of the whole scan, minus half a
+        voxel) when vessels are labelled; otherwise the estimated field :attr:`vessel`.
+        """
+        p = np.asarray(xyz_ras_mm, float).reshape(-1, 3)
+        if self.vessel_points_ras_mm is None or len(self.vessel_points_ras_mm) == 0:
+            return self.vessel.sample(p)
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(self.vessel_points_ras_mm)
+        return tree.query(p)[0] - self.half_voxel_mm
 
     def point(self, name: str) -> np.ndarray | None:
         """Landmark position (RAS mm) or None."""
@@ -174,11 +193,17 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
     fr = frame.to_frame_mm(xyz)
     surface = bone_mask & ~ndimage.binary_erosion(bone_mask)
     normals = _world_normals(bone_sd, aff)
-    anterior_surface = surface & ((normals @ frame.anterior_ras) > ANTERIOR_COS)
+    # anterior-facing surface in front of the S1 canal (excludes the front of the articular
+    # processes and the dorsal elements)
+    anterior_surface = (surface & ((normals @ frame.anterior_ras) > ANTERIOR_COS)
+                        & (fr[..., 1] >= ANTERIOR_MIN_MM))
 
     vessels = arrays.get("iliac_vessels")
+    vessel_points = None
     if vessels is not None and vessels[sl].any():
         vessel_d = np.minimum(unsigned_distance_mm(vessels[sl], sp) - half, pad_mm)
+        ijk_v = np.argwhere(vessels).astype(float)
+        vessel_points = ijk_v @ ct.affine[:3, :3].T + ct.affine[:3, 3]
         sources["iliac_vessels"] = "label"
     else:
         band = anterior_surface & (fr[..., 2] >= VESSEL_CRANIAL_MIN_MM)
@@ -187,7 +212,8 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
         if not band.any():
             raise AnatomyNotFoundError("cannot find the anterior sacral cortex to estimate "
                                        "the iliac vessels")
-        vessel_d = unsigned_distance_mm(band, sp) - half
+        # the band lies on the bone surface: no point is nearer to it than to that surface
+        vessel_d = np.maximum(unsigned_distance_mm(band, sp) - half, bone_sd)
         sources["iliac_vessels"] = ("estimated: vessels taken to lie on the anterior sacral "
                                     "cortex at the S1 level (lower bound)")
     lat = np.abs(fr[..., 0])
@@ -195,8 +221,8 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
                  & (fr[..., 2] >= ROOT_CRANIAL_MM[0]) & (fr[..., 2] <= ROOT_CRANIAL_MM[1]))
     if not root_band.any():
         root_band = anterior_surface
-    root_d = (unsigned_distance_mm(root_band, sp) - half if root_band.any()
-              else np.full(hu.shape, np.nan))
+    root_d = (np.maximum(unsigned_distance_mm(root_band, sp) - half, bone_sd)
+              if root_band.any() else np.full(hu.shape, np.nan))
     sources["l5_root"] = ("estimated: anterior alar cortex "
                           f"{ROOT_LATERAL_MM[0]:g}-{ROOT_LATERAL_MM[1]:g} mm lateral")
 
@@ -222,4 +248,5 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
         bone=GridField(bone_sd, aff), clearance=GridField(clear, aff), hu=GridField(hu, aff),
         vessel=GridField(vessel_d, aff), root=GridField(root_d, aff), ilium=ilium,
         sacroiliac=sacroiliac, canal=canal, sources=sources,
+        vessel_points_ras_mm=vessel_points, half_voxel_mm=half,
     )

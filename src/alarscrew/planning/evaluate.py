@@ -257,7 +257,7 @@ def evaluate_screw(ctx: PlanningContext, screw: Screw, *, side: Side | None = No
 
     s_all = axial_samples(start_mm=0.0, stop_mm=screw.length_mm, step_mm=st.step_mm)
     p_all = e + s_all[:, None] * d
-    vessel = float(ctx.vessel.sample(p_all).min() - r)
+    vessel = float(ctx.vessel_distance_mm(p_all).min() - r)
     root = ctx.root.sample(p_all)
     root_min = float(root.min() - r) if np.all(np.isfinite(root)) else None
     hu = ctx.hu.sample(p_all)
