@@ -260,3 +260,22 @@ def test_sd_bound_from_scale_and_mean(tmp_path: Path) -> None:
     findings = audit(None, load_reported(p))
     assert [(f.quantity, f.kind) for f in findings] == [("vas.pre.sd", "sd_bound")]
     assert findings[0].recomputed == pytest.approx((9.65 * 0.35 * 7 / 6) ** 0.5, abs=1e-9)
+
+
+def test_cli_audit_user_file_needs_reported(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from alarscrew.cohort.embedded import dataset_dir
+
+    csv = tmp_path / "cases.csv"
+    shutil.copyfile(dataset_dir("fang2022") / "cases.csv", csv)
+    code, _, err = run_cli(["audit", str(csv)], capsys)
+    assert code == 2
+    assert "--reported" in err
+    out = tmp_path / "a.json"
+    code, _, err = run_cli(["audit", str(csv), "--reported", str(REPORTED), "--json", str(out)],
+                           capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert {(f["quantity"], f["kind"]) for f in doc["findings"]} == EXPECTED
