@@ -83,7 +83,7 @@ def report(
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     elif not quiet:
-        typer.echo(f"report:  {html} ({summary['html_bytes'] / 1e6:.1f} MB)")
+        typer.echo(f"report:  {html} ({html.stat().st_size / 1e6:.1f} MB)")
         if pdf_path is not None:
             typer.echo(f"pdf:     {pdf_path}")
         typer.echo(f"exports: {exports.folder} ({len(exports.files)} files)")

@@ -231,9 +231,10 @@ def write_exports(plan_dir: str | Path, *, force: bool = False,
         for s in pdir.screws:
             mesh = screw_mesh(s)
             for ext in ("stl", "obj"):
-                data = mesh.export(file_type=ext)
+                data = mesh.export(file_type=ext)  # STL: bytes, OBJ: str
                 names.append(f"{s.name}.{ext}")
-                write_bytes(tmp / names[-1], data if isinstance(data, bytes) else data.encode())
+                write_bytes(tmp / names[-1],
+                            data if isinstance(data, bytes) else str(data).encode("utf-8"))
         step("screw label map")
         save_nifti(screw_label_map(pdir.screws, pdir.sacrum), tmp / "screw_labels.nii.gz")
         names.append("screw_labels.nii.gz")

@@ -310,7 +310,8 @@ def render_plan_report(pdir: PlanDir, ct: Image, *, show_identifiers: bool = Fal
         body_loss_percent=plan.get("body_loss_percent"), body_loss=body_loss,
         bone_quality=bone_quality, decision=plan.get("decision"),
         alternatives=plan.get("alternatives"),
-        alt_table=_alternatives_table(plan.get("alternatives")), sides=sides, rows=ROWS, settings=settings,
+        alt_table=_alternatives_table(plan.get("alternatives")), sides=sides, rows=ROWS,
+        settings=settings,
         slice_figs=slice_figs, window=WINDOW_HU, pixel_mm=PIXEL_MM, half_fov=HALF_FOV_MM,
         scene_html=scene_html, scene_note=scene_note, mesh_mm=MESH_VOXEL_MM,
     )
