@@ -261,29 +261,33 @@ def load_dicom_series(
     slopes = np.array([float(ds.get("RescaleSlope", 1) or 1) for ds in datasets])
     inters = np.array([float(ds.get("RescaleIntercept", 0) or 0) for ds in datasets])
     integral = np.all(slopes == np.round(slopes)) and np.all(inters == np.round(inters))
-    slices = []
-    for k in order:
+    rows, cols = int(datasets[0].Rows), int(datasets[0].Columns)
+    buf = np.empty((len(order), rows, cols), dtype=np.int32 if integral else np.float32)
+    for n, k in enumerate(order):
         try:
             px = datasets[k].pixel_array
         except Exception as exc:
             raise ImageError(f"cannot decode pixel data ({type(exc).__name__}: {exc}); a "
                              "codec plugin may be missing (pylibjpeg, gdcm)",
                              path=str(files[k])) from exc
-        if px.ndim != 2:
-            raise ImageError(f"expected one 2D frame per file, got shape {px.shape} (multi-frame "
-                             "or colour images are not supported)", path=str(files[k]))
-        if integral:
-            slices.append(px.astype(np.int32) * int(slopes[k]) + int(inters[k]))
-        else:
-            slices.append(px.astype(np.float32) * np.float32(slopes[k]) + np.float32(inters[k]))
-    vol = np.stack(slices, axis=-1).transpose(1, 0, 2)  # (rows, cols, k) -> (i=col, j=row, k)
-    if integral and vol.min() >= np.iinfo(np.int16).min and vol.max() <= np.iinfo(np.int16).max:
-        vol = vol.astype(np.int16)
+        if px.shape != (rows, cols):
+            raise ImageError(f"expected one {rows} x {cols} frame per file, got shape {px.shape} "
+                             "(multi-frame or colour images are not supported)",
+                             path=str(files[k]))
+        out = buf[n]
+        out[...] = px
+        if slopes[k] != 1:
+            out *= buf.dtype.type(slopes[k])
+        if inters[k] != 0:
+            out += buf.dtype.type(inters[k])
+    if integral and buf.min() >= np.iinfo(np.int16).min and buf.max() <= np.iinfo(np.int16).max:
+        buf = buf.astype(np.int16)
+    vol = buf.transpose(2, 1, 0)  # (k, rows, cols) -> (i=col, j=row, k): Fortran-contiguous
     if is_label:
         vol = labels_to_int(vol, source=str(d))
     meta = {"format": "dicom", "modality": chosen.modality, "series_number": chosen.number,
             "n_slices": len(files)}
-    return Image(np.ascontiguousarray(vol), lps_to_ras_affine(aff_lps), is_label=is_label,
+    return Image(vol, lps_to_ras_affine(aff_lps), is_label=is_label,
                  source=str(d), meta=meta)
 
 
