@@ -33,8 +33,8 @@ EXPECTED_FILES = sorted([
     "analysis.json",
     "audit.json",
     *(f"figures/{v}_trajectories.{f}" for v in ("vas", "odi") for f in ("png", "svg")),
-    *(f"tables/{t}.{f}" for t in ("table1_baseline", "table2_outcomes", "table2_comparisons")
-      for f in ("md", "html", "csv", "docx")),
+    *(f"tables/{t}.{f}" for t in ("table1_baseline", "table2_outcomes", "table2_comparisons",
+                                  "table3_mcid") for f in ("md", "html", "csv", "docx")),
     "tables/cohort_tables.docx",
 ])
 

@@ -26,6 +26,7 @@ from alarscrew.report.cohort_tables import (
     data_decimals,
     fmt_df,
     fmt_p,
+    mcid_table,
     outcomes_table,
     p_phrase,
     timepoint_label,
@@ -183,6 +184,27 @@ def test_table2b_rejects_incomplete_analysis() -> None:
         comparisons_from_analysis(analysis)
     with pytest.raises(InputError, match="'outcomes'"):
         comparisons_from_analysis({})
+
+
+def test_mcid_table_counts_attainment() -> None:
+    # Improvements (pre - later) of 4 patients, one missing; MCID 12.8 ODI points.
+    att = pd.DataFrame({
+        "id": ["a", "b", "c", "d"] * 2, "variable": ["odi"] * 4 + ["vas"] * 4,
+        "from": "pre", "to": "post_3m",
+        "improvement": [20.0, 12.8, 5.0, float("nan"), 2.0, 1.0, 3.0, 1.2],
+        "mcid_points": [12.8] * 4 + [1.2] * 4,
+        "attained": pd.array([True, True, False, None, True, False, True, True],
+                             dtype="boolean"),
+        "mcid_citation": "Copay 2008",
+    })
+    table = mcid_table(att, variables=["vas", "odi"])
+    # VAS: 3 of 4 reach 1.2 (1.0 does not); improvements 2, 1, 3, 1.2: mean 7.2/4 = 1.8,
+    # SD sqrt((4+1+9+1.44 - 7.2^2/4)/3) = sqrt(2.48/3) = 0.9092; data have 1 decimal -> 2.
+    assert table.rows[0] == ("VAS (0-10)", "Pre-op → Post-op 3 mo", "1.2", "3/4 (75.0)",
+                             "1.80 ± 0.91")
+    # ODI: the missing patient is left out of N: 2 of 3 (12.8 counts as reached).
+    assert table.rows[1][:4] == ("ODI (%)", "Pre-op → Post-op 3 mo", "12.8", "2/3 (66.7)")
+    assert "MCID source: Copay 2008." in table.notes
 
 
 @pytest.mark.parametrize(("p", "text"), [(0.0004, "<0.001"), (0.001, "0.001"),

@@ -48,6 +48,7 @@ from alarscrew.report.cohort_tables import (
     fmt_df,
     fmt_num,
     fmt_p,
+    mcid_table,
     outcomes_table,
     p_phrase,
     timepoint_label,
@@ -201,6 +202,8 @@ def render_cohort_report(
     outcomes_long: pd.DataFrame,
     timepoints: Sequence[str] | None = None,
     analysis: Mapping[str, Any] | None = None,
+    mcid: pd.DataFrame | None = None,
+    mcid_notes: Sequence[str] = (),
     audit: AuditSummary | None = None,
     title: str = "Cohort report",
     source_label: str = "",
@@ -225,6 +228,10 @@ def render_cohort_report(
     analysis : mapping, optional
         ``OutcomeAnalysis.to_json_dict()`` (issue-2 contract). Without it the comparisons
         table is left out and the report says so.
+    mcid : DataFrame, optional
+        ``alarscrew.cohort.mcid_attainment(cohort)``; gives Table 3 when present.
+    mcid_notes : sequence of str
+        Footnotes of Table 3 (how each MCID applies).
     audit : AuditSummary, optional
         Audit result; default "not run".
     title, source_label, source_sha256, data_citation : str
@@ -253,8 +260,10 @@ def render_cohort_report(
         t3 = comparisons_table(comparisons_from_analysis(analysis),
                                notes=notes_from_analysis)
         omnibus = omnibus_rows(analysis)
+    t4 = (mcid_table(mcid, variables=variables, notes=mcid_notes)
+          if mcid is not None and not mcid.empty else None)
     audit = audit or AuditSummary("not_run", "no reported summary numbers were given")
-    tables = [t for t in (t1, t2, t3) if t is not None]
+    tables = [t for t in (t1, t2, t3, t4) if t is not None]
 
     out = Path(out_dir)
     with atomic_dir(out, force=force) as tmp:
@@ -298,7 +307,8 @@ def render_cohort_report(
             data_citation=data_citation, cohort_notes=list(cohort_notes),
             table1_html=_markup(to_html(t1, table_id="table-1")),
             table2_html=_markup(to_html(t2, table_id="table-2")),
-            table3_html=_markup(to_html(t3, table_id="table-3")) if t3 else "",
+            table3_html=_markup(to_html(t3, table_id="table-2b")) if t3 else "",
+            mcid_html=_markup(to_html(t4, table_id="table-3")) if t4 else "",
             analysis_missing_reason="no analysis was supplied",
             omnibus_rows=omnibus, analysis_notes=list(extra_notes),
             figures=figures, audit_status=audit.status, audit_reason=audit.reason,
@@ -361,8 +371,9 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
     OutputExistsError
         ``out_dir`` exists and ``force`` is false.
     """
-    from alarscrew.cohort import load_cohort
+    from alarscrew.cohort import MCID_DEFAULTS, load_cohort, mcid_attainment
     from alarscrew.cohort.embedded import dataset_dir
+    from alarscrew.errors import ValidationError
     from alarscrew.stats.audit import audit_report
     from alarscrew.stats.outcomes import analyze_outcomes
     from alarscrew.stats.reported import load_reported
@@ -378,6 +389,16 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
     else:
         source_label, sha = Path(source).name, file_sha256(source)
     analysis = analyze_outcomes(cohort).to_json_dict()
+    extra: list[str] = []
+    mcid: pd.DataFrame | None
+    try:
+        mcid = mcid_attainment(cohort)
+    except ValidationError as exc:  # e.g. a variable with no published MCID: said, not hidden
+        mcid = None
+        extra.append(f"MCID attainment not computed: {exc}")
+    defs = [f"{v.upper()}, {MCID_DEFAULTS[v].note}" for v in cohort.variables
+            if v in MCID_DEFAULTS and MCID_DEFAULTS[v].note]
+    mcid_notes = [f"MCID definitions: {'; '.join(defs)}."] if defs else []
 
     reported_path: Path | None = Path(reported) if reported is not None else None
     if reported_path is None and embedded:
@@ -394,7 +415,8 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
                              tuple(result.notes))
     return render_cohort_report(
         out_dir, baseline=cohort.baseline(), outcomes_long=cohort.outcomes_long(),
-        timepoints=cohort.timepoints, analysis=analysis, audit=audit,
+        timepoints=cohort.timepoints, analysis=analysis, mcid=mcid, mcid_notes=mcid_notes,
+        audit=audit, extra_notes=extra,
         title=f"Cohort report: {cohort.name}", source_label=source_label,
         source_sha256=sha, data_citation=cohort.citation,
         cohort_notes=[n.text for n in cohort.notes], force=force,

@@ -253,6 +253,24 @@ def _segments_key(value: Any) -> str | None:
     return f"{' + '.join(parts)} ({levels})"
 
 
+def _multi_response(column: pd.Series, name: str,
+                    not_recorded: list[str]) -> list[tuple[str, str, str]]:
+    """Rows of a ``;``-separated multi-response field: each code, n (%) of cases with any."""
+    recorded = column.map(lambda v: None if _is_missing(v) or not str(v).strip()
+                          else [c.strip() for c in str(v).split(";") if c.strip()])
+    recorded = recorded.dropna()
+    if recorded.empty:
+        not_recorded.append(name)
+        return []
+    counts: dict[str, int] = {}
+    for codes in recorded:
+        for code in dict.fromkeys(codes):
+            counts[code] = counts.get(code, 0) + 1
+    order = sorted(counts, key=lambda k: -counts[k])
+    return [(f"{name}, n (%)" if i == 0 else "", _label(code, {}),
+             _count_pct(counts[code], int(recorded.size))) for i, code in enumerate(order)]
+
+
 def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> CohortTable:
     """Table 1: baseline characteristics of a cohort.
 
@@ -260,8 +278,9 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
     ----------
     baseline : DataFrame
         One row per case, as ``Cohort.baseline()``: required ``id``, ``age_years``, ``sex``;
-        optional ``diagnosis``, ``bmd_value`` + ``bmd_kind``, ``fused_segments`` (list or
-        ``;``-separated text), ``follow_up_months``, ``fusion_time_months``. Not modified.
+        optional ``diagnosis``, ``symptoms`` (``;``-separated codes, several per case),
+        ``bmd_value`` + ``bmd_kind``, ``fused_segments`` (list or ``;``-separated text),
+        ``follow_up_months``, ``fusion_time_months``. Not modified.
     title : str, optional
         Caption; default ``"Table 1. Baseline characteristics (n = N)"``.
 
@@ -318,6 +337,8 @@ def baseline_table(baseline: pd.DataFrame, *, title: str | None = None) -> Cohor
     continuous("age_years", "Age, years")
     categorical("sex", "Sex", _SEX_LABELS)
     categorical("diagnosis", "Diagnosis", DIAGNOSIS_LABELS)
+    if "symptoms" in baseline.columns:
+        rows.extend(_multi_response(baseline["symptoms"], "Symptoms", not_recorded))
     if "bmd_value" in baseline.columns:
         kinds = (baseline["bmd_kind"] if "bmd_kind" in baseline.columns
                  else pd.Series(["unknown"] * n, index=baseline.index))
@@ -570,6 +591,69 @@ def comparisons_table(comparisons: pd.DataFrame, *,
                        header=("Outcome", "Comparison", "Test", "Statistic", "df", "p",
                                "Holm p", "Mean difference [95% CI]", "d_z"),
                        rows=tuple(rows), notes=base + tuple(notes))
+
+
+def mcid_table(attainment: pd.DataFrame, *, variables: Sequence[str] | None = None,
+               notes: Sequence[str] = (),
+               title: str = "Table 3. Minimal clinically important difference (MCID) "
+                            "attained") -> CohortTable:
+    """Table 3: per variable and later time point, patients reaching the MCID.
+
+    Parameters
+    ----------
+    attainment : DataFrame
+        ``alarscrew.cohort.mcid_attainment(cohort)``: columns ``id``, ``variable``, ``from``,
+        ``to``, ``improvement`` (baseline minus later; positive = better), ``mcid_points``,
+        ``attained`` (nullable boolean, NA when a score is missing), ``mcid_citation``.
+    variables : sequence of str, optional
+        Row order of the variables (default: order of first appearance); others follow.
+    notes : sequence of str
+        Extra footnotes (e.g. how an MCID was chosen for this variable).
+    title : str
+        Caption.
+
+    Returns
+    -------
+    CohortTable
+        Columns ``Outcome``, ``Comparison``, ``MCID, points``, ``Attained, n/N (%)``,
+        ``Improvement, mean ± SD``; N counts the patients with both scores.
+    """
+    _require(attainment, ("id", "variable", "from", "to", "improvement", "mcid_points",
+                          "attained", "mcid_citation"), "MCID table")
+    rows = []
+    previous = None
+    present = list(dict.fromkeys(attainment["variable"].astype(str)))
+    first = [v for v in (variables or ()) if v in present]
+    rank = {v: i for i, v in enumerate(first + [v for v in present if v not in first])}
+    ordered = attainment.assign(_rank=attainment["variable"].astype(str).map(rank))
+    ordered = ordered.sort_values("_rank", kind="stable")
+    groups = ordered.groupby(["variable", "from", "to"], sort=False, observed=True)
+    for (variable, frm, to), g in groups:
+        known = g["attained"].dropna().astype(bool)
+        total = int(known.size)
+        hit = int(known.sum())
+        imp = pd.to_numeric(g["improvement"], errors="coerce").dropna().to_numpy(float)
+        d = data_decimals(imp) + 1 if imp.size else 1
+        points = pd.unique(g["mcid_points"])
+        if points.size != 1:
+            raise InputError(f"'{variable}' has several MCIDs {points.tolist()} in one "
+                             "comparison", column="mcid_points")
+        rows.append((
+            variable_label(str(variable)) if variable != previous else "",
+            f"{timepoint_label(str(frm))} → {timepoint_label(str(to))}",
+            fmt_num(points[0], 1),
+            f"{hit}/{total} ({100.0 * hit / total:.1f})" if total else "—",
+            _mean_sd(imp, d),
+        ))
+        previous = variable
+    citations = sorted({str(c) for c in attainment["mcid_citation"].dropna()})
+    all_notes = ("Attained: improvement (pre-operative minus later score) at least the MCID; "
+                 "N: patients with both scores.",
+                 *(f"MCID source: {c}." for c in citations), *notes)
+    return CohortTable(key="table3_mcid", title=title,
+                       header=("Outcome", "Comparison", "MCID, points", "Attained, n/N (%)",
+                               "Improvement, mean ± SD"),
+                       rows=tuple(rows), notes=all_notes)
 
 
 # --------------------------------------------------------------------------- renderers
