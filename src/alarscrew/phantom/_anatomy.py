@@ -73,6 +73,7 @@ SI_ANGLE_DEG = 22.0
 SI_GAP_MM = 3.0
 FACET_GAP_MM = 2.0
 FACET_ANGLE_DEG = 45.0
+SAP_HALF_THICK_MM = 6.0
 CORTEX_MM = 1.2
 #: L5/S1 disc: centre height and lordotic wedge angle of the L5 inferior endplate.
 DISC_CENTER_Z_MM = 9.0
@@ -162,8 +163,15 @@ def _sap_box(side: str, center: np.ndarray, half: tuple[float, float, float],
     return RoundBox(center, np.asarray(half, float), radius, rot)
 
 
+def sap_face_center(side: str) -> np.ndarray:
+    """A point of the S1 superior facet plane (frame mm), near the facet centre."""
+    n, _ = _facet_axes(side)
+    return np.array([_sgn(side) * 27.0, -33.0, 4.0]) + 4.5 * n
+
+
 def _sacrum_ops(side: str, k: float) -> list[Op]:
     s = _sgn(side)
+    n, _ = _facet_axes(side)
     L = lambda x: _lat(s * x, k)  # noqa: E731 - tiny local helper
     ops = [
         # pedicle: body -> posterior elements
@@ -179,8 +187,11 @@ def _sacrum_ops(side: str, k: float) -> list[Op]:
         Op("union", RoundBox(np.array([L(30.0), -31.0, -20.0]),
                              np.array([13.0 * k, 10.0, 15.0]), 5.0), 5.0),
         # S1 superior articular process, facet surface faces posteromedially
-        Op("union", _sap_box(side, np.array([s * 27.0, -33.0, 4.0]), (4.5, 8.0, 10.5), 1.5),
-           2.0),
+        Op("union", _sap_box(side, sap_face_center(side) - SAP_HALF_THICK_MM * n,
+                             (SAP_HALF_THICK_MM, 8.0, 10.5), 1.5), 2.0),
+        # base of the SAP, lateral and anterior to (behind) the facet surface
+        Op("union", Ellipsoid(np.array([s * 32.0, -32.0, -7.0]), np.array([7.0, 7.0, 8.0])),
+           4.0),
         # S2 and S3 costal elements
         Op("union", Ellipsoid(np.array([s * 24.0, -8.0, -45.0]),
                               np.array([14.0, 13.0, 9.0])), 5.0),
@@ -305,8 +316,8 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
             Op("union", Ellipsoid(at(s * 36.0, -22.0, 20.0), np.array([18.0, 6.0, 7.0]), rl5),
                5.0),
             # inferior articular process: faces the S1 facet across a FACET_GAP_MM joint
-            Op("union", _sap_box(side, np.array([s * 27.0, -33.0, 4.0]) + n * (
-                4.5 + FACET_GAP_MM + 3.0) + np.array([0.0, 0.0, 5.0]), (3.0, 7.5, 12.0), 1.5),
+            Op("union", _sap_box(side, sap_face_center(side) + n * (FACET_GAP_MM + 3.0)
+                                 + np.array([0.0, 0.0, 5.0]), (3.0, 7.5, 12.0), 1.5),
                3.0),
         ]
     l5_ops.append(Op("cut", canal_prims[0]))
@@ -384,7 +395,7 @@ def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
     for side in SIDES:
         s = _sgn(side)
         n, t = _facet_axes(side)
-        sap_c = np.array([s * 27.0, -33.0, 4.0])
+        sap_c = sap_face_center(side) - 4.0 * n
         # facet centre: from inside the SAP out along the facet normal to the surface
         lm[f"{side}.sap_facet"] = surface_along_ray(sacrum, sap_c, n)
         # paper's entry: lateral-inferior part of the inferior half of the facet surface
