@@ -19,6 +19,7 @@ import pytest
 from alarscrew.anatomy.labels import (
     CANONICAL_STRUCTURES,
     available_schemes,
+    describe_labels,
     detect_scheme,
     get_scheme,
     load_labels,
@@ -85,6 +86,9 @@ def test_totalseg_v2_real(real_ct_dir: Path, ct: Image,
     assert masks["s1"].meta["schemes"] == {str(path): "totalseg_v2"}
     assert masks["s1"].meta["scheme_detected"] == {str(path): True}
     assert "label scheme totalseg_v2 (detected)" in caplog.text
+    (line,) = describe_labels(masks)
+    assert line.startswith(f"{path}: scheme totalseg_v2 detected (6 structures")
+    assert line.endswith("structures: s1, l5, l4, l3, l2, l1")
 
 
 def test_totalseg_v1_float64_and_folder_of_masks_agree(real_ct_dir: Path, ct: Image) -> None:
@@ -141,6 +145,13 @@ def test_verse_numbering_is_detected(real_ct_dir: Path, ct: Image, tmp_path: Pat
     masks = load_labels([path], ct)
     np.testing.assert_array_equal(masks["l5"].array, v2 == 27)
     np.testing.assert_array_equal(masks["sacrum"].array, v2 == 26)
+    assert masks["l5"].meta["warnings"] == []
+    # a transitional L6 (VerSe 25) between L5 and the sacrum is reported, not hidden
+    verse[(v2 == 26) & (np.indices(v2.shape)[2] == np.argwhere(v2 == 26)[:, 2].max())] = 25
+    path6 = save_nifti(ct.with_array(verse, is_label=True), tmp_path / "verse_l6.nii.gz")
+    masks6 = load_labels([path6], ct, scheme="verse")
+    assert "L6" in masks6["l5"].meta["warnings"][0]
+    assert any(line.startswith("warning:") and "L6" in line for line in describe_labels(masks6))
 
 
 def test_custom_mapping(real_ct_dir: Path, ct: Image, tmp_path: Path) -> None:

@@ -122,3 +122,14 @@ def test_corrupt_and_empty_nrrd(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     with pytest.raises(ImageError, match="empty"):
         load_image(empty)
+
+
+def test_detached_header_nhdr(tmp_path: Path) -> None:
+    arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6) - 1000
+    hdr = {"space": "left-posterior-superior", "space directions": np.diag([0.5, 0.6, 2.0]),
+           "space origin": np.array([10.0, 20.0, 30.0])}
+    nrrd.write(str(tmp_path / "vol.nhdr"), arr, hdr, detached_header=True)
+    img = load_image(tmp_path / "vol.nhdr")
+    np.testing.assert_array_equal(img.array, arr)
+    # LPS (10, 20, 30) is RAS (-10, -20, 30); LPS axis steps flip sign in x and y
+    np.testing.assert_allclose(img.ijk_to_ras(np.array([1.0, 1.0, 1.0])), [-10.5, -20.6, 32.0])

@@ -78,6 +78,7 @@ class LabelScheme:
     files: dict[str, tuple[str, ...]] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)
     alias_of: str | None = None
+    warnings: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,15 @@ def _registry() -> dict[str, LabelScheme]:
             files={k: tuple(v) for k, v in raw.get("files", {}).items()},
             labels={int(k): v for k, v in raw.get("labels", {}).items()},
             alias_of=raw.get("alias_of"),
+            warnings={int(k): v for k, v in raw.get("warnings", {}).items()},
         )
     for name, s in list(out.items()):
         if s.alias_of is not None:
             base = out[s.alias_of]
             out[name] = LabelScheme(name=name, kind=base.kind, description=s.description,
                                     reference=s.reference, structures=base.structures,
-                                    files=base.files, labels=base.labels, alias_of=s.alias_of)
+                                    files=base.files, labels=base.labels, alias_of=s.alias_of,
+                                    warnings=base.warnings)
     return out
 
 
@@ -442,7 +445,8 @@ def load_labels(
     dict of str to Image
         Bool masks (``is_label=True``) for the structures present, in
         :data:`CANONICAL_STRUCTURES` order. ``meta`` holds ``schemes`` (file -> scheme),
-        ``scheme_detected`` and ``detection`` (why), ``sources`` and ``codes``.
+        ``scheme_detected`` and ``detection`` (why), ``sources``, ``codes`` and ``warnings``
+        (e.g. a VerSe L6). :func:`describe_labels` turns this into lines for a console.
 
     Raises
     ------
@@ -463,6 +467,7 @@ def load_labels(
     info: dict[str, dict] = {n: {"sources": [], "schemes": {}, "codes": []}
                              for n in CANONICAL_STRUCTURES}
     detections: dict[str, SchemeDetection] = {}
+    warnings: list[str] = []
     for raw in paths:
         p = Path(raw)
         if not p.exists():
@@ -497,6 +502,10 @@ def load_labels(
                 else:
                     det = detect_scheme(img, codes=codes)
                     use = get_scheme(det.scheme)
+                for code, text in use.warnings.items():
+                    if code in set(codes.tolist()):
+                        logger.warning("%s: %s", p, text)
+                        warnings.append(f"{p}: {text}")
                 on_ct = resample_labels(img, ct)
                 here = set((codes if on_ct is img else _present_codes(on_ct.array)).tolist())
                 found, per_code = {}, {}
@@ -522,6 +531,7 @@ def load_labels(
                 "codes": sorted(set(info[name]["codes"])),
                 "scheme_detected": {s: detections[s].detected for s in info[name]["sources"]},
                 "detection": {s: detections[s].reason for s in info[name]["sources"]},
+                "warnings": list(warnings),
             }
             out[name] = Image(union[name], ct.affine, is_label=True,
                               source=f"{name} from {', '.join(info[name]['sources'])}",
@@ -530,3 +540,37 @@ def load_labels(
         raise LabelMapError("no known structure in the label file(s) overlaps the CT",
                             path=", ".join(str(p) for p in paths))
     return out
+
+
+def describe_labels(masks: dict[str, Image]) -> list[str]:
+    """Lines saying which scheme was used for each label file, and why, for a console summary.
+
+    Parameters
+    ----------
+    masks : dict of str to Image
+        As returned by :func:`load_labels`.
+
+    Returns
+    -------
+    list of str
+        One line per label file (``file: scheme NAME detected|given (reason); structures``),
+        then one line per warning.
+    """
+    per_file: dict[str, dict] = {}
+    warnings: list[str] = []
+    for name, img in masks.items():
+        for src in img.meta.get("sources", []):
+            entry = per_file.setdefault(src, {
+                "scheme": img.meta["schemes"][src],
+                "detected": img.meta["scheme_detected"][src],
+                "reason": img.meta["detection"][src],
+                "structures": [],
+            })
+            entry["structures"].append(name)
+        warnings.extend(w for w in img.meta.get("warnings", []) if w not in warnings)
+    lines = [
+        f"{src}: scheme {e['scheme']} {'detected' if e['detected'] else 'given'} "
+        f"({e['reason']}); structures: {', '.join(e['structures'])}"
+        for src, e in per_file.items()
+    ]
+    return lines + [f"warning: {w}" for w in warnings]
