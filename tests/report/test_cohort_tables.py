@@ -266,6 +266,22 @@ def test_docx_holds_real_word_tables(tmp_path) -> None:
     assert "research only" in texts
 
 
+def test_docx_puts_wide_tables_on_landscape_pages(tmp_path) -> None:
+    import docx
+    from docx.enum.section import WD_ORIENT
+
+    narrow = outcomes_table(paper_outcomes_long(), TIMEPOINTS)  # 6 columns
+    wide = comparisons_table(comparisons_from_analysis(_paper_analysis()))  # 9 columns
+    doc = docx.Document(str(write_docx([narrow, wide, narrow], tmp_path / "t.docx",
+                                       heading="H")))
+    orient = [s.orientation for s in doc.sections]
+    assert orient == [WD_ORIENT.PORTRAIT, WD_ORIENT.LANDSCAPE, WD_ORIENT.PORTRAIT]
+    assert doc.sections[1].page_width > doc.sections[1].page_height
+    assert doc.sections[2].page_width < doc.sections[2].page_height
+    only_wide = docx.Document(str(write_docx([wide], tmp_path / "w.docx")))
+    assert [s.orientation for s in only_wide.sections] == [WD_ORIENT.LANDSCAPE]
+
+
 def test_write_table_files_all_formats(tmp_path) -> None:
     table = outcomes_table(paper_outcomes_long(), TIMEPOINTS)
     paths = write_table_files(table, tmp_path)

@@ -701,6 +701,29 @@ def to_csv(table: CohortTable) -> str:
     return buf.getvalue()
 
 
+#: Tables with more columns than this go on a landscape page in Word documents.
+LANDSCAPE_ABOVE_COLUMNS = 6
+
+
+def _orient_for(document: Any, *, landscape: bool, first: bool) -> None:
+    """Switch the page orientation for the next table, starting a new section if needed.
+
+    The first table of a document without heading re-orients the initial section instead.
+    """
+    from docx.enum.section import WD_ORIENT, WD_SECTION
+
+    section = document.sections[-1]
+    want = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
+    if section.orientation == want:
+        return
+    if not first:
+        section = document.add_section(WD_SECTION.NEW_PAGE)
+    width, height = section.page_width, section.page_height
+    section.orientation = want
+    if (want == WD_ORIENT.LANDSCAPE) != (width > height):
+        section.page_width, section.page_height = height, width
+
+
 def write_docx(tables: Sequence[CohortTable], path: str | os.PathLike[str], *,
                heading: str | None = None, disclaimer: str | None = None,
                force: bool = True) -> Path:
@@ -710,7 +733,8 @@ def write_docx(tables: Sequence[CohortTable], path: str | os.PathLike[str], *,
     ----------
     tables : sequence of CohortTable
         Each becomes a caption paragraph, a table with a bold header row marked as a
-        repeating header (``w:tblHeader``), and its notes in small type.
+        repeating header (``w:tblHeader``), and its notes in small type. Tables wider than
+        :data:`LANDSCAPE_ABOVE_COLUMNS` columns go into a landscape section.
     path : path
         Output ``.docx``; written atomically.
     heading : str, optional
@@ -736,7 +760,9 @@ def write_docx(tables: Sequence[CohortTable], path: str | os.PathLike[str], *,
     document.core_properties.title = heading or (tables[0].title if tables else "")
     if heading:
         document.add_heading(heading, level=1)
-    for table in tables:
+    for k, table in enumerate(tables):
+        _orient_for(document, landscape=len(table.header) > LANDSCAPE_ABOVE_COLUMNS,
+                    first=(k == 0 and not heading))
         caption = document.add_paragraph()
         caption.add_run(table.title).bold = True
         wt = document.add_table(rows=1 + len(table.rows), cols=len(table.header))
