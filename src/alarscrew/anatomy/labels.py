@@ -418,6 +418,59 @@ def _is_mask_file(path: Path, codes: np.ndarray) -> bool:
     return _mask_name(path, masks) is not None and set(codes.tolist()) <= {1}
 
 
+def _masks_from_path(
+    p: Path, ct: Image, forced: LabelScheme | None
+) -> tuple[LabelScheme, SchemeDetection, dict[str, np.ndarray], dict[str, list[int]], list[str]]:
+    """Masks on the CT grid from one label file or folder.
+
+    Returns the scheme used, how it was chosen, the masks and codes by structure, and warnings.
+    """
+    if not p.exists():
+        raise LabelMapError("label file or folder not found", path=str(p))
+    if p.is_dir() or (forced is not None and forced.kind == "masks"):
+        use = forced if forced is not None else get_scheme("totalseg_masks")
+        if use.kind != "masks":
+            raise LabelMapError(f"scheme '{use.name}' is a multilabel scheme but a folder "
+                                "was given", path=str(p))
+        det = SchemeDetection(use.name, forced is None, "a folder of structure masks")
+        found = _load_masks(p, ct, use)
+        return use, det, found, {key: [1] for key in found}, []
+    img = _read_label(p)
+    codes = _present_codes(img.array)
+    present = set(codes.tolist())
+    if forced is None and _is_mask_file(p, codes):
+        use = get_scheme("totalseg_masks")
+        det = SchemeDetection(use.name, True, "a binary mask named by its structure")
+        found = _load_masks(p, ct, use)
+        return use, det, found, {key: [1] for key in found}, []
+    if forced is not None:
+        use = forced
+        det = SchemeDetection(use.name, False, "given by the caller")
+        extra = sorted(present - set(use.labels))
+        if extra and use.name.startswith("custom:"):
+            logger.info("codes %s of %s are not in the mapping; ignored", extra, p)
+        elif extra:
+            raise LabelMapError(f"codes {extra[:8]} are not defined by scheme '{use.name}'; "
+                                "is this the right scheme?", path=str(p))
+    else:
+        det = detect_scheme(img, codes=codes)
+        use = get_scheme(det.scheme)
+    notes = []
+    for code, text in use.warnings.items():
+        if code in present:
+            logger.warning("%s: %s", p, text)
+            notes.append(f"{p}: {text}")
+    on_ct = resample_labels(img, ct)
+    here = present if on_ct is img else set(_present_codes(on_ct.array).tolist())
+    found: dict[str, np.ndarray] = {}
+    per_code: dict[str, list[int]] = {}
+    for name, struct_codes in use.structures.items():
+        hit = [c for c in struct_codes if c in here]
+        if hit:
+            found[name], per_code[name] = _mask_of(on_ct.array, hit), hit
+    return use, det, found, per_code, notes
+
+
 def load_labels(
     paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     ct: Image,
@@ -470,49 +523,8 @@ def load_labels(
     warnings: list[str] = []
     for raw in paths:
         p = Path(raw)
-        if not p.exists():
-            raise LabelMapError("label file or folder not found", path=str(p))
-        if p.is_dir() or (forced is not None and forced.kind == "masks"):
-            use = forced if forced is not None else get_scheme("totalseg_masks")
-            if use.kind != "masks":
-                raise LabelMapError(f"scheme '{use.name}' is a multilabel scheme but a folder "
-                                    "was given", path=str(p))
-            det = SchemeDetection(use.name, forced is None, "a folder of structure masks")
-            found = _load_masks(p, ct, use)
-            per_code = {key: [1] for key in found}
-        else:
-            img = _read_label(p)
-            codes = _present_codes(img.array)
-            if forced is None and _is_mask_file(p, codes):
-                use = get_scheme("totalseg_masks")
-                det = SchemeDetection(use.name, True, "a binary mask named by its structure")
-                found = _load_masks(p, ct, use)
-                per_code = {key: [1] for key in found}
-            else:
-                if forced is not None:
-                    use = forced
-                    det = SchemeDetection(use.name, False, "given by the caller")
-                    extra = sorted(set(codes.tolist()) - set(use.labels))
-                    if extra and use.name.startswith("custom:"):
-                        logger.info("codes %s of %s are not in the mapping; ignored", extra, p)
-                    elif extra:
-                        raise LabelMapError(
-                            f"codes {extra[:8]} are not defined by scheme '{use.name}'; is this "
-                            "the right scheme?", path=str(p))
-                else:
-                    det = detect_scheme(img, codes=codes)
-                    use = get_scheme(det.scheme)
-                for code, text in use.warnings.items():
-                    if code in set(codes.tolist()):
-                        logger.warning("%s: %s", p, text)
-                        warnings.append(f"{p}: {text}")
-                on_ct = resample_labels(img, ct)
-                here = set((codes if on_ct is img else _present_codes(on_ct.array)).tolist())
-                found, per_code = {}, {}
-                for name, codes_ in use.structures.items():
-                    hit = [c for c in codes_ if c in here]
-                    if hit:
-                        found[name], per_code[name] = _mask_of(on_ct.array, hit), hit
+        use, det, found, per_code, notes = _masks_from_path(p, ct, forced)
+        warnings.extend(notes)
         detections[str(p)] = det
         word = "detected" if det.detected else "given"
         logger.info("label scheme %s (%s) for %s: %s", use.name, word, p, det.reason)
