@@ -155,6 +155,14 @@ def test_wilcoxon_exact_without_ties_and_with_zeros() -> None:
     assert "1 zero difference(s) dropped" in r["wilcoxon_note"]
     d = np.array(table["x"]["post"]) - np.array(table["x"]["pre"])
     assert _close(r["wilcoxon_p"], _wilcoxon_exact_enumerated(d))
+    assert _close(r["wilcoxon_p_permutation"], _wilcoxon_exact_enumerated(d))
+    # Zero and tie together: the enumerated p is exact with mid-ranks (hand: 2^4 patterns).
+    table = {"x": {"pre": [3, 3, 3, 3, 3], "post": [0, 1, 2, 3, 4]}}
+    r = compare_timepoints(_long(table)).iloc[0]
+    d = np.array([-3.0, -2.0, -1.0, 0.0, 1.0])
+    assert _close(r["wilcoxon_p_permutation"], _wilcoxon_exact_enumerated(d))
+    assert r["wilcoxon_p_permutation"] * 16 == pytest.approx(round(
+        r["wilcoxon_p_permutation"] * 16), abs=1e-9)  # a multiple of 1/16: enumerated
 
 
 def _gg_epsilon(y: np.ndarray) -> float:
@@ -276,3 +284,19 @@ def test_counts_rule_and_hand_values() -> None:
     assert r["test"] == "Pearson chi-square"
     assert _close(r["statistic"], chi)
     assert _close(r["p"], float(st.chi2.sf(chi, 1)))
+
+
+def test_degenerate_comparisons_are_nan_and_explained() -> None:
+    table = {"x": {"pre": [3, 3, 3, 3, 3], "post": [3, 3, 3, 3, 3], "late": [0, 1, 2, 3, 4]}}
+    res = analyze_outcomes(_long(table))
+    c = res.comparisons.set_index("to")
+    assert np.isnan(c.loc["post", "paired_p"])
+    assert np.isnan(c.loc["post", "independent_p"])
+    assert "paired t undefined" in c.loc["post", "t_note"]
+    assert c.loc["post", "wilcoxon_note"] == "all differences are zero: no test"
+    # one constant group: Student t is defined (pooled variance > 0); hand value
+    x0, x1 = np.full(5, 3.0), np.arange(5.0)
+    sp2 = ((x1 - x1.mean()) ** 2).sum() / 8
+    assert _close(c.loc["late", "independent_t"], (x1.mean() - x0.mean()) / math.sqrt(sp2 * 0.4))
+    doc = json.dumps(res.to_json_dict(), allow_nan=False)  # NaN -> null, still valid JSON
+    assert '"p": null' in doc

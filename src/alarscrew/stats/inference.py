@@ -7,6 +7,7 @@ recompute them with plain numpy formulas.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,7 +35,7 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "ci95_low", "ci95_high", "paired_t", "paired_df", "paired_p", "paired_p_holm",
     "independent_t", "independent_df", "independent_p", "cohen_dz",
     "wilcoxon_statistic", "wilcoxon_p", "wilcoxon_p_holm", "wilcoxon_p_permutation",
-    "wilcoxon_note", "shapiro_w", "shapiro_p",
+    "wilcoxon_note", "shapiro_w", "shapiro_p", "t_note",
 )
 
 #: Columns of :func:`omnibus_tests`.
@@ -74,7 +75,7 @@ def _wilcoxon(diff: np.ndarray) -> tuple[float, float, float, str]:
                      "null distribution, wilcoxon_p_permutation is exact with the ties")
     res = st.wilcoxon(diff, zero_method="wilcox", method="exact")
     if nonzero.size <= _MAX_ENUMERATED_PAIRS:  # all 2^n sign flips: an exact p
-        perm_p = float(st.wilcoxon(diff, zero_method="wilcox", method=st.PermutationMethod(
+        perm_p = float(st.wilcoxon(nonzero, method=st.PermutationMethod(
             n_resamples=2**nonzero.size)).pvalue)
     else:
         perm_p = float("nan")
@@ -110,7 +111,8 @@ def compare_timepoints(long_df: pd.DataFrame, *, baseline: str = "pre",
         - ``wilcoxon_*``: signed-rank statistic (smaller rank sum) and scipy's exact p
           (``method='exact'``, zeros dropped); ``wilcoxon_p_permutation`` enumerates all
           sign flips (exact also with ties); ``wilcoxon_note`` states ties/zeros;
-        - ``shapiro_*``: Shapiro-Wilk on the differences (NaN if n < 3);
+        - ``shapiro_*``: Shapiro-Wilk on the differences (NaN if n < 3 or all equal);
+        - ``t_note``: why a t test is NaN (constant differences or data), else empty;
         - ``*_holm``: Holm-adjusted p over every row of the table (statsmodels).
 
     Raises
@@ -133,10 +135,28 @@ def compare_timepoints(long_df: pd.DataFrame, *, baseline: str = "pre",
                 raise InputError(f"{var} {baseline} vs {tp}: {x0.size} complete pair(s), "
                                  "need at least 2", column="timepoint")
             diff = x1 - x0
-            rel = st.ttest_rel(x1, x0)
-            ci = rel.confidence_interval(0.95)
-            ind = st.ttest_ind(x1, x0, equal_var=True)
             sd_diff = float(np.std(diff, ddof=1))
+            nan = float("nan")
+            t_notes = []
+            if np.ptp(diff) > 0:
+                rel = st.ttest_rel(x1, x0)
+                ci = rel.confidence_interval(0.95)
+                paired = (float(rel.statistic), float(rel.df), float(rel.pvalue),
+                          float(ci.low), float(ci.high))
+            else:
+                paired = (nan, float(diff.size - 1), nan, nan, nan)
+                t_notes.append("all differences are equal (SD 0): paired t undefined")
+            if np.ptp(x0) > 0 or np.ptp(x1) > 0:
+                with warnings.catch_warnings():
+                    # scipy warns about "catastrophic cancellation" when one group is
+                    # constant; its variance is then exactly 0 and the pooled t is right.
+                    warnings.filterwarnings("ignore", message="Precision loss occurred",
+                                            category=RuntimeWarning)
+                    ind = st.ttest_ind(x1, x0, equal_var=True)
+                independent = (float(ind.statistic), float(ind.df), float(ind.pvalue))
+            else:
+                independent = (nan, float(2 * diff.size - 2), nan)
+                t_notes.append("both time points are constant: Student t undefined")
             w_stat, w_p, w_perm, w_note = _wilcoxon(diff)
             if diff.size >= 3 and np.ptp(diff) > 0:
                 sw = st.shapiro(diff)
@@ -147,11 +167,10 @@ def compare_timepoints(long_df: pd.DataFrame, *, baseline: str = "pre",
                 "variable": var, "from": baseline, "to": tp, "n_pairs": int(diff.size),
                 "mean_from": float(x0.mean()), "mean_to": float(x1.mean()),
                 "mean_diff": float(diff.mean()), "sd_diff": sd_diff,
-                "ci95_low": float(ci.low), "ci95_high": float(ci.high),
-                "paired_t": float(rel.statistic), "paired_df": float(rel.df),
-                "paired_p": float(rel.pvalue),
-                "independent_t": float(ind.statistic), "independent_df": float(ind.df),
-                "independent_p": float(ind.pvalue),
+                "ci95_low": paired[3], "ci95_high": paired[4],
+                "paired_t": paired[0], "paired_df": paired[1], "paired_p": paired[2],
+                "independent_t": independent[0], "independent_df": independent[1],
+                "independent_p": independent[2], "t_note": "; ".join(t_notes),
                 "cohen_dz": float(diff.mean() / sd_diff) if sd_diff > 0 else float("nan"),
                 "wilcoxon_statistic": w_stat, "wilcoxon_p": w_p,
                 "wilcoxon_p_permutation": w_perm, "wilcoxon_note": w_note,
