@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "audit",
     "report",
     "phantom",
+    "plan",
 )
 
 app = typer.Typer(

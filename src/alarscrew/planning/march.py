@@ -30,6 +30,9 @@ class MarchResult:
         Position of the first sample failing the relaxed test
         ``value - threshold + slack * s < 0`` (equals a sample position; the last sample
         when it never fails). With ``slack = 0`` it is an upper bound of ``length_mm``.
+    bound_clearance_mm : (N,) ndarray
+        Smallest relaxed value ``value - threshold + slack * s`` over the samples marched
+        before the relaxed test failed (over all samples when it never failed).
     samples : int
         Number of trilinear samples taken (for the bench).
     """
@@ -37,6 +40,7 @@ class MarchResult:
     length_mm: np.ndarray
     clearance_mm: np.ndarray
     bound_mm: np.ndarray
+    bound_clearance_mm: np.ndarray
     samples: int
 
 
@@ -75,6 +79,7 @@ def march_safe_length(field: GridField, start_ras_mm: np.ndarray, direction_ras:
     length = np.full(n, s[-1])
     bound = np.full(n, s[-1])
     clearance = np.full(n, np.inf)
+    relaxed_min = np.full(n, np.inf)
     last_g = np.full(n, np.nan)
     exact_open = np.ones(n, bool)
     active = np.arange(n)
@@ -114,11 +119,12 @@ def march_safe_length(field: GridField, start_ras_mm: np.ndarray, direction_ras:
         gr = g + slack[active, None] * s_blk[None, :]
         fail_r = gr < 0
         hit_r = fail_r.any(axis=1)
+        relaxed_min[active] = np.minimum(relaxed_min[active], gr.min(axis=1))
         if hit_r.any():
             bound[active[hit_r]] = s_blk[fail_r[hit_r].argmax(axis=1)]
         active = active[~hit_r]
     clearance[np.isinf(clearance)] = -np.inf
-    return MarchResult(length, clearance, bound, samples)
+    return MarchResult(length, clearance, bound, relaxed_min, samples)
 
 
 def axial_samples(*, start_mm: float, stop_mm: float, step_mm: float) -> np.ndarray:

@@ -11,6 +11,9 @@ interpolant of a 1-Lipschitz grid function, hence ``sqrt(3)``-Lipschitz. If the 
 fails the relaxed test ``g0(s_k) + sqrt(3) * delta * s_k < 0`` at sample ``k``, every member fails
 at or before ``k`` and its safe length is at most ``s_k``. Blocks whose bound is below the best
 length found so far are dropped; the others are split in four until single directions remain.
+When the best length already reaches the cap (``max_length_mm``), a member can only tie by
+reaching the cap as well, with a clearance at most the representative's smallest relaxed value
+``min_k g0(s_k) + sqrt(3) * delta * s_k``; blocks below the best clearance are dropped too.
 Ties are broken by the larger clearance, then by the lower grid index (entry, sagittal,
 transverse), so the answer is deterministic.
 """
@@ -198,6 +201,10 @@ def optimize_side(ctx: PlanningContext, side: Side, entries_ras_mm: np.ndarray, 
         if size == 1:
             break
         keep = res.bound_mm >= best[0]
+        if best[0] >= s[-1]:
+            # the best already reaches the cap: a member can only tie by reaching it too, and
+            # then its clearance is at most the representative's relaxed minimum
+            keep &= res.bound_clearance_mm >= best[1]
         half = size // 2
         ce, ct, cs = cells_e[keep], cells_t[keep], cells_s[keep]
         kids_e, kids_t, kids_s = [], [], []

@@ -1,0 +1,259 @@
+"""``alarscrew plan`` and ``alarscrew check``: bilateral planning and single-screw evaluation.
+
+The commands parse arguments and call :mod:`alarscrew.anatomy` and :mod:`alarscrew.planning`;
+all logic lives there. Bad input raises an :class:`~alarscrew.errors.AlarscrewError` (exit 2,
+nothing written); ``check`` exits 1 when the screw is not contained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from alarscrew.errors import AlarscrewError, InputError
+
+
+def parse_vec3(text: str, *, option: str) -> np.ndarray:
+    """``"X,Y,Z"`` -> (3,) float array; InputError naming the option otherwise."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        vals = np.array([float(p) for p in parts], float)
+    except ValueError:
+        raise InputError(f"expected three numbers 'X,Y,Z' (RAS mm), got {text!r}",
+                         column=option) from None
+    if vals.shape != (3,) or not np.all(np.isfinite(vals)):
+        raise InputError(f"expected three finite numbers 'X,Y,Z', got {text!r}", column=option)
+    return vals
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on stderr advanced once per step message (no-op when disabled)."""
+    if not enabled:
+        yield lambda _msg: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description:<32}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("plan", total=total)
+        started = [False]
+
+        def step(msg: str) -> None:
+            if started[0]:
+                bar.advance(task)
+            started[0] = True
+            bar.update(task, description=msg)
+
+        yield step
+        bar.update(task, completed=total, description="done")
+
+
+def _run_anatomy(ct: Path, seg: list[Path], landmarks: Path | None, say: Callable[[str], None]
+                 ) -> Any:
+    from alarscrew import anatomy
+
+    run = getattr(anatomy, "run_anatomy", None)
+    if run is None:
+        raise AlarscrewError("the anatomy stage (alarscrew.anatomy.run_anatomy) is not "
+                             "available in this installation")
+    say("anatomy: frame, landmarks, masks")
+    return run(ct, seg_paths=tuple(seg), landmarks_path=landmarks)
+
+
+def _summary_table(plan: dict) -> Any:
+    from rich.table import Table
+
+    t = Table(title="alarscrew plan (S1 frame angles)")
+    for col in ("side", "trajectory", "status", "screw", "safe mm", "in bone mm",
+                "transverse", "sagittal", "GR", "window deg"):
+        t.add_column(col)
+    for side in ("left", "right"):
+        s = plan["sides"][side]
+        for kind in ("nominal", "optimal"):
+            sc = s.get(kind)
+            if sc is None:
+                t.add_row(side, kind, s["status"], "-", "-", "-", "-", "-", "-", s["reason"])
+                continue
+            rec = sc.get("recommended_screw")
+            win = s.get("safe_window_deg") if kind == "optimal" else None
+            t.add_row(
+                side, kind, s["status"] if kind == "optimal" else
+                ("safe" if sc["contained"] else "unsafe"),
+                f"{rec['diameter_mm']:g} x {rec['length_mm']:g}" if rec else "none",
+                f"{sc['length_mm']:.1f}", f"{sc['axis_in_bone_mm']:.1f}",
+                f"{sc['transverse_angle_deg']:.1f}", f"{sc['sagittal_angle_deg']:.1f}",
+                sc["gertzbein_robbins_grade"],
+                "-" if not win or win["radius_deg"] is None else f"{win['radius_deg']:.1f}")
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``plan`` and ``check`` to the root app."""
+
+    @app.command("plan")
+    def plan(
+        ct: Annotated[Path, typer.Argument(help="CT: NIfTI, NRRD or DICOM folder.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="PLAN_DIR to write.")],
+        seg: Annotated[list[Path] | None, typer.Option(
+            "--seg", "-s", help="Label map(s) or mask folder on the CT (repeatable).")] = None,
+        landmarks: Annotated[Path | None, typer.Option(
+            "--landmarks", "-l", help="Landmarks file (JSON or Slicer .mrk.json).")] = None,
+        catalog: Annotated[Path | None, typer.Option(
+            "--catalog", help="Screw catalog (YAML or CSV); default 6.5-8.0 x 30-55 mm.")] = None,
+        margin_mm: Annotated[float, typer.Option(
+            "--margin-mm", help="Bone kept around the thread (mm).")] = 1.0,
+        levels: Annotated[int | None, typer.Option(
+            "--levels", help="Levels fused to the sacrum (for the decision summary).")] = None,
+        force: Annotated[bool, typer.Option("--force", "-f", help="Replace PLAN_DIR.")] = False,
+        timing: Annotated[bool, typer.Option(
+            "--timing", help="Also store timings in plan.json (not byte-reproducible).")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print plan.json on stdout.")
+                           ] = False,
+    ) -> None:
+        """Plan both S1 alar screws (nominal 30/45 and optimal) and write PLAN_DIR.
+
+        PLAN_DIR holds plan.json (contract: docs/plan-json.md), anatomy.json,
+        sacrum_mask.nii.gz and timing.json; it appears only when complete.
+        """
+        from rich.console import Console
+
+        from alarscrew.io.atomic import atomic_dir, check_overwrite, write_text
+        from alarscrew.planning.catalog import DEFAULT_CATALOG, load_catalog
+        from alarscrew.planning.plan import context_from_anatomy, last_timings, make_plan, \
+            plan_to_json
+        from alarscrew.planning.screw import SafetySettings
+
+        check_overwrite(out, force=force)
+        settings = SafetySettings(margin_mm=margin_mm)
+        cat = DEFAULT_CATALOG if catalog is None else load_catalog(catalog)
+        if levels is not None and levels < 1:
+            raise InputError(f"--levels must be >= 1, got {levels}", column="--levels")
+        seg_list = list(seg or [])
+        times: dict[str, float] = {}
+        with _progress(not as_json, 7) as say:
+            t0 = time.perf_counter()
+            anat = _run_anatomy(ct, seg_list, landmarks, say)
+            times["anatomy"] = time.perf_counter() - t0
+            say("distance fields")
+            t0 = time.perf_counter()
+            ctx = context_from_anatomy(anat)
+            times["fields"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            inputs = {"ct": str(ct), "seg": [str(p) for p in seg_list],
+                      "landmarks": None if landmarks is None else str(landmarks)}
+            result = make_plan(ctx, body_loss=anat.body_loss, bone_quality=anat.bone_quality,
+                               catalog=cat, settings=settings, levels=levels, inputs=inputs,
+                               progress=say)
+            times["planning"] = time.perf_counter() - t0
+            times.update({f"planning.{k}": v for k, v in last_timings().items()})
+            times = {k: round(v, 4) for k, v in times.items()}
+            if timing:
+                result["timing_s"] = times
+            say("writing PLAN_DIR")
+            from alarscrew.anatomy import save_anatomy
+
+            with atomic_dir(out, force=force) as tmp:
+                write_text(tmp / "plan.json", plan_to_json(result))
+                save_anatomy(anat, tmp, force=True)
+                write_text(tmp / "timing.json", json.dumps(times, indent=2) + "\n")
+        if as_json:
+            typer.echo(plan_to_json(result), nl=False)
+            return
+        console = Console()
+        console.print(_summary_table(result))
+        console.print(f"decision: {result['decision']['verdict']}")
+        console.print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()
+                                                  if "." not in k))
+        console.print(f"written: {out}")
+
+    @app.command("check")
+    def check(
+        ct: Annotated[Path, typer.Argument(help="CT: NIfTI, NRRD or DICOM folder.")],
+        entry: Annotated[str, typer.Option("--entry", help="Entry point X,Y,Z (RAS mm).")],
+        diameter: Annotated[float, typer.Option("--diameter", "-d", help="Screw diameter mm.")],
+        target: Annotated[str | None, typer.Option(
+            "--target", help="Tip point X,Y,Z (RAS mm); sets direction and length.")] = None,
+        direction: Annotated[str | None, typer.Option(
+            "--direction", help="Direction X,Y,Z (RAS), with --length.")] = None,
+        length: Annotated[float | None, typer.Option("--length", help="Screw length mm.")
+                          ] = None,
+        seg: Annotated[list[Path] | None, typer.Option(
+            "--seg", "-s", help="Label map(s) or mask folder on the CT (repeatable).")] = None,
+        landmarks: Annotated[Path | None, typer.Option(
+            "--landmarks", "-l", help="Landmarks file.")] = None,
+        margin_mm: Annotated[float, typer.Option("--margin-mm", help="Bone margin (mm).")
+                             ] = 1.0,
+        json_out: Annotated[Path | None, typer.Option(
+            "--json", help="Write the screw object (plan.json format) to this file.")] = None,
+        force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --json file.")
+                         ] = False,
+    ) -> None:
+        """Evaluate one screw: in-bone length, containment, breaches, corridor, HU.
+
+        Exit code 0 when the cylinder stays in bone with the margin, 1 when it does not.
+        """
+        from rich.console import Console
+
+        from alarscrew.io.atomic import check_overwrite, write_text
+        from alarscrew.planning.evaluate import evaluate_screw
+        from alarscrew.planning.plan import context_from_anatomy, plan_to_json
+        from alarscrew.planning.screw import SafetySettings, Screw
+
+        e = parse_vec3(entry, option="--entry")
+        if (target is None) == (direction is None):
+            raise InputError("give exactly one of --target or --direction (with --length)",
+                             column="--target/--direction")
+        if target is not None:
+            if length is not None:
+                raise InputError("--length goes with --direction; --target sets the length",
+                                 column="--length")
+            tip = parse_vec3(target, option="--target")
+            vec = tip - e
+            screw_len = float(np.linalg.norm(vec))
+            if screw_len < 1e-6:
+                raise InputError("--target equals --entry: zero-length screw",
+                                 column="--target")
+        else:
+            vec = parse_vec3(direction or "", option="--direction")
+            if length is None:
+                raise InputError("--direction needs --length (mm)", column="--length")
+            screw_len = float(length)
+        screw = Screw(e, vec, screw_len, diameter)  # validates direction, length, diameter
+        settings = SafetySettings(margin_mm=margin_mm)
+        if json_out is not None:
+            check_overwrite(json_out, force=force)
+        with _progress(True, 3) as say:
+            anat = _run_anatomy(ct, list(seg or []), landmarks, say)
+            say("distance fields")
+            ctx = context_from_anatomy(anat)
+            say("evaluating the screw")
+            ev = evaluate_screw(ctx, screw, settings=settings)
+        obj = ev.to_dict()
+        if json_out is not None:
+            write_text(json_out, plan_to_json(obj), force=force)
+        console = Console()
+        console.print(f"side {ev.side}: transverse {ev.transverse_angle_deg:.1f} deg, sagittal "
+                      f"{ev.sagittal_angle_deg:.1f} deg (S1 frame)")
+        console.print(f"axis in bone {ev.axis_in_bone_mm:.1f} mm, safe length "
+                      f"{ev.safe_length_mm:.1f} mm for {screw.diameter_mm:g} mm, screw "
+                      f"{screw.length_mm:.1f} mm: "
+                      f"{'contained' if ev.contained else 'NOT contained'}")
+        for b in ev.breaches:
+            console.print(f"  breach {b.surface} at {b.axial_start_mm:.1f}-"
+                          f"{b.axial_end_mm:.1f} mm, depth {b.depth_mm:.1f} mm")
+        console.print(f"Gertzbein-Robbins grade {ev.grade}; corridor "
+                      f"{obj['corridor_diameter_mm']} mm; vessels "
+                      f"{obj['min_vessel_distance_mm']} mm ({ev.vessel_source}); "
+                      f"mean {obj['mean_hu']} HU")
+        if not ev.contained:
+            raise typer.Exit(1)
