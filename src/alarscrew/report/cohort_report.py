@@ -298,6 +298,7 @@ def render_cohort_report(
                             "id; shifted sideways by up to 0.08 category widths so that equal "
                             "values stay visible), red: mean ± SD (sample SD)."),
             })
+        findings = [_finding_dict(f) for f in audit.findings]
         html = _template().render(
             title=title, version=__version__, disclaimer=DISCLAIMER,
             method_citation=REFERENCE_CITATION, n_cases=len(baseline),
@@ -312,7 +313,8 @@ def render_cohort_report(
             analysis_missing_reason="no analysis was supplied",
             omnibus_rows=omnibus, analysis_notes=list(extra_notes),
             figures=figures, audit_status=audit.status, audit_reason=audit.reason,
-            findings=[_finding_dict(f) for f in audit.findings],
+            findings=findings,
+            n_quantities=len({f["quantity"] for f in findings}),
             audit_notes=[{"quantity": str(n.get("quantity", "")),
                           "detail": str(n.get("detail", ""))} for n in audit.notes],
             files=sorted(files),
