@@ -78,7 +78,7 @@ class OutcomeAnalysis:
             "comparisons": [{from, to, n_pairs, paired_t: {t, df, p, p_holm},
             independent_t: {t, df, p}, mean_diff, sd_diff, ci95: [lo, hi], cohen_dz,
             wilcoxon: {statistic, p, p_holm, p_permutation, note},
-            shapiro: {w, p}}], "omnibus": {rm_anova: {...}, friedman: {...}}}}}``.
+            shapiro: {w, p}, t_note}], "omnibus": {rm_anova: {...}, friedman: {...}}}}}``.
             ``mean_diff`` and ``ci95`` are of ``to - from``.
         """
         outcomes: dict[str, Any] = {}
@@ -108,6 +108,7 @@ class OutcomeAnalysis:
                                  "p_permutation": _num(r["wilcoxon_p_permutation"]),
                                  "note": r["wilcoxon_note"]},
                     "shapiro": {"w": _num(r["shapiro_w"]), "p": _num(r["shapiro_p"])},
+                    "t_note": r["t_note"],
                 })
             om = self.omnibus[self.omnibus["variable"] == var].to_dict("records")
             omnibus: dict[str, Any] = {}
