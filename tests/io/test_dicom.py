@@ -195,3 +195,9 @@ def test_writer_refuses_existing_folder(tmp_path: Path) -> None:
     write_dicom_series(_small_ct(), tmp_path / "dcm")
     with pytest.raises(FileExistsError, match="--force"):
         write_dicom_series(_small_ct(), tmp_path / "dcm")
+
+
+def test_nested_export_folders_are_searched(tmp_path: Path) -> None:
+    write_dicom_series(_small_ct(), tmp_path / "export" / "PATIENT" / "STUDY" / "SERIES1")
+    img = load_image(tmp_path / "export")
+    np.testing.assert_array_equal(img.array, _small_ct().array)

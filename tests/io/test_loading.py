@@ -175,3 +175,17 @@ def test_save_nifti_roundtrip_oblique(tmp_path: Path) -> None:
     back = load_image(save_nifti(img, tmp_path / "o.nii.gz"))
     np.testing.assert_array_equal(back.array, img.array)
     np.testing.assert_allclose(back.affine, aff, atol=1e-4)
+
+
+def test_nifti_without_sform_or_qform_is_refused(tmp_path: Path) -> None:
+    nii = nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), None)
+    nii.set_sform(None, code=0)
+    nii.set_qform(None, code=0)
+    nib.save(nii, str(tmp_path / "noorient.nii.gz"))
+    with pytest.raises(ImageError, match="neither an sform nor a qform"):
+        load_image(tmp_path / "noorient.nii.gz")
+
+
+def test_ct_given_as_label_map_is_refused(real_ct_dir: Path) -> None:
+    with pytest.raises(ImageError, match="is this a CT rather than a label map"):
+        load_image(real_ct_dir / "ct.nii.gz", is_label=True)

@@ -90,8 +90,12 @@ def _pydicom():
 
 
 def _candidate_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir()
-                  if f.is_file() and not f.name.startswith(".") and f.name.upper() != "DICOMDIR")
+    """Files under ``folder``, subfolders included (PACS exports nest them), hidden ones and
+    DICOMDIR excluded."""
+    return sorted(f for f in folder.rglob("*")
+                  if f.is_file() and not any(part.startswith(".") for part in
+                                             f.relative_to(folder).parts)
+                  and f.name.upper() != "DICOMDIR")
 
 
 def list_dicom_series(folder: str | os.PathLike[str]) -> list[DicomSeries]:
@@ -234,7 +238,8 @@ def load_dicom_series(
     Parameters
     ----------
     folder : path-like
-        Folder holding the slice files (not searched recursively).
+        Folder holding the slice files (subfolders are searched too; series are told apart by
+        SeriesInstanceUID).
     series : str or int, optional
         SeriesInstanceUID or SeriesNumber; required when the folder holds several series.
     is_label : bool

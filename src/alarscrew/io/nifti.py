@@ -54,7 +54,8 @@ def labels_to_int(data: np.ndarray, *, source: str) -> np.ndarray:
         raise ImageError(f"label map has non-numeric type {data.dtype}", path=source)
     lo, hi = (data.min(), data.max()) if data.size else (0, 0)
     if lo < 0 or hi > np.iinfo(np.int32).max:
-        raise ImageError(f"label values must be 0..2^31-1, got {lo}..{hi}", path=source)
+        hint = " (is this a CT rather than a label map?)" if lo < 0 else ""
+        raise ImageError(f"label values must be 0..2^31-1, got {lo}..{hi}{hint}", path=source)
     for dtype in (np.uint8, np.uint16, np.int32):
         if hi <= np.iinfo(dtype).max:
             if np.issubdtype(data.dtype, np.integer) and data.dtype.itemsize <= 4:
@@ -81,6 +82,11 @@ def load_nifti(path: str | os.PathLike[str], *, is_label: bool = False) -> Image
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise ImageError(f"not a readable NIfTI file ({type(exc).__name__}: {exc})",
                          path=str(p)) from exc
+    hdr = img.header
+    if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
+        raise ImageError("NIfTI header has neither an sform nor a qform (both codes 0), so the "
+                         "image's position and orientation in the patient are unknown; rewrite "
+                         "it with its affine (e.g. nibabel set_sform, or 3D Slicer)", path=str(p))
     data = np.squeeze(data) if data.ndim > 3 and all(s == 1 for s in data.shape[3:]) else data
     if data.ndim != 3:
         raise ImageError(f"expected a 3D volume, got shape {data.shape}", path=str(p))
