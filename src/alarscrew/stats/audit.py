@@ -35,6 +35,7 @@ is possible and is not flagged).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,7 +52,7 @@ from alarscrew.stats.consistency import (
     odi_min_missing_sections,
     sd_bounds_from_range,
 )
-from alarscrew.stats.reported import Reported, ReportedStats, ReportedVariable
+from alarscrew.stats.reported import Reported, ReportedStats, ReportedVariable, load_reported
 
 __all__ = ["FINDING_KINDS", "AuditReport", "Finding", "audit", "audit_report"]
 
@@ -433,7 +434,7 @@ class _Auditor:
         return AuditReport(findings=tuple(self.findings), notes=tuple(self.notes))
 
 
-def audit_report(cohort: Any, reported: Reported) -> AuditReport:
+def audit_report(cohort: Any, reported: Reported | str | os.PathLike[str]) -> AuditReport:
     """Audit reported numbers against a cohort's data and against arithmetic.
 
     Parameters
@@ -442,19 +443,21 @@ def audit_report(cohort: Any, reported: Reported) -> AuditReport:
         :class:`alarscrew.cohort.Cohort` (``outcomes_long()`` for variables with time
         points, ``baseline()`` columns for single-time variables such as ``age_years``), or
         None to test only what is possible at all (GRIM, GRIMMER, bounds).
-    reported : Reported
-        From :func:`alarscrew.stats.load_reported`.
+    reported : Reported or path
+        From :func:`alarscrew.stats.load_reported`, or the YAML file itself.
 
     Returns
     -------
     AuditReport
         Findings in the order of the YAML file, and informational notes.
     """
+    if not isinstance(reported, Reported):
+        reported = load_reported(reported)
     long_df = cohort.outcomes_long() if cohort is not None else None
     base_df = cohort.baseline() if cohort is not None else None
     return _Auditor(reported, long_df, base_df).run()
 
 
-def audit(cohort: Any, reported: Reported) -> list[Finding]:
+def audit(cohort: Any, reported: Reported | str | os.PathLike[str]) -> list[Finding]:
     """The findings of :func:`audit_report` (the public contract of docs/DEVELOPING.md)."""
     return list(audit_report(cohort, reported).findings)
