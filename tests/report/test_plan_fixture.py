@@ -70,13 +70,18 @@ def _screw(entry, d, length, frame_angles, mask, ct, affine, diameter=7.0):
     }
 
 
-def build_plan_dir(out: Path, ct_path: Path, seg_path: Path, *, name: str = "plan") -> Path:
-    """Write a PLAN_DIR (plan.json, anatomy.json, sacrum_mask.nii.gz) under ``out``."""
+def build_plan_dir(out: Path, ct_path: Path, seg_path: Path, *, name: str = "plan",
+                   sacrum_code: int = TOTALSEG_V1["sacrum"]) -> Path:
+    """Write a PLAN_DIR (plan.json, anatomy.json, sacrum_mask.nii.gz) under ``out``.
+
+    ``sacrum_code`` is the sacrum's value in ``seg_path`` (92 in TotalSegmentator v1, 25 in v2
+    and the atlas).
+    """
     ct_img = nib.load(str(ct_path))
     seg = np.asarray(nib.load(str(seg_path)).dataobj).round().astype(np.int32)
     ct = np.asarray(ct_img.dataobj)
     aff = ct_img.affine
-    sac = seg == TOTALSEG_V1["sacrum"]
+    sac = seg == sacrum_code
     ijk = np.argwhere(sac)
     ras = nib.affines.apply_affine(aff, ijk)
     z_top = ras[:, 2].max()

@@ -40,9 +40,9 @@ _VIEWS: dict[str, tuple[str, str, str, tuple[str, str, str, str]]] = {
 }
 
 
-def _png(fig: plt.Figure, *, dpi: int) -> bytes:
+def _png(fig: plt.Figure, *, dpi: int, tight: bool = True) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 
@@ -118,8 +118,18 @@ def reformat(ct: Image, centre_ras_mm: np.ndarray, h: np.ndarray, v: np.ndarray,
     a, b = np.meshgrid(ax, ax[::-1])
     pts = centre_ras_mm + a[..., None] * h + b[..., None] * v
     ijk = ct.ras_to_ijk(pts)
-    vals = ndimage.map_coordinates(ct.array.astype(np.float32), np.moveaxis(ijk, -1, 0),
-                                   order=order, mode="constant", cval=np.nan)
+    # sample only the sub-volume the plane passes through (a 0.8 mm scan has ~50 M voxels)
+    shape = np.asarray(ct.shape)
+    lo = np.clip(np.floor(ijk.reshape(-1, 3).min(axis=0)).astype(int) - 1, 0, shape)
+    hi = np.clip(np.ceil(ijk.reshape(-1, 3).max(axis=0)).astype(int) + 2, 0, shape)
+    if np.any(hi - lo < 1):
+        return np.full(ijk.shape[:2], np.nan), pts
+    sub = np.asarray(ct.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], dtype=np.float32)
+    local = np.moveaxis(ijk - lo, -1, 0)
+    vals = ndimage.map_coordinates(sub, local, order=order, mode="nearest")
+    # outside the scan (beyond half a voxel of its border) is NaN, as the docstring says
+    outside = np.any((ijk < -0.5) | (ijk > shape - 0.5), axis=-1)
+    vals[outside] = np.nan
     return vals, pts
 
 
@@ -152,7 +162,7 @@ def screw_slices_png(ct: Image, sacrum: Image | None, screw: ScrewGeometry,
         PNG.
     """
     mid = screw.entry_ras_mm + 0.5 * screw.length_mm * screw.direction_ras
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.9), layout="constrained")
     extent = (-HALF_FOV_MM, HALF_FOV_MM, -HALF_FOV_MM, HALF_FOV_MM)
     color = "#33dd55" if screw.kind == "optimal" else "#ff9900"
     for ax, view in zip(axes, _VIEWS, strict=True):
@@ -182,5 +192,4 @@ def screw_slices_png(ct: Image, sacrum: Image | None, screw: ScrewGeometry,
         ax.set_xlabel("mm")
         ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
-    return _png(fig, dpi=dpi)
+    return _png(fig, dpi=dpi, tight=False)
