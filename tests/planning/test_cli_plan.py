@@ -1,0 +1,131 @@
+"""``alarscrew plan`` and ``alarscrew check`` run in-process on the phantom.
+
+The anatomy stage is replaced by the phantom's exact truth (tests/planning/phantom_anatomy.py)
+so that these tests exercise the planning CLI alone: outputs, byte-identical plan.json,
+--force, --timing, exit codes and 'nothing written' on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import alarscrew.anatomy as anatomy_pkg
+from alarscrew.io.nifti import save_nifti
+from alarscrew.phantom import make_phantom, write_phantom
+from tests.conftest import run_cli
+from tests.planning.phantom_anatomy import anatomy_from_phantom
+
+
+@pytest.fixture(scope="module")
+def phantom_dir(tmp_path_factory):
+    ph = make_phantom(voxel_mm=2.0, noise_hu=0.0, body_destruction_percent=60.0)
+    out = tmp_path_factory.mktemp("ph") / "phantom"
+    write_phantom(ph, out)
+    return ph, out
+
+
+@pytest.fixture
+def fake_anatomy(monkeypatch, phantom_dir):
+    ph, _ = phantom_dir
+    state = {"empty": False}
+
+    def run_anatomy(ct_path, *, seg_paths=(), landmarks_path=None, lesion_path=None,
+                    progress=None):
+        return anatomy_from_phantom(ph, empty_sacrum=state["empty"])
+
+    def save_anatomy(anatomy, out_dir, *, force=False):
+        (out_dir / "anatomy.json").write_text(json.dumps({"frame": anatomy.frame.to_dict()}))
+        save_nifti(anatomy.sacrum, out_dir / "sacrum_mask.nii.gz", force=force)
+
+    monkeypatch.setattr(anatomy_pkg, "run_anatomy", run_anatomy, raising=False)
+    if not hasattr(anatomy_pkg, "save_anatomy"):
+        monkeypatch.setattr(anatomy_pkg, "save_anatomy", save_anatomy, raising=False)
+    return state
+
+
+def test_plan_writes_plan_dir_reproducibly(fake_anatomy, phantom_dir, tmp_path, capsys):
+    _, ph_dir = phantom_dir
+    ct = str(ph_dir / "ct.nii.gz")
+    out = tmp_path / "PLAN"
+    code, stdout, err = run_cli(["plan", ct, "--out", str(out), "--levels", "1"], capsys)
+    assert code == 0, err
+    assert {p.name for p in out.iterdir()} >= {"plan.json", "anatomy.json",
+                                               "sacrum_mask.nii.gz", "timing.json"}
+    first = (out / "plan.json").read_bytes()
+    plan = json.loads(first)
+    assert plan["timing_s"] is None
+    assert plan["inputs"]["ct"] == ct
+    assert plan["sides"]["left"]["status"] == "safe"
+    assert "decision" in stdout
+    # existing output without --force: exit 2, untouched
+    code, _, err = run_cli(["plan", ct, "--out", str(out)], capsys)
+    assert code == 2 and "--force" in err
+    assert (out / "plan.json").read_bytes() == first
+    code, _, err = run_cli(["plan", ct, "--out", str(out), "--levels", "1", "--force"], capsys)
+    assert code == 0, err
+    assert (out / "plan.json").read_bytes() == first  # byte-identical
+    code, stdout, err = run_cli(["plan", ct, "--out", str(tmp_path / "T"), "--timing",
+                                 "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["timing_s"]["planning"] > 0
+
+
+def test_plan_without_sacrum_writes_nothing(fake_anatomy, phantom_dir, tmp_path, capsys):
+    fake_anatomy["empty"] = True
+    out = tmp_path / "NONE"
+    code, _, err = run_cli(["plan", str(phantom_dir[1] / "ct.nii.gz"), "--out", str(out)],
+                           capsys)
+    assert code == 2 and "sacrum" in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".NONE")]
+
+
+def test_check_reports_and_writes_json(fake_anatomy, phantom_dir, tmp_path, capsys):
+    ph, ph_dir = phantom_dir
+    ct = str(ph_dir / "ct.nii.gz")
+    entry = ph.truth["landmarks"]["right.entry"]
+    from alarscrew.spatial.frame import S1Frame, direction_from_angles
+
+    d = direction_from_angles(S1Frame.from_dict(ph.truth["frame"]), "right", 30, 45)
+    out = tmp_path / "screw.json"
+    code, stdout, err = run_cli(
+        ["check", ct, "--entry", ",".join(f"{v:.4f}" for v in entry),
+         "--direction", ",".join(f"{v:.6f}" for v in d), "--length", "40", "--diameter", "7",
+         "--json", str(out)], capsys)
+    screw = json.loads(out.read_text())
+    assert code == (0 if screw["contained"] else 1), err
+    assert screw["transverse_angle_deg"] == pytest.approx(30.0, abs=0.01)
+    assert screw["sagittal_angle_deg"] == pytest.approx(45.0, abs=0.01)
+    assert screw["screw_length_mm"] == pytest.approx(40.0)
+    assert "Gertzbein-Robbins" in stdout
+    # --target gives the same axis
+    tip = np.asarray(entry) + 40.0 * d
+    code2, _, _ = run_cli(["check", ct, "--entry", ",".join(f"{v:.4f}" for v in entry),
+                           "--target", ",".join(f"{v:.4f}" for v in tip), "--diameter", "7"],
+                          capsys)
+    assert code2 == code
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--entry", "900,0,0", "--direction", "0,1,0", "--length", "40", "--diameter", "7"],
+     "outside the image"),
+    (["--entry", "0,0,0", "--direction", "0,0,0", "--length", "40", "--diameter", "7"],
+     "non-zero"),
+    (["--entry", "0,0,0", "--direction", "0,1,0", "--length", "40", "--diameter", "-7"],
+     "diameter_mm must be a positive"),
+    (["--entry", "0,0,0", "--direction", "0,1,0", "--target", "1,2,3", "--diameter", "7"],
+     "exactly one of"),
+    (["--entry", "0,0", "--direction", "0,1,0", "--length", "40", "--diameter", "7"],
+     "three"),
+])
+def test_check_bad_input_exit_2_nothing_written(fake_anatomy, phantom_dir, tmp_path, capsys,
+                                                args, match):
+    out = tmp_path / "bad.json"
+    code, _, err = run_cli(["check", str(phantom_dir[1] / "ct.nii.gz"), *args,
+                            "--json", str(out)], capsys)
+    assert code == 2
+    assert match in err
+    assert not out.exists()

@@ -1,0 +1,68 @@
+"""Full bilateral plans on the synthetic phantom (exact frame, landmarks and body loss)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alarscrew.errors import NoSafeTrajectoryError
+from alarscrew.phantom import LESION_LABEL, make_phantom
+from alarscrew.planning.catalog import ScrewCatalog
+from alarscrew.planning.plan import (
+    context_from_anatomy,
+    make_plan,
+    optimal_trajectory,
+    plan_from_anatomy,
+    plan_to_json,
+)
+from tests.planning.phantom_anatomy import anatomy_from_phantom
+
+
+@pytest.fixture(scope="module")
+def destroyed():
+    """S1 body 60 % destroyed at the pedicle level (paper's indication: > 50 %)."""
+    ph = make_phantom(voxel_mm=1.5, noise_hu=0.0, body_destruction_percent=60.0)
+    anat = anatomy_from_phantom(ph)
+    return ph, anat, context_from_anatomy(anat)
+
+
+def test_plan_is_safe_deterministic_and_indicated(destroyed):
+    ph, anat, ctx = destroyed
+    plan = make_plan(ctx, body_loss=anat.body_loss, levels=1)
+    again = plan_from_anatomy(anat, levels=1)
+    assert plan_to_json(plan) == plan_to_json(again)  # byte-identical, fields rebuilt
+    assert plan["body_loss_percent"] == pytest.approx(60.0, abs=0.5)
+    crit = {c["criterion"]: c["met"] for c in plan["decision"]["criteria"]}
+    assert crit["S1 body loss > 50 %"] is True
+    assert crit["1-2 levels fused to the sacrum"] is True
+    lab = np.asarray(ph.labels.array)
+    inv = np.linalg.inv(ph.ct.affine)
+    bone = np.isin(lab, [25, 26])  # lesion excluded: destroyed bone holds nothing
+    for side in ("left", "right"):
+        s = plan["sides"][side]
+        assert s["status"] == "safe", s["reason"]
+        opt = s["optimal"]
+        assert opt["contained"] and opt["gertzbein_robbins_grade"] == "A"
+        # independent: the screw axis (from 3 mm deep; 1.5 mm voxels) is in the labelled
+        # bone and never in the lesion
+        e, d = np.array(opt["entry_ras_mm"]), np.array(opt["direction_ras"])
+        pts = e + np.arange(3.0, opt["recommended_screw"]["length_mm"], 0.5)[:, None] * d
+        ijk = np.rint(pts @ inv[:3, :3].T + inv[:3, 3]).astype(int)
+        assert bone[tuple(ijk.T)].all()
+        assert not (lab[tuple(ijk.T)] == LESION_LABEL).any()
+        assert opt["vessel_distance_source"] == "label"
+        assert plan["sides"][side]["nominal"]["transverse_angle_deg"] == pytest.approx(30.0)
+
+
+def test_refusal_is_reasoned(destroyed):
+    _, anat, ctx = destroyed
+    only_long = ScrewCatalog.grid([7.0], [90.0], "long-only")
+    with pytest.raises(NoSafeTrajectoryError, match=r"left ala too narrow: longest safe axis"):
+        optimal_trajectory(ctx, "left", catalog=only_long)
+    plan = make_plan(ctx, catalog=only_long)
+    for side in ("left", "right"):
+        s = plan["sides"][side]
+        assert s["status"] == "refused"
+        assert s["optimal"] is None
+        assert "too narrow" in s["reason"] and "90 mm" in s["reason"]
+    assert plan["decision"]["verdict"] == "alar screws not indicated"
