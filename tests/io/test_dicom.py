@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def _small_ct(shape: tuple[int, int, int] = (16, 12, 6), seed: int = 0) -> Image
     return Image(arr, aff)
 
 
-def _edit(folder: Path, fn) -> None:
+def _edit(folder: Path, fn: Callable[[pydicom.Dataset], object]) -> None:
     for f in sorted(folder.iterdir()):
         ds = pydicom.dcmread(f)
         fn(ds)

@@ -31,6 +31,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +85,8 @@ class DicomSeries:
         return f"{num}: {self.modality or '?'} {len(self.files)} files{desc}"
 
 
-def _pydicom():
+def _pydicom() -> ModuleType:
+    """pydicom, imported on first use (it is slow to import)."""
     import pydicom
 
     return pydicom
@@ -154,7 +157,8 @@ def _select(series: list[DicomSeries], choice: str | int | None, folder: Path) -
     raise ImageError(f"no series matches {text!r}; the folder holds: {listing}", path=str(folder))
 
 
-def _vec(ds, keyword: str, n: int, f: Path) -> np.ndarray:
+def _vec(ds: Any, keyword: str, n: int, f: Path) -> np.ndarray:
+    """A numeric multi-valued header field as a float array, or an error naming it."""
     val = ds.get(keyword)
     try:
         arr = np.asarray([float(v) for v in val], dtype=float)
@@ -166,7 +170,9 @@ def _vec(ds, keyword: str, n: int, f: Path) -> np.ndarray:
     return arr
 
 
-def _geometry(headers: list, files: list[Path], folder: Path) -> tuple[np.ndarray, np.ndarray]:
+def _geometry(
+    headers: list[Any], files: list[Path], folder: Path
+) -> tuple[np.ndarray, np.ndarray]:
     """Sort order and voxel -> LPS affine of a series; refuse tilt and uneven spacing."""
     iop = np.array([_vec(h, "ImageOrientationPatient", 6, f) for h, f in zip(headers, files,
                                                                            strict=True)])
