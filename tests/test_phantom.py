@@ -336,7 +336,8 @@ def test_bad_parameters_raise(kwargs, match):
 
 def test_labels_and_ct_share_the_grid(ph1):
     assert ph1.ct.same_grid(ph1.labels)
-    assert ph1.labels.is_label and not ph1.ct.is_label
+    assert ph1.labels.is_label
+    assert not ph1.ct.is_label
     assert ph1.ct.array.dtype == np.int16
     present = set(np.unique(ph1.labels.array).tolist())
     assert present == {0, 25, 26, 27, 65, 66, 67, 68, 77, 78, 79, LESION_LABEL}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,19 +13,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("phantom")
     def phantom(
-        out_dir: Path = typer.Argument(..., help="Output folder (ct.nii.gz, labels.nii.gz, "
-                                                 "lesion.nii.gz, truth.json)."),
-        voxel_mm: float = typer.Option(1.0, "--voxel-mm", help="Isotropic voxel size, 0.5-3 mm."),
-        noise_hu: float = typer.Option(20.0, "--noise-hu", help="Gaussian noise SD (HU)."),
-        asymmetry: float = typer.Option(
-            0.0, "--asymmetry", help="Right ala 1+A times as wide as the left (-0.3 to 0.3)."),
-        pelvic_tilt_deg: float = typer.Option(
-            0.0, "--pelvic-tilt-deg", help="Posterior pelvic tilt from neutral (deg, -30..30)."),
-        body_destruction_percent: float = typer.Option(
-            0.0, "--body-destruction-percent",
-            help="Percent of the S1 body section at the pedicle level destroyed (0-100)."),
-        seed: int = typer.Option(0, "--seed", help="Noise seed."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing OUT_DIR."),
+        out_dir: Annotated[Path, typer.Argument(
+            help="Output folder (ct.nii.gz, labels.nii.gz, lesion.nii.gz, truth.json).")],
+        voxel_mm: Annotated[float, typer.Option(
+            "--voxel-mm", help="Isotropic voxel size, 0.5-3 mm.")] = 1.0,
+        noise_hu: Annotated[float, typer.Option(
+            "--noise-hu", help="Gaussian noise SD (HU), 0-200.")] = 20.0,
+        asymmetry: Annotated[float, typer.Option(
+            "--asymmetry", help="Right ala 1+A times as wide as the left (-0.3 to 0.3).")] = 0.0,
+        pelvic_tilt_deg: Annotated[float, typer.Option(
+            "--pelvic-tilt-deg",
+            help="Posterior pelvic tilt from neutral (deg, -30 to 30).")] = 0.0,
+        body_destruction_percent: Annotated[float, typer.Option(
+            "--body-destruction-percent",
+            help="Percent of the S1 body section at the pedicle level destroyed (0-100).")] = 0.0,
+        seed: Annotated[int, typer.Option("--seed", help="Noise seed (>= 0).")] = 0,
+        force: Annotated[bool, typer.Option(
+            "--force", help="Replace an existing OUT_DIR.")] = False,
     ) -> None:
         """Write an anatomically plausible lumbosacral phantom CT with exact ground truth."""
         from alarscrew.phantom import make_phantom, write_phantom

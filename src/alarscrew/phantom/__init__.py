@@ -74,9 +74,11 @@ BLUR_SIGMA_MM = 0.5
 #: Lesion centre in the S1 frame (mm): anterior right part of the body at the pedicle level.
 LESION_CENTER_FRAME_MM = np.array([6.0, 4.8, A.PEDICLE_LEVEL_Z_MM])
 
-LANDMARK_NAMES: tuple[str, ...] = ("promontory", "canal", "endplate_center") + tuple(
-    f"{side}.{n}" for side in A.SIDES
-    for n in ("sap_facet", "entry", "pedicle", "ala_lateral", "ala_anterior", "s1_foramen"))
+LANDMARK_NAMES: tuple[str, ...] = (
+    "promontory", "canal", "endplate_center",
+    *(f"{side}.{n}" for side in A.SIDES
+      for n in ("sap_facet", "entry", "pedicle", "ala_lateral", "ala_anterior", "s1_foramen")),
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +146,8 @@ def _grid(frame: S1Frame, anat: A.PhantomAnatomy, voxel_mm: float) -> FrameGrid:
     corners = np.array(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij")).reshape(3, -1).T
     world = frame.to_world_mm(corners)
     w_lo, w_hi = world.min(0), world.max(0)
-    shape = tuple(int(n) for n in np.ceil((w_hi - w_lo) / voxel_mm).astype(int) + 1)
+    n = np.ceil((w_hi - w_lo) / voxel_mm).astype(int) + 1
+    shape = (int(n[0]), int(n[1]), int(n[2]))
     return FrameGrid(w_lo, voxel_mm, shape, frame.origin_ras_mm, frame.rotation)
 
 
@@ -255,15 +258,15 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     area_frac, vol_frac = lesion_fractions(a, b, h, center, radius,
                                            level_z_mm=A.PEDICLE_LEVEL_Z_MM)
     if radius > 0:
-        sl = grid.slices_for_frame_box(center - radius, center + radius)
-        if sl is not None:
-            x, y, z = grid.frame_coords(sl)
+        box = grid.slices_for_frame_box(center - radius, center + radius)
+        if box is not None:
+            x, y, z = grid.frame_coords(box)
             in_body = ((x / a) ** 2 + (y / b) ** 2 <= 1.0) & (z <= 0.0) & (z >= -h)
             in_ball = (x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2 \
                 <= radius**2
             les = in_body & in_ball
-            hu[sl][les] = HU["lesion"]
-            labels[sl][les] = LESION_LABEL
+            hu[box][les] = HU["lesion"]
+            labels[box][les] = LESION_LABEL
 
     # ---------------------------------------------------------------- blur + noise
     hu = ndimage.gaussian_filter(hu, sigma=BLUR_SIGMA_MM / voxel_mm, mode="nearest")
@@ -312,6 +315,7 @@ def _truth(anat: A.PhantomAnatomy, frame: S1Frame, params: dict, area_frac: floa
             "s1_endplate_width": 2 * A.S1_BODY_SEMI_X_MM,
             "s1_endplate_depth": 2 * A.S1_BODY_SEMI_Y_MM,
             "s1_body_height": A.S1_BODY_HEIGHT_MM,
+            # between the two ala_lateral landmarks (SI plane, 10 mm behind the endplate centre)
             "sacral_width_at_ala": float(lat["right"][0] - lat["left"][0]),
             "si_joint_gap": A.SI_GAP_MM,
             "facet_joint_gap": A.FACET_GAP_MM,

@@ -10,11 +10,13 @@ Dimensions (mean adult values, rounded; the phantom is one plausible sacrum, not
 average shape):
 
 - S1 superior endplate 48 mm wide x 32 mm deep, S1 body 27 mm high; S1 pedicles about
-  14 mm wide and 18 mm high; sacral width at S1 about 110 mm; first dorsal foramina
-  about 8 mm wide [1]_, [2]_, [3]_.
-- L5/S1 disc 13 mm high anteriorly, 5 mm posteriorly (about 12 degrees of segmental
-  lordosis) [4]_; lumbosacral facets oriented about 45 degrees to the sagittal plane [5]_.
-- Sacroiliac joint space 3 mm (normal adult range 2-4 mm on CT) [6]_.
+  14 mm wide and 18 mm high; sacral width at S1 100-107 mm (measured on the 1 mm labels
+  5-20 mm under the endplate); first dorsal foramina about 8 mm wide [1]_, [2]_, [3]_.
+- L5/S1 disc about 13 mm high anteriorly and 5 mm posteriorly (12 degrees of segmental
+  lordosis), lumbosacral facets about 45 degrees to the sagittal plane [5]_: plausible
+  values chosen for the phantom, not measurements from one study.
+- Neutral sacral slope 40 degrees [4]_ (set in :mod:`alarscrew.phantom`).
+- Sacroiliac joint space 3 mm (the normal joint space on CT is a few millimetres) [6]_.
 - Cortical shell 1.2 mm of 850 HU around cancellous bone of 200 HU (adult sacral and
   vertebral trabecular attenuation 150-250 HU) [7]_.
 
@@ -29,25 +31,26 @@ References
    10.4 x 7.7 mm; S1 pedicle height about 20 mm).
 .. [4] Legaye J, Duval-Beaupere G, Hecquet J, Marty C. Pelvic incidence: a fundamental
    pelvic parameter for three-dimensional regulation of spinal sagittal curves. Eur Spine J.
-   1998;7(2):99-103 (sacral slope about 41 degrees, used for the neutral pose).
+   1998;7(2):99-103 (mean sacral slope about 41 degrees).
 .. [5] Masharawi Y, Rothschild B, Dar G, et al. Facet orientation in the thoracolumbar
    spine. Spine. 2004;29(16):1755-1763.
-.. [6] Vleeming A, Schuenke MD, Masi AT, et al. The sacroiliac joint: an overview of its
-   anatomy, function and potential clinical implications. J Anat. 2012;221(6):537-567.
+.. [6] Vogler JB 3rd, Brown WH, Helms CA, Genant HK. The normal sacroiliac joint: a CT
+   study of asymptomatic patients. Radiology. 1984;151(2):433-437.
 .. [7] Schreiber JJ, Anderson PA, Rosas HG, et al. Hounsfield units for assessing bone
    mineral density and strength. J Bone Joint Surg Am. 2011;93(11):1057-1063.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from alarscrew.phantom._sdf import (
     Capsule,
-    EllipticCylinder,
     Ellipsoid,
+    EllipticCylinder,
     HalfSpace,
     Op,
     RoundBox,
@@ -238,6 +241,15 @@ def _canal_prims() -> list[EllipticCylinder]:
     ]
 
 
+def _vessel(side: str, k: float, pts: list[tuple[float, float, float]], radius_mm: float
+            ) -> Shape:
+    """Tube through ``pts`` (left-side x given as magnitude; mirrored and scaled per side)."""
+    s = _sgn(side)
+    p = [np.array([_lat(s * x, k), y, z]) for x, y, z in pts]
+    return Shape(tuple(Op("union", Capsule(a, b, radius_mm), 2.0)
+                       for a, b in itertools.pairwise(p)))
+
+
 def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     """Build the phantom's solids and landmarks in the S1 frame.
 
@@ -308,7 +320,7 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     n_f = {}
     for side in SIDES:
         s = _sgn(side)
-        n, t = _facet_axes(side)
+        n, _ = _facet_axes(side)
         n_f[side] = n
         l5_ops += [
             Op("union", Ellipsoid(at(s * 17.0, -20.0, 18.0), np.array([6.0, 11.0, 8.0]), rl5),
@@ -329,8 +341,8 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
         s = _sgn(side)
         x_si = _lat(s * SI_X_MM, k[side])
         plane = si_plane(side, k[side])
-        gap_side = HalfSpace(-np.asarray(plane.normal), -(plane.offset_mm + SI_GAP_MM
-                                                           * np.linalg.norm(plane.normal)))
+        # the ilium starts SI_GAP_MM lateral to the sacral side (the plane normal is unit)
+        gap_side = HalfSpace(-np.asarray(plane.normal), -(plane.offset_mm + SI_GAP_MM))
         il_ops = [
             # posterior ilium with the auricular surface, long axis along the SI joint
             Op("union", Ellipsoid(np.array([x_si + s * 15.0, -14.0, -22.0]),
@@ -362,18 +374,11 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     ))
     arteries, veins = {}, {}
     for side in SIDES:
-        s = _sgn(side)
-        kk = k[side]
-
-        def chain(pts: list[tuple[float, float, float]], r: float) -> Shape:
-            p = [np.array([_lat(s * x, kk), y, z]) for x, y, z in pts]
-            return Shape(tuple(Op("union", Capsule(a, b, r), 2.0)
-                               for a, b in zip(p[:-1], p[1:], strict=True)))
-
-        arteries[side] = chain([(10.0, 48.0, 50.0), (22.0, 40.0, 12.0), (40.0, 34.0, -25.0),
-                                (56.0, 40.0, -70.0)], 5.0)
-        veins[side] = chain([(6.0, 36.0, 50.0), (20.0, 28.0, 12.0), (40.0, 20.0, -25.0),
-                             (52.0, 26.0, -70.0)], 6.0)
+        # common -> external iliac vessels, anterior to the promontory and the ala
+        arteries[side] = _vessel(side, k[side], [(10.0, 48.0, 50.0), (22.0, 40.0, 12.0),
+                                                 (40.0, 34.0, -25.0), (56.0, 40.0, -70.0)], 5.0)
+        veins[side] = _vessel(side, k[side], [(6.0, 36.0, 50.0), (20.0, 28.0, 12.0),
+                                              (40.0, 20.0, -25.0), (52.0, 26.0, -70.0)], 6.0)
 
     lm = _landmarks(sacrum, body, k)
     axis = {}

@@ -103,7 +103,7 @@ class RoundBox:
 
 @dataclass(frozen=True)
 class EllipticCylinder:
-    """Cylinder along the local z axis, elliptic section ``semi_mm[:2]``, half height ``semi_mm[2]``.
+    """Cylinder along local z: elliptic section ``semi_mm[:2]``, half height ``semi_mm[2]``.
 
     The section uses the 2D ellipse bound; flat ends are exact. Inside-ness is exact, which
     the body-loss ground truth relies on (the S1 body is one of these).
