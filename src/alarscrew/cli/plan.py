@@ -74,9 +74,11 @@ def _summary_table(plan: dict) -> Any:
     from rich.table import Table
 
     t = Table(title="alarscrew plan (S1 frame angles)")
-    for col in ("side", "trajectory", "status", "screw", "safe mm", "in bone mm",
-                "transverse", "sagittal", "GR", "window deg"):
-        t.add_column(col)
+    for col in ("side", "axis", "status", "D x L", "safe", "bone", "tr", "sag", "GR", "win"):
+        t.add_column(col, no_wrap=True)
+    t.caption = ("D x L recommended screw mm; safe = safe length mm; bone = axis in bone mm; "
+                 "tr/sag = transverse/sagittal deg; GR = Gertzbein-Robbins; win = safe window "
+                 "radius deg")
     for side in ("left", "right"):
         s = plan["sides"][side]
         for kind in ("nominal", "optimal"):
@@ -87,9 +89,9 @@ def _summary_table(plan: dict) -> Any:
             rec = sc.get("recommended_screw")
             win = s.get("safe_window_deg") if kind == "optimal" else None
             t.add_row(
-                side, kind, s["status"] if kind == "optimal" else
+                side, kind[:3], s["status"] if kind == "optimal" else
                 ("safe" if sc["contained"] else "unsafe"),
-                f"{rec['diameter_mm']:g} x {rec['length_mm']:g}" if rec else "none",
+                f"{rec['diameter_mm']:g}x{rec['length_mm']:g}" if rec else "none",
                 f"{sc['length_mm']:.1f}", f"{sc['axis_in_bone_mm']:.1f}",
                 f"{sc['transverse_angle_deg']:.1f}", f"{sc['sagittal_angle_deg']:.1f}",
                 sc["gertzbein_robbins_grade"],
