@@ -93,6 +93,13 @@ def test_embedded_report_lists_the_papers_inconsistencies(fang_report: Path) -> 
         50 / 7, abs=1e-12)
 
 
+def test_report_is_byte_reproducible(fang_report: Path, tmp_path: Path) -> None:
+    again = build_cohort_report("fang2022", tmp_path / "again").parent
+    first = fang_report.parent
+    for name in EXPECTED_FILES:
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+
+
 def test_report_is_deidentified_and_leaves_inputs_alone(tmp_path: Path) -> None:
     base = paper_baseline()
     base["patient_name"] = [f"Secret Name {i}" for i in range(7)]

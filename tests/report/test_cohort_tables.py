@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import zipfile
 
 import pandas as pd
 import pytest
@@ -261,6 +262,9 @@ def test_docx_holds_real_word_tables(tmp_path) -> None:
         assert all(run.bold for c in wt.rows[0].cells for run in c.paragraphs[0].runs)
         body = [tuple(c.text for c in row.cells) for row in wt.rows[1:]]
         assert body == list(table.rows)
+    # Entries carry the zip epoch, not the time of saving: same tables, same bytes.
+    with zipfile.ZipFile(path) as zf:
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     texts = [p.text for p in doc.paragraphs]
     assert t1.title in texts
     assert "research only" in texts

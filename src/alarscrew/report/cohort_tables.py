@@ -19,6 +19,7 @@ import html
 import io
 import math
 import os
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from alarscrew.errors import InputError
-from alarscrew.io.atomic import atomic_path, write_text
+from alarscrew.io.atomic import write_bytes, write_text
 
 #: Columns of the tidy comparisons frame consumed by :func:`comparisons_table`.
 COMPARISON_COLUMNS: tuple[str, ...] = (
@@ -794,9 +795,27 @@ def write_docx(tables: Sequence[CohortTable], path: str | os.PathLike[str], *,
     if disclaimer:
         p = document.add_paragraph()
         p.add_run(disclaimer).italic = True
-    with atomic_path(path, force=force) as tmp:
-        document.save(str(tmp))
+    buf = io.BytesIO()
+    document.save(buf)
+    write_bytes(path, _reproducible_zip(buf.getvalue()), force=force)
     return Path(path)
+
+
+def _reproducible_zip(data: bytes) -> bytes:
+    """Rewrite a zip (a .docx) with every entry dated 1980-01-01, the zip epoch.
+
+    python-docx stamps entries with the time of saving; fixed dates make the same tables
+    give the same bytes, so reports can be compared and cached.
+    """
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o644 << 16
+            dst.writestr(fixed, src.read(info.filename))
+    return out.getvalue()
 
 
 def write_table_files(table: CohortTable, out_dir: str | os.PathLike[str], *,
