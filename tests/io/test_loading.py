@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from alarscrew.errors import ImageError
-from alarscrew.io import LPS_TO_RAS, load_ct, load_image
+from alarscrew.io import LPS_TO_RAS, load_ct, load_image, save_image
 from alarscrew.io.ct import check_ct_intensities
 from alarscrew.io.image import Image
 from alarscrew.io.nifti import save_nifti
@@ -189,3 +189,17 @@ def test_nifti_without_sform_or_qform_is_refused(tmp_path: Path) -> None:
 def test_ct_given_as_label_map_is_refused(real_ct_dir: Path) -> None:
     with pytest.raises(ImageError, match="is this a CT rather than a label map"):
         load_image(real_ct_dir / "ct.nii.gz", is_label=True)
+
+
+@pytest.mark.parametrize("name", ["copy.nii.gz", "copy.nii", "copy.nrrd"])
+def test_save_image_by_name_roundtrip_and_no_overwrite(real_ct_dir: Path, tmp_path: Path,
+                                                       name: str) -> None:
+    ct = load_ct(real_ct_dir / "ct.nii.gz")
+    path = save_image(ct, tmp_path / name)
+    back = load_ct(path)
+    np.testing.assert_array_equal(back.array, ct.array)
+    np.testing.assert_allclose(back.affine, ct.affine, atol=1e-3)
+    with pytest.raises(FileExistsError, match="--force"):
+        save_image(ct, path)
+    with pytest.raises(ImageError, match="cannot tell the output format"):
+        save_image(ct, tmp_path / "copy.mha")

@@ -2,8 +2,9 @@
 
 Public API
 ----------
-load_image, load_ct
-    NIfTI / NRRD / DICOM-series folder, dispatched by name; ``load_ct`` adds the CT rule.
+load_image, load_ct, save_image
+    NIfTI / NRRD / DICOM-series folder, dispatched by name; ``load_ct`` adds the CT rule;
+    ``save_image`` writes NIfTI or NRRD by file name, atomically, refusing to overwrite.
 load_nifti, save_nifti, load_nrrd, save_nrrd
     Single formats.
 load_dicom_series, list_dicom_series, write_dicom_series
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from alarscrew.io.image import Image
-from alarscrew.io.loading import load_ct, load_image
+from alarscrew.io.loading import load_ct, load_image, save_image
 from alarscrew.io.nifti import load_nifti, save_nifti
 from alarscrew.io.orientation import LPS_TO_RAS
 
@@ -28,6 +29,7 @@ __all__ = [
     "load_image",
     "load_nifti",
     "load_nrrd",
+    "save_image",
     "save_nifti",
     "save_nrrd",
     "write_dicom_series",

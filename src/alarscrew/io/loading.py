@@ -117,3 +117,29 @@ def load_ct(path: str | os.PathLike[str], *, series: str | int | None = None) ->
     meta = dict(img.meta)
     meta["hu_summary"] = summary
     return Image(img.array, img.affine, is_label=False, source=img.source, meta=meta)
+
+
+def save_image(image: Image, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write ``image`` atomically as NIfTI or NRRD, chosen by the file name.
+
+    Parameters
+    ----------
+    image : Image
+        Any image; bool masks are written as uint8.
+    path : path-like
+        Ends in ``.nii``, ``.nii.gz`` or ``.nrrd`` (DICOM: see
+        :func:`alarscrew.io.dicom.write_dicom_series`).
+    force : bool
+        Overwrite an existing file (otherwise :class:`~alarscrew.errors.OutputExistsError`).
+    """
+    name = Path(path).name.lower()
+    if name.endswith(SUPPORTED_SUFFIXES["nifti"]):
+        from alarscrew.io.nifti import save_nifti
+
+        return save_nifti(image, path, force=force)
+    if name.endswith(".nrrd"):
+        from alarscrew.io.nrrd import save_nrrd
+
+        return save_nrrd(image, path, force=force)
+    raise ImageError("cannot tell the output format; use a name ending in .nii.gz, .nii or "
+                     ".nrrd", path=str(path))
