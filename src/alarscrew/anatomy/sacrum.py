@@ -49,6 +49,8 @@ COARSE_SMOOTH_VOX = 0.7
 #: Scales that weigh smoothed HU against cortex-free thickness in the coarse elevation.
 COARSE_HU_SCALE = 300.0
 COARSE_EDT_SCALE_MM = 3.0
+#: A voxel darker by this much than its 3x3x3 grey closing lies in a joint space (HU).
+SEAM_HU = 200.0
 #: Working voxels at least this large (mm) take the coarse path.
 COARSE_MM = 2.5
 #: Bone more lateral than this from the midline is never sacrum (sacral half-width ~45-65 mm).
@@ -322,6 +324,18 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     return SacrumResult(sac, regions, bone, seed_ras, mid, method)
 
 
+def _upsample_sub(work: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Block-repeat a working sub-array and crop/pad it to a full-resolution sub-shape."""
+    out = work
+    for ax in range(3):
+        out = np.repeat(out, int(factor[ax]), axis=ax)
+    out = out[: shape[0], : shape[1], : shape[2]]
+    pad = [(0, int(t) - int(o)) for t, o in zip(shape, out.shape, strict=True)]
+    if any(p[1] for p in pad):
+        out = np.pad(out, pad, mode="edge")
+    return out
+
+
 def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: WorkGrid, *,
                            margin_vox: int = 2) -> np.ndarray:
     """Sacrum mask on the canonical full-resolution grid.
@@ -343,8 +357,28 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     canon_sp = np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
     sub_hu = np.asarray(hu_canon[sl_c], np.float32)
     bone_sub = bone_mask(sub_hu, canon_sp, min_volume_mm3=0.0)
-    up = grid.upsample(sac_work)[sl_c]
-    sac_sub = up & bone_sub
+    # thin dark seams between two bright cortices (facet and SI joint spaces, 1-3 mm) are
+    # filled by a small grey closing: where the closing lifts a voxel by more than
+    # SEAM_HU, it is joint space, not bone
+    seam = (ndi.grey_closing(sub_hu, footprint=ball(1)) - sub_hu) > SEAM_HU
+    bone_sub &= ~seam
+    # working voxels next to another structure are re-decided at full resolution (thin joint
+    # gaps such as the 2 mm facet joints are not resolved on the working grid)
+    reg_sub = regions[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))]
+    unsure = np.zeros(reg_sub.shape, bool)
+    for code in (SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL):
+        here = reg_sub == code
+        others = (reg_sub > 0) & ~here
+        unsure |= here & ndi.binary_dilation(others, iterations=1)
+    markers_work = np.where(unsure, 0, reg_sub).astype(np.int32)
+    markers = _upsample_sub(markers_work, f, sub_hu.shape)
+    regions_up = _upsample_sub(reg_sub, f, sub_hu.shape)
+    markers = np.where(bone_sub, markers, 0)
+    core = bone_sub & (sub_hu < CORTEX_HU)
+    edt = ndi.distance_transform_edt(core, sampling=canon_sp)
+    mask = bone_sub & (regions_up > 0)
+    ws = watershed(-edt, markers, mask=mask)
+    sac_sub = ws == SACRUM
     lab, n = ndi.label(sac_sub)
     if n > 1:
         sizes = np.bincount(lab.ravel())

@@ -1,0 +1,347 @@
+"""S1 landmarks measured on the sacrum mask in S1-frame coordinates, and landmark files.
+
+All detection happens on :class:`~alarscrew.anatomy.s1frame.FrameVolume` (the mask resampled
+on a 1 mm grid in the S1 frame: x right, y anterior, z cranial, origin at the endplate
+centre), with sub-millimetre edges found by trilinear sampling along rays. Definitions (frame mm;
+``s`` = +1 right, -1 left):
+
+- ``promontory``: anterior edge of the endplate in the midline (ray +y at z = -1.5 mm, put
+  on the endplate plane).
+- ``canal``: at the pedicle level (:data:`PEDICLE_LEVEL_MM`), midway between the posterior
+  wall of the body and the dorsal roof in the midline, and midway between the canal's
+  lateral walls.
+- ``{side}.pedicle``: at the pedicle level, half a nominal S1 pedicle width
+  (:data:`PEDICLE_HALF_WIDTH_MM`) lateral to the canal wall, midway between the canal centre
+  and the posterior wall of the body.
+- ``{side}.sap_facet``: centroid of the mask's surface points whose outward normal is within
+  35 degrees of the posteromedial direction at 45 degrees to the sagittal plane (lumbosacral
+  facet orientation, Masharawi et al., Spine 2004), lateral to the canal and posterior to the
+  body. ``{side}.entry``: centroid of the inferior-lateral quarter of the same facet surface
+  (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
+  surface").
+- ``{side}.ala_lateral``: at :data:`ALA_LEVEL_MM`, the lateral edge of the sacrum at the middle
+  of the AP run along which the edge lies within 10 mm of its most lateral point (the
+  auricular edge facing the SI joint).
+- ``{side}.ala_anterior``: anterior surface of the ala at the pedicle level, at
+  :data:`ALA_ANTERIOR_FRACTION` of the distance from the midline to ``ala_lateral``.
+- ``{side}.s1_foramen``: centre of the first dorsal foramen opening: the largest pit of the
+  dorsal surface height map (depth > 4 mm below its 15 mm morphological closing) that lies
+  most cranially between 15 and 50 mm below the endplate, on the closed (hull) surface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from alarscrew.anatomy.model import Landmark
+from alarscrew.anatomy.s1frame import FrameVolume
+from alarscrew.errors import InputError
+from alarscrew.io.orientation import LPS_TO_RAS
+from alarscrew.spatial.frame import SIDES
+
+#: Frame z of the pedicle level (mm below the endplate): S1 pedicles are about 18-20 mm high
+#: and start just below the endplate (Saluja et al. 2018; Mirkovic et al. 1991).
+PEDICLE_LEVEL_MM = -10.0
+#: Half of a mean S1 pedicle width (about 14 mm; Mirkovic et al., Spine 1991).
+PEDICLE_HALF_WIDTH_MM = 7.0
+#: Frame z at which the lateral edge of the ala is measured (mid-height of the S1 ala).
+ALA_LEVEL_MM = -14.0
+#: The auricular edge: rows whose lateral edge is within this of the most lateral one (mm).
+ALA_EDGE_WINDOW_MM = 10.0
+#: Where along the ala (fraction of the midline-to-lateral-edge distance) its anterior cortex is
+#: sampled: the lateral sacral ala targeted by alar screws.
+ALA_ANTERIOR_FRACTION = 0.72
+#: Facet surface normals within this angle of the posteromedial 45-degree direction.
+FACET_CONE_DEG = 35.0
+
+POINT_NAMES: tuple[str, ...] = ("promontory", "canal", "endplate_center") + tuple(
+    f"{side}.{n}" for side in SIDES
+    for n in ("sap_facet", "entry", "pedicle", "ala_lateral", "ala_anterior", "s1_foramen"))
+
+
+def _sampler(fv: FrameVolume) -> np.ndarray:
+    return fv.mask.astype(np.float32)
+
+
+def _inside(vol: np.ndarray, fv: FrameVolume, pts: np.ndarray) -> np.ndarray:
+    """Trilinear mask value at frame points (N, 3)."""
+    ijk = np.stack([pts[:, 0] - fv.x_mm[0], pts[:, 1] - fv.y_mm[0], pts[:, 2] - fv.z_mm[0]])
+    return ndi.map_coordinates(vol, ijk, order=1, mode="constant", cval=0.0)
+
+
+def ray_crossing(vol: np.ndarray, fv: FrameVolume, start: np.ndarray, direction: np.ndarray,
+                 *, max_mm: float = 80.0, exit_: bool = True, step: float = 0.25
+                 ) -> np.ndarray | None:
+    """First crossing of the 0.5 level along a ray (frame mm), sub-step by interpolation.
+
+    ``exit_=True`` finds inside -> outside (after having been inside), else outside -> inside.
+    Returns None when there is none within ``max_mm``.
+    """
+    d = np.asarray(direction, float)
+    d = d / np.linalg.norm(d)
+    t = np.arange(0.0, max_mm, step)
+    pts = np.asarray(start, float) + t[:, None] * d
+    v = _inside(vol, fv, pts) - 0.5
+    if exit_:
+        inside = v >= 0
+        if not inside.any():
+            return None
+        first_in = int(np.argmax(inside))
+        after = np.nonzero(~inside[first_in:])[0]
+        if len(after) == 0:
+            return None
+        k = first_in + int(after[0])
+    else:
+        hits = np.nonzero(v >= 0)[0]
+        if len(hits) == 0 or hits[0] == 0:
+            return None if len(hits) == 0 else pts[0]
+        k = int(hits[0])
+    a, b = v[k - 1], v[k]
+    f = a / (a - b) if a != b else 0.5
+    return pts[k - 1] + f * (pts[k] - pts[k - 1])
+
+
+def _surface_normals(fv: FrameVolume) -> tuple[np.ndarray, np.ndarray]:
+    """Boundary voxel indices (N, 3) and outward unit normals (N, 3) of the frame mask."""
+    sm = ndi.gaussian_filter(fv.mask.astype(np.float32), 1.0)
+    surf = fv.mask & ~ndi.binary_erosion(fv.mask)
+    idx = np.argwhere(surf)
+    g = np.stack([np.gradient(sm, axis=a)[tuple(idx.T)] for a in range(3)], axis=1)
+    n = -g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
+    return idx, n
+
+
+def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float) -> dict[str, Landmark]:
+    """Detect the model.py landmarks on a frame volume (see the module docstring).
+
+    Parameters
+    ----------
+    fv : FrameVolume
+    endplate_rms_mm : float
+        RMS residual of the endplate fit; lowers the confidence of endplate-based points.
+
+    Returns
+    -------
+    dict of str to Landmark
+        Landmarks found (world RAS mm); a landmark that cannot be found is absent.
+    """
+    vol = _sampler(fv)
+    out: dict[str, Landmark] = {}
+    ep_conf = float(np.clip(1.0 - endplate_rms_mm / 3.0, 0.2, 0.95))
+
+    def add(name: str, p_frame: np.ndarray, conf: float, method: str) -> None:
+        out[name] = Landmark(name, fv.to_world(np.asarray(p_frame, float)), float(conf), method)
+
+    add("endplate_center", np.zeros(3), ep_conf,
+        "midpoint of the line fitted to the top of the S1 body in the midsagittal section")
+    p = ray_crossing(vol, fv, np.array([0.0, 0.0, -1.5]), np.array([0.0, 1.0, 0.0]))
+    if p is not None:
+        add("promontory", np.array([0.0, p[1], 0.0]), ep_conf,
+            "anterior edge of the endplate in the midline (ray at 1.5 mm below the endplate)")
+
+    z = PEDICLE_LEVEL_MM
+    wall = ray_crossing(vol, fv, np.array([0.0, 0.0, z]), np.array([0.0, -1.0, 0.0]))
+    canal = None
+    if wall is not None:
+        roof = ray_crossing(vol, fv, wall + np.array([0.0, -0.5, 0.0]),
+                            np.array([0.0, -1.0, 0.0]), max_mm=35.0, exit_=False)
+        if roof is not None:
+            yc = 0.5 * (wall[1] + roof[1])
+            conf, how = 0.8, "midway between body and dorsal roof"
+        else:
+            yc = wall[1] - 8.5
+            conf, how = 0.3, "no dorsal roof found: 8.5 mm behind the body (nominal)"
+        lw = ray_crossing(vol, fv, np.array([0.0, yc, z]), np.array([-1.0, 0.0, 0.0]),
+                          max_mm=30.0, exit_=False)
+        rw = ray_crossing(vol, fv, np.array([0.0, yc, z]), np.array([1.0, 0.0, 0.0]),
+                          max_mm=30.0, exit_=False)
+        if lw is not None and rw is not None:
+            xc, half = 0.5 * (lw[0] + rw[0]), 0.5 * (rw[0] - lw[0])
+        else:
+            xc, half, conf = 0.0, 12.0, min(conf, 0.3)
+        canal = (xc, yc, half, wall[1])
+        add("canal", np.array([xc, yc, z]), conf, f"pedicle level: {how}, between the walls")
+        for side, s in (("left", -1.0), ("right", 1.0)):
+            add(f"{side}.pedicle",
+                np.array([xc + s * (half + PEDICLE_HALF_WIDTH_MM), 0.5 * (yc + wall[1]), z]),
+                0.6 * conf, "canal wall + half a nominal pedicle width (7 mm), pedicle level")
+
+    _facets(fv, out, canal, add)
+    _alae(vol, fv, add)
+    _foramina(fv, add)
+    return out
+
+
+def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add) -> None:  # noqa: ANN001
+    idx, nrm = _surface_normals(fv)
+    pts = np.column_stack([fv.x_mm[idx[:, 0]], fv.y_mm[idx[:, 1]], fv.z_mm[idx[:, 2]]])
+    y_body = canal[3] if canal is not None else -16.0
+    x_wall = (abs(canal[0]) + canal[2]) if canal is not None else 12.0
+    cos_cone = np.cos(np.radians(FACET_CONE_DEG))
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        a = np.radians(45.0)
+        n_pm = np.array([-s * np.sin(a), -np.cos(a), 0.0])
+        t_lat = np.array([s * np.cos(a), -np.sin(a), 0.0])
+        sel = ((s * pts[:, 0] >= x_wall) & (s * pts[:, 0] <= x_wall + 30.0)
+               & (pts[:, 1] <= y_body) & (pts[:, 1] >= y_body - 40.0)
+               & (pts[:, 2] >= -8.0) & (pts[:, 2] <= 30.0) & (nrm @ n_pm >= cos_cone))
+        if sel.sum() < 10:
+            continue
+        fp = pts[sel]
+        # the facet is the largest connected patch of such points
+        lab, n = ndi.label(_scatter(fv, fp), structure=np.ones((3, 3, 3)))
+        if n > 1:
+            vals = lab[tuple(_to_idx(fv, fp).T)]
+            big = np.bincount(vals)[1:].argmax() + 1
+            fp = fp[vals == big]
+        c = fp.mean(axis=0)
+        conf = float(np.clip(len(fp) / 150.0, 0.3, 0.85))
+        add(f"{side}.sap_facet", c, conf,
+            "centroid of the posteromedially facing surface of the superior articular process")
+        low = fp[(fp[:, 2] < c[2]) & ((fp - c) @ t_lat > 0)]
+        if len(low) >= 3:
+            add(f"{side}.entry", low.mean(axis=0), 0.8 * conf,
+                "centroid of the inferior-lateral quarter of the S1 superior facet surface "
+                "(Fang et al. 2022 entry point)")
+
+
+def _to_idx(fv: FrameVolume, p: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.rint(p[:, 0] - fv.x_mm[0]), np.rint(p[:, 1] - fv.y_mm[0]),
+                            np.rint(p[:, 2] - fv.z_mm[0])]).astype(int)
+
+
+def _scatter(fv: FrameVolume, p: np.ndarray) -> np.ndarray:
+    m = np.zeros(fv.mask.shape, bool)
+    m[tuple(_to_idx(fv, p).T)] = True
+    return m
+
+
+def _alae(vol: np.ndarray, fv: FrameVolume, add) -> None:  # noqa: ANN001
+    k = int(np.argmin(np.abs(fv.z_mm - ALA_LEVEL_MM)))
+    sl = fv.mask[:, :, k]
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        half = sl[fv.x_mm * s > 0]
+        xs = np.abs(fv.x_mm[fv.x_mm * s > 0])
+        rows = half.any(axis=0)
+        if not rows.any():
+            continue
+        edge = np.where(half, xs[:, None], 0.0).max(axis=0)
+        near = rows & (edge >= edge.max() - ALA_EDGE_WINDOW_MM)
+        y_mid = float(np.mean(fv.y_mm[near]))
+        p = ray_crossing(vol, fv, np.array([0.0, y_mid, ALA_LEVEL_MM]),
+                         np.array([s, 0.0, 0.0]), max_mm=95.0)
+        # the ray may leave the bone early (canal, foramen): take the last exit instead
+        start = np.array([s * (edge.max() - 14.0), y_mid, ALA_LEVEL_MM])
+        p2 = ray_crossing(vol, fv, start, np.array([s, 0.0, 0.0]), max_mm=30.0)
+        p = p2 if p2 is not None else p
+        if p is None:
+            continue
+        add(f"{side}.ala_lateral", p, 0.7,
+            "lateral (auricular) edge of the sacrum at mid-ala height, middle of its AP run")
+        xa = ALA_ANTERIOR_FRACTION * abs(p[0])
+        col = fv.mask[int(np.argmin(np.abs(fv.x_mm - s * xa))), :,
+                      int(np.argmin(np.abs(fv.z_mm - PEDICLE_LEVEL_MM)))]
+        if not col.any():
+            continue
+        y_front = fv.y_mm[np.nonzero(col)[0].max()]
+        q = ray_crossing(vol, fv, np.array([s * xa, y_front - 2.0, PEDICLE_LEVEL_MM]),
+                         np.array([0.0, 1.0, 0.0]), max_mm=10.0)
+        if q is not None:
+            add(f"{side}.ala_anterior", q, 0.7,
+                f"anterior cortex of the ala at {ALA_ANTERIOR_FRACTION:.0%} of its width, "
+                "pedicle level")
+
+
+def _foramina(fv: FrameVolume, add) -> None:  # noqa: ANN001
+    m = fv.mask
+    has = m.any(axis=1)  # (x, z)
+    first = np.argmax(m, axis=1)  # posterior-most inside index along y
+    h = np.where(has, -fv.y_mm[first], np.nan)  # dorsal surface height (posterior = high)
+    floor = np.nanmin(h) if np.isfinite(h).any() else 0.0
+    hf = np.where(np.isfinite(h), h, floor)
+    closed = ndi.grey_closing(hf, footprint=np.ones((15, 15)))
+    pit = (closed - hf) > 4.0
+    X, Z = np.meshgrid(fv.x_mm, fv.z_mm, indexing="ij")
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        region = pit & (s * X >= 6.0) & (s * X <= 35.0) & (Z <= -15.0) & (Z >= -50.0) & has
+        lab, n = ndi.label(region)
+        if n == 0:
+            continue
+        # the first dorsal foramen is the most cranial pit of at least 12 mm2 below the SAP
+        sizes = np.bincount(lab.ravel())
+        zs = ndi.mean(Z, lab, index=np.arange(1, n + 1))
+        ok = np.nonzero(sizes[1:] >= 12)[0]
+        if len(ok) == 0:
+            continue
+        comp = lab == int(ok[np.argmax(zs[ok])] + 1)
+        xc, zc = float(X[comp].mean()), float(Z[comp].mean())
+        i = int(np.argmin(np.abs(fv.x_mm - xc)))
+        j = int(np.argmin(np.abs(fv.z_mm - zc)))
+        yc = -float(closed[i, j])
+        conf = float(np.clip(comp.sum() / 40.0, 0.3, 0.8))
+        add(f"{side}.s1_foramen", np.array([xc, yc, zc]), conf,
+            "centre of the largest pit of the dorsal surface (first dorsal foramen), on the "
+            "closed dorsal surface")
+
+
+def load_landmarks_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read user landmarks: 3D Slicer markups (.mrk.json) or plain JSON ``{name: [x, y, z]}``.
+
+    Slicer files may declare ``coordinateSystem`` ``LPS`` (converted to RAS through
+    :data:`alarscrew.io.orientation.LPS_TO_RAS`) or ``RAS``; plain JSON is RAS mm. Control
+    point labels must be model.py landmark names.
+
+    Returns
+    -------
+    dict of str to (3,) ndarray
+        RAS mm.
+
+    Raises
+    ------
+    InputError
+        Unreadable JSON, unknown landmark names, non-numeric or non-finite coordinates.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("landmarks file not found", path=str(p)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a readable JSON file ({exc})", path=str(p)) from None
+    pts: dict[str, tuple[object, str]] = {}
+    if isinstance(data, dict) and "markups" in data:
+        for mk in data.get("markups") or []:
+            system = str(mk.get("coordinateSystem", "LPS")).upper()
+            if system not in ("LPS", "RAS"):
+                raise InputError(f"coordinateSystem must be LPS or RAS, got {system!r}",
+                                 path=str(p), column="coordinateSystem")
+            for cp in mk.get("controlPoints") or []:
+                pts[str(cp.get("label", ""))] = (cp.get("position"), system)
+    elif isinstance(data, dict):
+        pts = {str(k): (v, "RAS") for k, v in data.items()}
+    else:
+        raise InputError("expected a JSON object {name: [x, y, z]} or Slicer markups",
+                         path=str(p))
+    out: dict[str, np.ndarray] = {}
+    for name, (pos, system) in pts.items():
+        if name not in POINT_NAMES:
+            raise InputError(f"unknown landmark name {name!r}; expected one of "
+                             f"{', '.join(POINT_NAMES)}", path=str(p), column=name)
+        try:
+            v = np.asarray(pos, dtype=float)
+        except (TypeError, ValueError):
+            v = np.full(1, np.nan)
+        if v.shape != (3,) or not np.all(np.isfinite(v)):
+            raise InputError(f"position must be 3 finite numbers (mm), got {pos!r}",
+                             path=str(p), column=name)
+        if system == "LPS":
+            v = LPS_TO_RAS[:3, :3] @ v
+        out[name] = v
+    if not out:
+        raise InputError("no landmarks in the file", path=str(p))
+    return out
