@@ -300,3 +300,13 @@ def test_degenerate_comparisons_are_nan_and_explained() -> None:
     assert _close(c.loc["late", "independent_t"], (x1.mean() - x0.mean()) / math.sqrt(sp2 * 0.4))
     doc = json.dumps(res.to_json_dict(), allow_nan=False)  # NaN -> null, still valid JSON
     assert '"p": null' in doc
+
+
+def test_shapiro_on_differences_matches_published_example() -> None:
+    # Shapiro & Wilk, Biometrika 1965;52:591-611, worked example: weights (lb) of 11 men,
+    # W = 0.79 (printed to 2 decimals; tolerance 0.005). Used here as the differences.
+    weights = [148, 154, 158, 160, 161, 162, 166, 170, 182, 195, 236]
+    table = {"w": {"pre": [0] * 11, "post": weights}}
+    r = compare_timepoints(_long(table)).iloc[0]
+    assert r["shapiro_w"] == pytest.approx(0.79, abs=0.005)
+    assert r["shapiro_p"] < 0.01  # "significant at the 1 % level" in the paper
