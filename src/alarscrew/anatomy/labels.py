@@ -273,7 +273,8 @@ def detect_scheme(label: Image, *, codes: np.ndarray | None = None) -> SchemeDet
     shown = ", ".join(str(int(c)) for c in codes[:12]) + (" ..." if codes.size > 12 else "")
     if not np.isfinite(scores[best]) or scores[best] <= 0:
         raise LabelMapError(
-            f"no known label scheme explains codes [{shown}]; pass scheme= (one of "
+            f"no known label scheme explains codes [{shown}] as any structure alarscrew uses "
+            f"({', '.join(CANONICAL_STRUCTURES[:9])}...); pass scheme= (one of "
             f"{', '.join(available_schemes())}) or a JSON mapping", path=where)
     if len(ranked) > 1 and scores[ranked[1]] == scores[best]:
         raise LabelMapError(
