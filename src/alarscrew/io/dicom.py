@@ -117,7 +117,7 @@ def list_dicom_series(folder: str | os.PathLike[str]) -> list[DicomSeries]:
     for f in _candidate_files(d):
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except Exception:
+        except Exception:  # not DICOM (README, thumbnails, raw files without preamble): skip
             continue
         if "ImagePositionPatient" not in ds and "Rows" not in ds:
             continue  # not an image (structured report, presentation state...)
