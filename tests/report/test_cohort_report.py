@@ -144,13 +144,25 @@ def test_report_from_a_user_file(tmp_path: Path) -> None:
         "A03,48,M,other,-0.5,t_score,L5/S1,30,6,3,1,58,30,16\n"
         "A04,66,F,postoperative_pyogenic,-1.0,t_score,L5/S1,14,7,3,3,64,38,21\n",
         encoding="utf-8")
+    # What a draft manuscript states. VAS pre 8, 9, 6, 7: mean 7.5, SD sqrt(5/3) = 1.29 ->
+    # consistent. VAS 3 mo 4, 5, 3, 3: mean 3.75, so a stated 4.5 is a mismatch (GRIM allows
+    # 4.5 = 18/4 at n = 4, so that is the only finding).
+    reported = tmp_path / "draft.yaml"
+    reported.write_text(
+        'source: "draft manuscript"\nn: 4\nvariables:\n  vas:\n    integer: true\n'
+        '    scale: [0, 10]\n    timepoints:\n      pre: {mean: "7.5", sd: "1.3"}\n'
+        '      post_3m: {mean: "4.5"}\n', encoding="utf-8")
     before = src.read_bytes()
-    html = build_cohort_report(src, tmp_path / "rep").read_text(encoding="utf-8")
+    html = build_cohort_report(src, tmp_path / "rep", reported=reported).read_text(
+        encoding="utf-8")
     assert src.read_bytes() == before
     assert "my cohort.csv" in html
     assert str(tmp_path) not in html  # the file name only, never the folder path
     assert hashlib.sha256(before).hexdigest() in html
-    assert "Not run: no reported summary numbers were given" in html
+    audit = json.loads((tmp_path / "rep" / "audit.json").read_text(encoding="utf-8"))
+    assert [(f["quantity"], f["kind"]) for f in audit["findings"]] == [
+        ("vas.post_3m.mean", "mismatch")]
+    assert "numbers reported in draft manuscript" in html
     md = (tmp_path / "rep" / "tables" / "table2_outcomes.md").read_text(encoding="utf-8")
     # VAS final: 2, 1, 3 (A02 missing) -> n = 3, mean 2.0, SD 1.0.
     assert "| Final follow-up | 3 | 2.0 ± 1.0 |" in md
