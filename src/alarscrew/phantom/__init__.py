@@ -7,7 +7,8 @@ under every parameter. Labels use TotalSegmentator v2 codes (25 sacrum without S
 26 vertebrae_S1 = S1 body, pedicles, superior articular processes and lamina, 27
 vertebrae_L5, 65/66 iliac_artery_left/right, 67/68 iliac_vena_left/right, 77/78
 hip_left/right, 79 spinal_cord = thecal sac) plus :data:`LESION_LABEL` for the destroyed
-part of the S1 body.
+part of the S1 body in memory. Files: ``labels.nii.gz`` keeps TotalSegmentator v2 codes only
+(lesion voxels as S1) and the lesion goes to ``lesion.nii.gz``.
 
 Research software, not a medical device; the phantom is for testing software only.
 """
@@ -103,6 +104,17 @@ class Phantom:
     labels: Image
     truth: dict
     frame: S1Frame
+
+    @property
+    def totalseg_labels(self) -> Image:
+        """The label map with TotalSegmentator v2 codes only (what ``labels.nii.gz`` holds).
+
+        Lesion voxels get the S1 code 26, as a segmentation with a shape prior outlines the
+        intact vertebra; the lesion itself is :attr:`lesion` (``lesion.nii.gz``). This keeps
+        the file readable by any TotalSegmentator v2 reader (code 200 is not in its map).
+        """
+        arr = np.where(self.labels.array == LESION_LABEL, np.uint8(26), self.labels.array)
+        return self.labels.with_array(arr.astype(np.uint8), is_label=True)
 
     @property
     def lesion(self) -> Image:
@@ -332,6 +344,9 @@ def write_phantom(phantom: Phantom, out_dir: str | os.PathLike[str], *,
                   force: bool = False) -> Path:
     """Write ``ct.nii.gz``, ``labels.nii.gz``, ``lesion.nii.gz`` and ``truth.json``.
 
+    ``labels.nii.gz`` holds TotalSegmentator v2 codes only (:attr:`Phantom.totalseg_labels`:
+    the lesion is labelled S1 there); ``lesion.nii.gz`` is the lesion mask (uint8 0/1).
+
     The folder is built in a temporary sibling and moved into place, so nothing
     half-written appears. An existing non-empty ``out_dir`` is replaced only with ``force``.
 
@@ -347,7 +362,7 @@ def write_phantom(phantom: Phantom, out_dir: str | os.PathLike[str], *,
         force = True  # an empty folder holds nothing to lose
     with atomic_dir(out, force=force) as tmp:
         save_nifti(phantom.ct, tmp / "ct.nii.gz")
-        save_nifti(phantom.labels, tmp / "labels.nii.gz")
+        save_nifti(phantom.totalseg_labels, tmp / "labels.nii.gz")
         save_nifti(phantom.lesion.with_array(phantom.lesion.array.astype(np.uint8)),
                    tmp / "lesion.nii.gz")
         (tmp / "truth.json").write_text(json.dumps(phantom.truth, indent=2) + "\n",
