@@ -357,10 +357,10 @@ def resample_labels(label: Image, ct: Image, *, min_overlap: float = MIN_GRID_OV
     lin = mat[:3, :3]
     if np.allclose(lin - np.diag(np.diag(lin)), 0.0, atol=1e-9):
         out = _resample_axis_aligned(src, np.diag(lin), mat[:3, 3], ct.shape)
-    else:
+    else:  # "grid-constant": a voxel covers +-0.5 around its centre ("constant" drops that rim)
         out = ndimage.affine_transform(
             src, lin, offset=mat[:3, 3], output_shape=ct.shape, order=0,
-            mode="constant", cval=0, output=src.dtype)
+            mode="grid-constant", cval=0, output=src.dtype)
     meta = dict(label.meta)
     meta["resampled_from"] = label.grid_description()
     return Image(out, ct.affine, is_label=True, source=label.source, meta=meta)
