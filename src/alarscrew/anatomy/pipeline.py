@@ -1,0 +1,333 @@
+"""The anatomy stage end to end: analyze_anatomy, run_anatomy, save_anatomy.
+
+``analyze_anatomy`` takes a CT (and optionally label maps and user landmarks), finds the
+sacrum, the S1 frame, the landmarks, S1 body loss and bone quality, and returns an
+:class:`~alarscrew.anatomy.model.Anatomy`. ``run_anatomy`` adds loading from files;
+``save_anatomy`` writes ``anatomy.json`` and ``sacrum_mask.nii.gz``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
+from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
+from alarscrew.anatomy.grid import make_work_grid
+from alarscrew.anatomy.landmarks import POINT_NAMES, detect_landmarks
+from alarscrew.anatomy.model import Anatomy, Landmark
+from alarscrew.anatomy.s1frame import (
+    MaskSampler,
+    fit_endplate,
+    frame_volume,
+    midsagittal_plane,
+)
+from alarscrew.anatomy.sacrum import (
+    CRANIAL,
+    ILIUM_LEFT,
+    ILIUM_RIGHT,
+    SACRUM,
+    isolate_sacrum,
+    refine_full_resolution,
+)
+from alarscrew.errors import AnatomyNotFoundError, GeometryError
+from alarscrew.io.atomic import atomic_path, check_overwrite, write_text
+from alarscrew.io.image import Image
+from alarscrew.spatial.frame import S1Frame
+
+#: ``progress(description, completed, total)``, called before each step.
+ProgressFn = Callable[[str, int, int], None]
+
+STEPS: tuple[str, ...] = ("working grid", "sacrum", "midsagittal plane", "S1 endplate",
+                          "landmarks", "body loss and bone quality")
+
+#: Label structures used as watershed markers or measurements (others are ignored here).
+_USED_LABELS = ("sacrum", "s1", "l5", "l4", "l3", "l2", "l1", "hip_left", "hip_right",
+                "femur_left", "femur_right")
+
+
+def _step(progress: ProgressFn | None, i: int) -> None:
+    if progress is not None:
+        progress(STEPS[i], i, len(STEPS))
+
+
+def _check_labels(ct: Image, labels: dict[str, Image]) -> None:
+    for name, img in labels.items():
+        if not img.same_grid(ct):
+            raise GeometryError(f"label '{name}' ({img.source}) is not on the CT grid "
+                                f"({img.grid_description()} vs {ct.grid_description()}); load "
+                                "labels with alarscrew.anatomy.labels.load_labels")
+
+
+def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
+                    landmarks: dict[str, np.ndarray] | None = None,
+                    progress: ProgressFn | None = None) -> Anatomy:
+    """Find the sacrum, S1 frame, landmarks, S1 body loss and bone quality in a CT.
+
+    Parameters
+    ----------
+    ct : Image
+        CT in HU.
+    labels : dict of str to Image, optional
+        Bool masks on the CT grid under canonical names (``load_labels``): ``sacrum``, ``s1``,
+        ``l5``..``l1``, ``hip_left``/``hip_right``, ``femur_*`` guide the segmentation;
+        ``lesion`` is the S1 defect for body loss.
+    landmarks : dict of str to (3,) ndarray, optional
+        User landmarks (RAS mm, model.py names); they replace detected ones (``supplied``).
+        A supplied ``endplate_center`` also moves the frame origin.
+    progress : callable, optional
+        ``progress(description, completed, total)``.
+
+    Returns
+    -------
+    Anatomy
+
+    Raises
+    ------
+    AnatomyNotFoundError
+        No sacrum, endplate or midsagittal plane could be found (the message says which).
+    """
+    t0 = time.perf_counter()
+    labels = dict(labels or {})
+    _check_labels(ct, labels)
+    timings: dict[str, float] = {}
+    _step(progress, 0)
+    grid = make_work_grid(ct)
+    canon_hu = grid.to_canon(ct.array)
+    hu_work = grid.downsample_mean(canon_hu)
+    label_work: dict[str, np.ndarray] = {}
+    for name in _USED_LABELS:
+        if name in labels:
+            frac = grid.downsample_mean(grid.to_canon(np.asarray(labels[name].array, bool)))
+            label_work[name] = frac >= 0.5
+    timings["grid_s"] = time.perf_counter() - t0
+
+    _step(progress, 1)
+    t = time.perf_counter()
+    if "sacrum" in labels:
+        full_sac = np.asarray(labels["sacrum"].array, bool)
+        if "s1" in labels:
+            full_sac = full_sac | np.asarray(labels["s1"].array, bool)
+        if not full_sac.any():
+            raise AnatomyNotFoundError(f"the supplied sacrum label is empty "
+                                       f"({labels['sacrum'].source})")
+        label_work["sacrum"] = grid.downsample_any(grid.to_canon(full_sac))
+        result = isolate_sacrum(hu_work, grid, labels=label_work)
+        sac_canon = grid.to_canon(full_sac)
+        sacrum_how = "supplied sacrum label" + (" united with the S1 label" if "s1" in labels
+                                                else "")
+    else:
+        result = isolate_sacrum(hu_work, grid, labels=label_work)
+        sac_canon = refine_full_resolution(result, canon_hu, grid)
+        sacrum_how = "detected from CT: " + result.method
+    if not sac_canon.any():
+        raise AnatomyNotFoundError("sacrum not found: the segmentation is empty")
+    lesion = labels.get("lesion")
+    geo_canon = sac_canon
+    if lesion is not None:
+        # the intact shape (sacrum plus defect) defines the frame and the body model
+        geo_canon = sac_canon | grid.to_canon(np.asarray(lesion.array, bool))
+    timings["sacrum_s"] = time.perf_counter() - t
+
+    _step(progress, 2)
+    t = time.perf_counter()
+    idx = np.argwhere(geo_canon)
+    lo = np.maximum(idx.min(axis=0) - 3, 0)
+    hi = np.minimum(idx.max(axis=0) + 4, np.asarray(geo_canon.shape))
+    sub = geo_canon[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    aff = grid.canon_affine.copy()
+    aff[:3, 3] = grid.canon_affine[:3, :3] @ lo + grid.canon_affine[:3, 3]
+    # symmetry fit on a <= 2 mm copy (speed); geometry is in world mm either way
+    step = np.maximum(1, np.floor(2.0 / np.sqrt((aff[:3, :3] ** 2).sum(axis=0)))).astype(int)
+    sub_c = sub[::step[0], ::step[1], ::step[2]]
+    aff_c = aff.copy()
+    aff_c[:3, :3] = aff[:3, :3] * step
+    normal, offset = midsagittal_plane(sub_c, aff_c, midline_x_mm=result.midline_x_mm)
+    timings["midsagittal_s"] = time.perf_counter() - t
+
+    _step(progress, 3)
+    t = time.perf_counter()
+    sampler = MaskSampler(sub, aff)
+    frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)
+    supplied = {k: np.asarray(v, float) for k, v in (landmarks or {}).items()}
+    bad = sorted(set(supplied) - set(POINT_NAMES))
+    if bad:
+        raise GeometryError(f"unknown landmark names {bad}; expected {list(POINT_NAMES)}")
+    if "endplate_center" in supplied:
+        frame = S1Frame(supplied["endplate_center"], frame.right_ras, frame.anterior_ras,
+                        frame.cranial_ras)
+    timings["endplate_s"] = time.perf_counter() - t
+
+    _step(progress, 4)
+    t = time.perf_counter()
+    fv = frame_volume(sampler, frame)
+    found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"])
+    lms: dict[str, Landmark] = dict(found)
+    for name, xyz in supplied.items():
+        lms[name] = Landmark(name, xyz, 1.0, "supplied by the user (landmarks file)",
+                             supplied=True)
+    timings["landmarks_s"] = time.perf_counter() - t
+
+    _step(progress, 5)
+    t = time.perf_counter()
+    model = body_model(fv, depth_mm=info["depth_mm"])
+    loss = measure_body_loss(ct, fv, model, lesion=lesion)
+    quality = measure_bone_quality(ct, fv, model, labels=labels, lesion=lesion)
+    timings["body_s"] = time.perf_counter() - t
+
+    masks: dict[str, Image] = {
+        "sacrum": ct.with_array(grid.from_canon(sac_canon), is_label=True,
+                                source="alarscrew sacrum mask"),
+    }
+    if np.any(result.regions != SACRUM):
+        # the other watershed regions, at working resolution (block-repeated)
+        for name, code in (("ilium_left", ILIUM_LEFT), ("ilium_right", ILIUM_RIGHT),
+                           ("l5", CRANIAL)):
+            reg = result.regions == code
+            if reg.any() and name not in masks:
+                masks[name] = ct.with_array(grid.from_canon(grid.upsample(reg)), is_label=True,
+                                            source=f"alarscrew {name} (working grid)")
+    if lesion is not None:
+        masks["lesion"] = lesion
+    timings["total_s"] = time.perf_counter() - t0
+    sac_pts = np.argwhere(sac_canon[:, :, :])
+    extent = (sac_pts.max(axis=0) - sac_pts.min(axis=0) + 1) * np.sqrt(
+        (grid.canon_affine[:3, :3] ** 2).sum(axis=0))
+    provenance = {
+        "sacrum_mask": sacrum_how,
+        "labels_used": sorted(k for k in labels if k in (*_USED_LABELS, "lesion")),
+        "seed_ras_mm": [float(v) for v in result.seed_ras_mm],
+        "working_spacing_mm": [float(v) for v in grid.spacing_mm],
+        "midsagittal_plane": {"normal_ras": [float(v) for v in normal],
+                              "offset_mm": float(offset)},
+        "endplate_fit": {"rms_mm": info["rms_mm"], "n_points": info["n_points"],
+                         "depth_mm": info["depth_mm"]},
+        "frame_origin": ("supplied endplate_center" if "endplate_center" in supplied
+                         else "detected endplate centre"),
+        "s1_body_model": model,
+        "sacrum_volume_ml": float(sac_canon.sum() * ct.voxel_volume_mm3 / 1000.0),
+        "sacrum_extent_mm": {"left_right": float(extent[0]), "anterior_posterior":
+                             float(extent[1]), "cranio_caudal": float(extent[2])},
+        "landmarks_detected": sorted(k for k, v in lms.items() if not v.supplied),
+        "landmarks_supplied": sorted(k for k, v in lms.items() if v.supplied),
+        "landmarks_missing": sorted(set(POINT_NAMES) - set(lms)),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    return Anatomy(ct, frame, lms, masks, loss, quality, provenance)
+
+
+def run_anatomy(ct_path: str | os.PathLike[str], *, seg_paths: Sequence[str | os.PathLike[str]]
+                = (), landmarks_path: str | os.PathLike[str] | None = None,
+                lesion_path: str | os.PathLike[str] | None = None,
+                progress: ProgressFn | None = None) -> Anatomy:
+    """Load a CT (NIfTI, NRRD or DICOM folder), its labels, landmarks and lesion; analyse it.
+
+    Parameters
+    ----------
+    ct_path : path-like
+        The CT.
+    seg_paths : sequence of path-like
+        Label maps for :func:`alarscrew.anatomy.labels.load_labels` (scheme auto-detected).
+    landmarks_path : path-like, optional
+        Slicer ``.mrk.json`` or plain JSON landmarks (RAS mm) overriding detected ones.
+    lesion_path : path-like, optional
+        A binary lesion/defect mask (any non-zero voxel is lesion), resampled onto the CT
+        grid like a label map.
+    progress : callable, optional
+
+    Returns
+    -------
+    Anatomy
+        ``provenance['inputs']`` holds the file names given.
+    """
+    from alarscrew.anatomy.labels import load_labels, resample_labels
+    from alarscrew.anatomy.landmarks import load_landmarks_file
+    from alarscrew.io import load_ct, load_image
+
+    ct = load_ct(ct_path)
+    labels = dict(load_labels(list(seg_paths), ct)) if seg_paths else {}
+    if lesion_path is not None:
+        raw = load_image(lesion_path, is_label=True)
+        les = resample_labels(raw, ct)
+        labels["lesion"] = les.with_array(np.asarray(les.array) != 0, is_label=True,
+                                          source=str(lesion_path))
+    lms = load_landmarks_file(landmarks_path) if landmarks_path is not None else None
+    anat = analyze_anatomy(ct, labels=labels, landmarks=lms, progress=progress)
+    anat.provenance["inputs"] = {
+        "ct": Path(ct_path).name,
+        "seg": [Path(p).name for p in seg_paths],
+        "landmarks": None if landmarks_path is None else Path(landmarks_path).name,
+        "lesion": None if lesion_path is None else Path(lesion_path).name,
+    }
+    return anat
+
+
+def anatomy_to_dict(anatomy: Anatomy) -> dict:
+    """The JSON-ready content of ``anatomy.json``."""
+    ct = anatomy.ct
+    return {
+        "alarscrew_version": __version__,
+        "disclaimer": DISCLAIMER,
+        "reference": REFERENCE_CITATION,
+        "coordinates": "world RAS millimetres (x right, y anterior, z superior)",
+        "ct": {"shape": list(ct.shape), "spacing_mm": [float(v) for v in ct.spacing_mm],
+               "affine": [[float(v) for v in row] for row in ct.affine]},
+        "frame": anatomy.frame.to_dict(),
+        "landmarks": {k: anatomy.landmarks[k].to_dict()
+                      for k in POINT_NAMES if k in anatomy.landmarks},
+        "body_loss": None if anatomy.body_loss is None else anatomy.body_loss.to_dict(),
+        "bone_quality": None if anatomy.bone_quality is None
+        else anatomy.bone_quality.to_dict(),
+        "findings": findings(anatomy),
+        "masks": {"sacrum": "sacrum_mask.nii.gz"},
+        "provenance": anatomy.provenance,
+    }
+
+
+def findings(anatomy: Anatomy) -> list[str]:
+    """Plain-language findings (body-loss indication, bone quality, missing landmarks)."""
+    out = []
+    bl = anatomy.body_loss
+    if bl is not None and bl.pedicle_level_percent is not None:
+        est = "" if bl.method.startswith("supplied") else " (estimated from CT, indicative)"
+        verdict = "meets" if bl.indication_met else "does not meet"
+        out.append(f"S1 body loss at the pedicle level {bl.pedicle_level_percent:.1f} %{est}: "
+                   f"{verdict} the reference paper's indication for S1 alar screws (> 50 %).")
+    if anatomy.bone_quality is not None:
+        for k, v in anatomy.bone_quality.verdicts.items():
+            hu = anatomy.bone_quality.trabecular_hu[k]
+            out.append(f"{k.upper()} trabecular attenuation {hu:.0f} HU: {v}.")
+    missing = anatomy.provenance.get("landmarks_missing") or []
+    if missing:
+        out.append(f"Landmarks not found: {', '.join(missing)} (supply them in a landmarks "
+                   "file).")
+    return out
+
+
+def save_anatomy(anatomy: Anatomy, out_dir: str | os.PathLike[str], *, force: bool = False
+                 ) -> Path:
+    """Write ``anatomy.json`` and ``sacrum_mask.nii.gz`` into ``out_dir`` (atomically).
+
+    Raises
+    ------
+    OutputExistsError
+        One of the files exists and ``force`` is False (nothing is written then).
+    """
+    from alarscrew.io.nifti import save_nifti
+
+    out = Path(out_dir)
+    j, m = out / "anatomy.json", out / "sacrum_mask.nii.gz"
+    for f in (j, m):
+        check_overwrite(f, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    sac = anatomy.sacrum
+    with atomic_path(m, force=True) as tmp:
+        save_nifti(sac.with_array(np.asarray(sac.array, np.uint8)), tmp, force=True)
+    text = json.dumps(anatomy_to_dict(anatomy), indent=2, allow_nan=False) + "\n"
+    write_text(j, text, force=True)
+    return out
