@@ -297,3 +297,36 @@ def test_every_atlas_case_is_detected_as_v2_numbering(atlas_dir: Path, case: str
     # left/right check of the detector passes only when hip_left lies at smaller RAS x
     assert det.scheme == "totalseg_v2"
     assert "0 order violations" in det.reason
+
+
+def test_slicer_seg_nrrd_matched_by_segment_names(real_ct_dir: Path, ct: Image,
+                                                  tmp_path: Path) -> None:
+    import nrrd
+
+    from alarscrew.io.orientation import ras_to_lps_affine
+
+    raw = _raw(real_ct_dir / "total_v1.nii.gz")
+    seg = np.zeros(raw.shape, np.uint8)
+    for value, code in [(1, 92), (2, 18), (3, 90), (4, 5)]:  # sacrum, L5, hip_left, liver
+        seg[raw == code] = value
+    aff = ras_to_lps_affine(ct.affine)
+    header = {"space": "left-posterior-superior", "space directions": aff[:3, :3].T,
+              "space origin": aff[:3, 3]}
+    for n, name in enumerate(["Sacrum", "L5 vertebra", "Left hip", "Liver"]):
+        header |= {f"Segment{n}_Name": name, f"Segment{n}_LabelValue": str(n + 1),
+                   f"Segment{n}_Layer": "0"}
+    path = tmp_path / "Segmentation.seg.nrrd"
+    nrrd.write(str(path), seg, header, index_order="F")
+    masks = load_labels([path], ct)
+    assert list(masks) == ["sacrum", "l5", "hip_left"]  # "Liver" is not a structure we use
+    np.testing.assert_array_equal(masks["sacrum"].array, raw == 92)
+    np.testing.assert_array_equal(masks["hip_left"].array, raw == 90)
+    assert masks["l5"].meta["schemes"] == {str(path): "slicer_segments"}
+    header["Segment0_Name"], header["Segment1_Name"], header["Segment2_Name"] = "a", "b", "c"
+    nrrd.write(str(tmp_path / "unnamed.seg.nrrd"), seg, header, index_order="F")
+    with pytest.raises(LabelMapError, match=r"no segment name matches.*Liver"):
+        load_labels([tmp_path / "unnamed.seg.nrrd"], ct)
+    header["Segment3_Layer"] = "1"
+    nrrd.write(str(tmp_path / "layers.seg.nrrd"), seg, header, index_order="F")
+    with pytest.raises(LabelMapError, match="layer 1: overlapping segments"):
+        load_labels([tmp_path / "layers.seg.nrrd"], ct)

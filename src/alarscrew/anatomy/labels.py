@@ -218,6 +218,58 @@ def _centroid_ras(arr: np.ndarray, affine: np.ndarray, codes: Sequence[int]) -> 
     return affine[:3, :3] @ ijk + affine[:3, 3]
 
 
+def _normalise_name(name: str) -> str:
+    return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+@cache
+def _name_aliases() -> dict[str, str]:
+    """Normalised structure names (canonical, TotalSegmentator, plain-English) -> canonical."""
+    out: dict[str, str] = {}
+    for canon in CANONICAL_STRUCTURES:
+        out[canon] = canon
+        for side in ("left", "right"):
+            if canon.endswith(f"_{side}"):
+                base = canon[: -len(side) - 1]
+                out[f"{side}_{base}"] = canon
+        if canon[0] in "ls" and canon[1:].isdigit():
+            for form in ("vertebra_{}", "vertebrae_{}", "{}_vertebra"):
+                out[form.format(canon)] = canon
+    for canon, stems in _registry()["totalseg_masks"].files.items():
+        for stem in stems:
+            out[_normalise_name(stem)] = canon
+    return out
+
+
+def scheme_from_segment_names(segments: dict[int, str], *, source: str) -> LabelScheme:
+    """A multilabel scheme from named segments (3D Slicer ``.seg.nrrd``).
+
+    Names are matched after lower-casing and turning spaces/hyphens into underscores, against
+    canonical names (``sacrum``, ``l5``, ``hip_left``), their plain forms (``left hip``,
+    ``L5 vertebra``) and TotalSegmentator names (``vertebrae_L5``). Other segments are ignored.
+
+    Raises
+    ------
+    LabelMapError
+        When no segment name matches a known structure.
+    """
+    aliases = _name_aliases()
+    structures: dict[str, list[int]] = {}
+    for value, name in sorted(segments.items()):
+        canon = aliases.get(_normalise_name(name))
+        if canon is not None:
+            structures.setdefault(canon, []).append(value)
+    if not structures:
+        raise LabelMapError(
+            f"no segment name matches a structure alarscrew uses; segments: "
+            f"{', '.join(segments.values())}; expected names such as "
+            f"{', '.join(CANONICAL_STRUCTURES[:7])} or a JSON mapping", path=source)
+    return LabelScheme(name="slicer_segments", kind="multilabel",
+                       description="3D Slicer segment names",
+                       structures={k: tuple(v) for k, v in structures.items()},
+                       labels=dict(segments))
+
+
 def _score(scheme: LabelScheme, codes: np.ndarray, img: Image) -> tuple[float, str]:
     """Plausibility score of reading ``img`` (with unique non-zero ``codes``) with ``scheme``.
 
@@ -453,6 +505,10 @@ def _masks_from_path(
         elif extra:
             raise LabelMapError(f"codes {extra[:8]} are not defined by scheme '{use.name}'; "
                                 "is this the right scheme?", path=str(p))
+    elif img.meta.get("segments"):
+        use = scheme_from_segment_names(img.meta["segments"], source=str(p))
+        det = SchemeDetection(use.name, True, "3D Slicer segment names: " + ", ".join(
+            f"{segs} -> {name}" for name, segs in use.structures.items()))
     else:
         det = detect_scheme(img, codes=codes)
         use = get_scheme(det.scheme)
@@ -484,8 +540,9 @@ def load_labels(
     Parameters
     ----------
     paths : sequence of path-like (or one path)
-        Multilabel files (NIfTI/NRRD), folders of structure masks (TotalSegmentator layout),
-        or single binary masks named by structure (``sacrum.nii.gz``, ``lesion.nii.gz``).
+        Multilabel files (NIfTI/NRRD), 3D Slicer segmentations (``.seg.nrrd``, matched by
+        segment name), folders of structure masks (TotalSegmentator layout), or single binary
+        masks named by structure (``sacrum.nii.gz``, ``lesion.nii.gz``).
         Several files are united structure by structure.
     ct : Image
         The CT whose grid the masks are put on.

@@ -19,6 +19,7 @@ stores images in files in LPS, with the origin at the centre of the first voxel.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nrrd
@@ -73,8 +74,44 @@ def nrrd_header_affine(header: dict, *, source: str = "NRRD") -> np.ndarray:
     return to_ras @ aff
 
 
+_SEGMENT_NAME = re.compile(r"^Segment(\d+)_Name$")
+
+
+def slicer_segments(header: dict, *, source: str = "NRRD") -> dict[int, str]:
+    """Label value -> segment name from a 3D Slicer ``.seg.nrrd`` header (empty if none).
+
+    Slicer stores each segment as ``SegmentN_Name``, ``SegmentN_LabelValue`` and
+    ``SegmentN_Layer`` key/value fields. Only single-layer segmentations (all layers 0, a 3D
+    array) can be read as one label map.
+    """
+    out: dict[int, str] = {}
+    for key, name in header.items():
+        m = _SEGMENT_NAME.match(str(key))
+        if m is None:
+            continue
+        n = m.group(1)
+        layer = str(header.get(f"Segment{n}_Layer", "0")).strip()
+        if layer not in ("", "0"):
+            raise ImageError(f"segment '{name}' lies in layer {layer}: overlapping segments "
+                             "cannot be read as one label map; export a labelmap volume from "
+                             "3D Slicer",
+                             path=source, column=f"Segment{n}_Layer")
+        raw = str(header.get(f"Segment{n}_LabelValue", int(n) + 1)).strip()
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ImageError(f"label value {raw!r} is not an integer", path=source,
+                             column=f"Segment{n}_LabelValue") from exc
+        out[value] = str(name)
+    return out
+
+
 def load_nrrd(path: str | os.PathLike[str], *, is_label: bool = False) -> Image:
-    """Load a 3D ``.nrrd``/``.nhdr`` file as an :class:`Image` in RAS mm."""
+    """Load a 3D ``.nrrd``/``.nhdr`` file as an :class:`Image` in RAS mm.
+
+    For a 3D Slicer segmentation (``.seg.nrrd``) ``meta['segments']`` maps label values to
+    segment names (see :func:`slicer_segments`).
+    """
     p = Path(path)
     if not p.exists():
         raise ImageError("file not found", path=str(p))
@@ -86,12 +123,22 @@ def load_nrrd(path: str | os.PathLike[str], *, is_label: bool = False) -> Image:
         raise ImageError(f"not a readable NRRD file ({type(exc).__name__}: {exc})",
                          path=str(p)) from exc
     if data.ndim != 3:
-        raise ImageError(f"expected a 3D volume, got shape {data.shape}", path=str(p))
+        hint = (" (a multi-layer 3D Slicer segmentation: export it as a labelmap volume)"
+                if data.ndim == 4 and slicer_segments_present(header) else "")
+        raise ImageError(f"expected a 3D volume, got shape {data.shape}{hint}", path=str(p))
     affine = nrrd_header_affine(header, source=str(p))
     if is_label:
         data = labels_to_int(data, source=str(p))
-    return Image(data, affine, is_label=is_label, source=str(p),
-                 meta={"format": "nrrd", "nrrd_space": str(header.get("space"))})
+    meta: dict = {"format": "nrrd", "nrrd_space": str(header.get("space"))}
+    segments = slicer_segments(header, source=str(p))
+    if segments:
+        meta["segments"] = segments
+    return Image(data, affine, is_label=is_label, source=str(p), meta=meta)
+
+
+def slicer_segments_present(header: dict) -> bool:
+    """Whether a NRRD header carries 3D Slicer segment fields."""
+    return any(_SEGMENT_NAME.match(str(k)) for k in header)
 
 
 def save_nrrd(image: Image, path: str | os.PathLike[str], *, force: bool = True) -> Path:
