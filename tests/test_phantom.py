@@ -293,18 +293,37 @@ def test_pelvic_tilt_rotates_the_truth():
     assert np.degrees(np.arccos(cos)) == pytest.approx(20.0, abs=1e-9)
 
 
-def test_asymmetry_widens_the_right_ala():
-    ph = make_phantom(voxel_mm=2.0, noise_hu=0.0, asymmetry=0.2)
+@pytest.mark.parametrize("asym", [0.2, -0.2])
+def test_asymmetry_widens_one_ala(asym):
+    ph = make_phantom(voxel_mm=2.0, noise_hu=0.0, asymmetry=asym)
     f = ph.truth["landmarks_frame_mm"]
     root = 14.0  # ala root (documented in alarscrew.phantom._anatomy)
     left = -f["left.ala_lateral"][0] - root
     right = f["right.ala_lateral"][0] - root
-    assert right / left == pytest.approx(1.2, rel=1e-3)
+    nominal = -make_phantom(voxel_mm=3.0).truth["landmarks_frame_mm"]["left.ala_lateral"][0] \
+        - root
+    big, small = (right, left) if asym > 0 else (left, right)
+    assert big / small == pytest.approx(1.2, rel=1e-3)
+    assert small == pytest.approx(nominal, abs=1e-3)
     # measured on voxels: the right half of the sacrum reaches further out
     sl, xyz = frame_block(ph, [-90, -60, -14], [90, 40, -10])
     lvl = (np.abs(xyz[..., 2] + 12.0) < 1.0) & np.isin(ph.labels.array[sl], SACRUM_CODES)
     x = xyz[..., 0][lvl]
-    assert (x.max() - root) / (-x.min() - root) == pytest.approx(1.2, abs=0.06)
+    ratio = (x.max() - root) / (-x.min() - root)
+    assert ratio == pytest.approx(1.2 if asym > 0 else 1 / 1.2, abs=0.06)
+
+
+@pytest.mark.parametrize(("tilt", "asym", "voxel"), [(30.0, 0.3, 2.0), (-30.0, -0.3, 3.0)])
+def test_extreme_parameters_keep_the_anatomy_in_view(tilt, asym, voxel):
+    ph = make_phantom(voxel_mm=voxel, noise_hu=0.0, asymmetry=asym, pelvic_tilt_deg=tilt,
+                      body_destruction_percent=50.0)
+    lab = ph.labels.array
+    border = np.ones(lab.shape, bool)
+    border[1:-1, 1:-1, 1:-1] = False
+    # sacrum, L5, canal content and vessels lie wholly inside the grid (iliac wings may not)
+    assert not np.isin(lab[border], (25, 26, 27, 65, 66, 67, 68, 79, LESION_LABEL)).any()
+    for side in ("left", "right"):
+        assert label_at(ph, ph.truth["landmarks"][f"{side}.pedicle"]) == 26
 
 
 # ------------------------------------------------------------------ determinism, params

@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
         noise_hu: Annotated[float, typer.Option(
             "--noise-hu", help="Gaussian noise SD (HU), 0-200.")] = 20.0,
         asymmetry: Annotated[float, typer.Option(
-            "--asymmetry", help="Right ala 1+A times as wide as the left (-0.3 to 0.3).")] = 0.0,
+            "--asymmetry",
+            help="Right ala 1+A times as wide as the left; A < 0: left 1-A times the right "
+                 "(-0.3 to 0.3).")] = 0.0,
         pelvic_tilt_deg: Annotated[float, typer.Option(
             "--pelvic-tilt-deg",
             help="Posterior pelvic tilt from neutral (deg, -30 to 30).")] = 0.0,

@@ -185,8 +185,9 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     noise_hu : float
         Standard deviation of the added Gaussian noise (HU), 0 to 200.
     asymmetry : float
-        Right ala (and right ilium with it) ``1 + asymmetry`` times as wide as the left,
-        laterally from the ala root; -0.3 to 0.3.
+        -0.3 to 0.3. Positive: right ala (and right ilium with it) ``1 + asymmetry`` times as
+        wide as the left, laterally from the ala root; negative: the left one ``1 - asymmetry``
+        times as wide as the right. The smaller side keeps the nominal size.
     pelvic_tilt_deg : float
         Posterior pelvic tilt relative to the neutral pose (sacral slope 40 deg); -30 to 30.
         Rotates the whole pelvis about the left-right axis through the endplate centre.

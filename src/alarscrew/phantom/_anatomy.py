@@ -256,14 +256,17 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     Parameters
     ----------
     asymmetry : float
-        The right ala (and the right ilium with it) is ``1 + asymmetry`` times as wide as the
-        left one, measured laterally from the ala root (x = 14 mm).
+        Positive: the right ala (and the right ilium with it) is ``1 + asymmetry`` times as
+        wide as the left one, measured laterally from the ala root (x = 14 mm). Negative: the
+        left ala is ``1 - asymmetry`` times as wide as the right. The smaller side keeps the
+        nominal size (shrinking it would bring the SI joint into the S1 articular process).
 
     Returns
     -------
     PhantomAnatomy
     """
-    k = {"left": 1.0, "right": 1.0 + float(asymmetry)}
+    a = float(asymmetry)
+    k = {"left": 1.0 + max(-a, 0.0), "right": 1.0 + max(a, 0.0)}
     body = EllipticCylinder(np.array([0.0, 0.0, -S1_BODY_HEIGHT_MM / 2]),
                             np.array([S1_BODY_SEMI_X_MM, S1_BODY_SEMI_Y_MM,
                                       S1_BODY_HEIGHT_MM / 2]))
