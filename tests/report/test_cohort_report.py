@@ -34,7 +34,8 @@ EXPECTED_FILES = sorted([
     "audit.json",
     *(f"figures/{v}_trajectories.{f}" for v in ("vas", "odi") for f in ("png", "svg")),
     *(f"tables/{t}.{f}" for t in ("table1_baseline", "table2_outcomes", "table2_comparisons",
-                                  "table3_mcid") for f in ("md", "html", "csv", "docx")),
+                                  "table3_mcid", "table4_eligibility")
+      for f in ("md", "html", "csv", "docx")),
     "tables/cohort_tables.docx",
 ])
 

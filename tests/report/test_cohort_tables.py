@@ -25,6 +25,7 @@ from alarscrew.report.cohort_tables import (
     comparisons_from_analysis,
     comparisons_table,
     data_decimals,
+    eligibility_table,
     fmt_df,
     fmt_p,
     mcid_table,
@@ -206,6 +207,28 @@ def test_mcid_table_counts_attainment() -> None:
     # ODI: the missing patient is left out of N: 2 of 3 (12.8 counts as reached).
     assert table.rows[1][:4] == ("ODI (%)", "Pre-op → Post-op 3 mo", "12.8", "2/3 (66.7)")
     assert "MCID source: Copay 2008." in table.notes
+
+
+def test_eligibility_table_counts_rules_and_verdicts() -> None:
+    from types import SimpleNamespace as NS
+
+    def verdict(cid: str, overall: str, *statuses: str) -> NS:
+        kinds = ("include", "exclude")
+        return NS(id=cid, verdict=overall, reason="", results=tuple(
+            NS(rule_id=f"r{i}", kind=kinds[i], status=st) for i, st in enumerate(statuses)))
+
+    verdicts = [verdict("1", "eligible", "pass", "pass"),
+                verdict("2", "ineligible", "fail", "unknown"),
+                verdict("3", "unknown", "pass", "unknown")]
+    table = eligibility_table(verdicts, {"r0": "follow-up >= 12 m", "r1": "osteoporosis"},
+                              rule_set="custom")
+    assert table.title == "Table 4. Eligibility (rule set: custom)"
+    assert table.rows == (("follow-up >= 12 m", "include", "2", "1", "0"),
+                          ("osteoporosis", "exclude", "1", "0", "2"),
+                          ("Overall verdict (eligible / ineligible / unknown)", "", "1", "1",
+                           "1"))
+    with pytest.raises(InputError, match="rule 'r0' status 'pass' is not one of"):
+        eligibility_table([verdict("4", "eligible", "pass")], {"r9": "x"}, rule_set="c")
 
 
 @pytest.mark.parametrize(("p", "text"), [(0.0004, "<0.001"), (0.001, "0.001"),

@@ -1,4 +1,4 @@
-"""``alarscrew cohort report DATA --out DIR [--reported FILE] [--force]``: the cohort report."""
+"""``alarscrew cohort report DATA --out DIR [--reported F] [--rules F] [--force]``."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ def report(
     reported: Annotated[Path | None, typer.Option(
         "--reported", help="YAML of reported summary numbers to audit (implied for an "
                            "embedded dataset).")] = None,
+    rules: Annotated[Path | None, typer.Option(
+        "--rules", help="Eligibility rule set YAML (default: Fang et al. 2022 criteria).")] = None,
     force: Annotated[bool, typer.Option("--force",
                                         help="Replace an existing report folder.")] = False,
 ) -> None:
-    """Table 1 and Table 2 (Markdown, HTML, CSV, DOCX), VAS/ODI trajectory plots (PNG, SVG)
-    and one self-contained offline HTML report with tests and audit findings.
+    """Tables 1-4 (baseline, outcomes and tests, MCID, eligibility) as Markdown, HTML, CSV and
+    DOCX, VAS/ODI trajectory plots (PNG, SVG) and one self-contained offline HTML report with
+    the tests and the audit findings.
     """
     from rich.console import Console
 
@@ -28,7 +31,7 @@ def report(
 
     err = Console(stderr=True)
     with err.status(f"building the cohort report of {data}"):
-        html = build_cohort_report(data, out, reported=reported, force=force)
+        html = build_cohort_report(data, out, reported=reported, rules=rules, force=force)
     typer.echo(f"wrote {html}")
     typer.echo(f"tables in {out / 'tables'}, figures in {out / 'figures'}")
     typer.echo(DISCLAIMER)

@@ -45,6 +45,7 @@ from alarscrew.report.cohort_tables import (
     comparisons_from_analysis,
     comparisons_table,
     default_timepoints,
+    eligibility_table,
     fmt_df,
     fmt_num,
     fmt_p,
@@ -84,6 +85,28 @@ class AuditSummary:
     reason: str
     findings: tuple[Any, ...] = ()
     notes: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EligibilitySummary:
+    """Eligibility verdicts for the report.
+
+    Attributes
+    ----------
+    rule_set : str
+        Rule-set name (e.g. ``fang2022``).
+    source : str
+        Where the criteria come from.
+    rule_texts : dict
+        Rule id -> criterion in words, in rule order.
+    verdicts : tuple
+        ``alarscrew.cohort.eligibility.Verdict`` per case.
+    """
+
+    rule_set: str
+    source: str
+    rule_texts: dict[str, str]
+    verdicts: tuple[Any, ...]
 
 
 def _finding_dict(f: Any) -> dict[str, Any]:
@@ -204,6 +227,7 @@ def render_cohort_report(
     analysis: Mapping[str, Any] | None = None,
     mcid: pd.DataFrame | None = None,
     mcid_notes: Sequence[str] = (),
+    eligibility: EligibilitySummary | None = None,
     audit: AuditSummary | None = None,
     title: str = "Cohort report",
     source_label: str = "",
@@ -232,6 +256,8 @@ def render_cohort_report(
         ``alarscrew.cohort.mcid_attainment(cohort)``; gives Table 3 when present.
     mcid_notes : sequence of str
         Footnotes of Table 3 (how each MCID applies).
+    eligibility : EligibilitySummary, optional
+        Verdicts of an eligibility rule set; gives Table 4 and a per-case listing.
     audit : AuditSummary, optional
         Audit result; default "not run".
     title, source_label, source_sha256, data_citation : str
@@ -263,7 +289,9 @@ def render_cohort_report(
     t4 = (mcid_table(mcid, variables=variables, notes=mcid_notes)
           if mcid is not None and not mcid.empty else None)
     audit = audit or AuditSummary("not_run", "no reported summary numbers were given")
-    tables = [t for t in (t1, t2, t3, t4) if t is not None]
+    t5 = (eligibility_table(eligibility.verdicts, eligibility.rule_texts,
+                            rule_set=eligibility.rule_set) if eligibility is not None else None)
+    tables = [t for t in (t1, t2, t3, t4, t5) if t is not None]
 
     out = Path(out_dir)
     with atomic_dir(out, force=force) as tmp:
@@ -310,6 +338,10 @@ def render_cohort_report(
             table2_html=_markup(to_html(t2, table_id="table-2")),
             table3_html=_markup(to_html(t3, table_id="table-2b")) if t3 else "",
             mcid_html=_markup(to_html(t4, table_id="table-3")) if t4 else "",
+            eligibility_html=_markup(to_html(t5, table_id="table-4")) if t5 else "",
+            eligibility_source=eligibility.source if eligibility is not None else "",
+            case_verdicts=[{"id": str(v.id), "verdict": str(v.verdict), "reason": str(v.reason)}
+                           for v in (eligibility.verdicts if eligibility is not None else ())],
             analysis_missing_reason="no analysis was supplied",
             omnibus_rows=omnibus, analysis_notes=list(extra_notes),
             figures=figures, audit_status=audit.status, audit_reason=audit.reason,
@@ -344,6 +376,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                         reported: str | os.PathLike[str] | None = None,
+                        rules: str | os.PathLike[str] | None = None,
                         force: bool = False) -> Path:
     """Load a cohort, analyse and audit it, and write the cohort report folder.
 
@@ -358,6 +391,9 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
         YAML of reported summary numbers to audit (format of
         ``alarscrew.stats.load_reported``). For an embedded dataset its own
         ``reported.yaml`` is used when this is None.
+    rules : path, optional
+        Eligibility rule set (YAML, ``alarscrew.cohort.eligibility.load_rules``); default
+        the criteria of Fang et al. 2022.
     force : bool
         Replace an existing report folder (only once the new one is complete).
 
@@ -374,6 +410,7 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
         ``out_dir`` exists and ``force`` is false.
     """
     from alarscrew.cohort import MCID_DEFAULTS, load_cohort, mcid_attainment
+    from alarscrew.cohort.eligibility import evaluate_eligibility, load_rules
     from alarscrew.cohort.embedded import dataset_dir
     from alarscrew.errors import ValidationError
     from alarscrew.stats.audit import audit_report
@@ -401,6 +438,11 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
     defs = [f"{v.upper()}, {MCID_DEFAULTS[v].note}" for v in cohort.variables
             if v in MCID_DEFAULTS and MCID_DEFAULTS[v].note]
     mcid_notes = [f"MCID definitions: {'; '.join(defs)}."] if defs else []
+    rule_set = load_rules(None if rules is None else Path(rules))
+    eligibility = EligibilitySummary(
+        rule_set=rule_set.name, source=rule_set.source,
+        rule_texts={r.id: r.text for r in rule_set.rules},
+        verdicts=evaluate_eligibility(cohort, rule_set))
 
     reported_path: Path | None = Path(reported) if reported is not None else None
     if reported_path is None and embedded:
@@ -418,6 +460,7 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
     return render_cohort_report(
         out_dir, baseline=cohort.baseline(), outcomes_long=cohort.outcomes_long(),
         timepoints=cohort.timepoints, analysis=analysis, mcid=mcid, mcid_notes=mcid_notes,
+        eligibility=eligibility,
         audit=audit, extra_notes=extra,
         title=f"Cohort report: {cohort.name}", source_label=source_label,
         source_sha256=sha, data_citation=cohort.citation,

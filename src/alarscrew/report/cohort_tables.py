@@ -657,6 +657,60 @@ def mcid_table(attainment: pd.DataFrame, *, variables: Sequence[str] | None = No
                        rows=tuple(rows), notes=all_notes)
 
 
+def eligibility_table(verdicts: Sequence[Any], rule_texts: Mapping[str, str], *,
+                      rule_set: str,
+                      title: str | None = None) -> CohortTable:
+    """Table 4: how many cases pass, fail or cannot be checked on each eligibility rule.
+
+    Parameters
+    ----------
+    verdicts : sequence
+        ``alarscrew.cohort.eligibility.Verdict`` objects (``id``, ``verdict`` in
+        ``eligible`` / ``ineligible`` / ``unknown``, ``results`` with ``rule_id``, ``kind``,
+        ``status`` in ``pass`` / ``fail`` / ``unknown``).
+    rule_texts : mapping
+        Rule id -> the criterion in words (``RuleSet.rules[i].text``), in rule order.
+    rule_set : str
+        Name of the rule set, for the caption.
+    title : str, optional
+        Caption; default ``"Table 4. Eligibility (rule set: NAME)"``.
+
+    Returns
+    -------
+    CohortTable
+        Columns ``Criterion``, ``Kind``, ``Pass``, ``Fail``, ``Unknown``; one row per rule,
+        then the overall verdicts (eligible / ineligible / unknown).
+    """
+    counts: dict[str, dict[str, int]] = {rid: {"pass": 0, "fail": 0, "unknown": 0}
+                                         for rid in rule_texts}
+    kinds: dict[str, str] = {}
+    overall = {"eligible": 0, "ineligible": 0, "unknown": 0}
+    for v in verdicts:
+        if v.verdict not in overall:
+            raise InputError(f"case {v.id!r}: unknown verdict {v.verdict!r}", column="verdict")
+        overall[v.verdict] += 1
+        for r in v.results:
+            if r.rule_id not in counts or r.status not in counts[r.rule_id]:
+                raise InputError(f"case {v.id!r}: rule {r.rule_id!r} status {r.status!r} is "
+                                 "not one of the rule set's rules / pass, fail, unknown",
+                                 column="results")
+            counts[r.rule_id][r.status] += 1
+            kinds[r.rule_id] = r.kind
+    rows = [(text, kinds.get(rid, "—"), str(counts[rid]["pass"]), str(counts[rid]["fail"]),
+             str(counts[rid]["unknown"])) for rid, text in rule_texts.items()]
+    rows.append(("Overall verdict (eligible / ineligible / unknown)", "",
+                 str(overall["eligible"]), str(overall["ineligible"]),
+                 str(overall["unknown"])))
+    notes = ("Pass: an inclusion criterion holds, or an exclusion criterion does not. "
+             "Unknown: the field is not recorded or not of the kind the rule needs (never "
+             "counted as a pass). A case is ineligible if any rule fails, else unknown if any "
+             "rule is unknown.",)
+    return CohortTable(key="table4_eligibility",
+                       title=title or f"Table 4. Eligibility (rule set: {rule_set})",
+                       header=("Criterion", "Kind", "Pass", "Fail", "Unknown"),
+                       rows=tuple(rows), notes=notes)
+
+
 # --------------------------------------------------------------------------- renderers
 
 
