@@ -9,6 +9,8 @@ load_nifti, save_nifti, load_nrrd, save_nrrd
     Single formats.
 load_dicom_series, list_dicom_series, write_dicom_series
     DICOM series folders (reading, listing, writing de-identified synthetic copies).
+resample_labels
+    Nearest-neighbour resampling of a label map onto a CT grid (refuses misfits).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "load_image",
     "load_nifti",
     "load_nrrd",
+    "resample_labels",
     "save_image",
     "save_nifti",
     "save_nrrd",
@@ -41,6 +44,7 @@ _LAZY = {
     "load_dicom_series": "alarscrew.io.dicom",
     "list_dicom_series": "alarscrew.io.dicom",
     "write_dicom_series": "alarscrew.io.dicom",
+    "resample_labels": "alarscrew.io.resample",
 }
 
 
