@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "phantom",
     "plan",
+    "anatomy",
 )
 
 app = typer.Typer(
