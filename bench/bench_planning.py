@@ -29,12 +29,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.planning.phantom_anatomy import anatomy_from_phantom  # noqa: E402
+
 from alarscrew.phantom import make_phantom  # noqa: E402
 from alarscrew.planning.plan import context_from_anatomy, optimal_trajectory  # noqa: E402
 from alarscrew.planning.screw import SafetySettings  # noqa: E402
 from alarscrew.planning.search import AngleGrid, entry_candidates  # noqa: E402
 from alarscrew.spatial.frame import direction_from_angles  # noqa: E402
-from tests.planning.phantom_anatomy import anatomy_from_phantom  # noqa: E402
 
 
 def reference_safe_length(bone: np.ndarray, body: np.ndarray, inv_affine: np.ndarray,
@@ -141,12 +142,12 @@ def bench_phantom(voxel_mm: float, n_ref: int) -> None:
 
 def bench_atlas() -> None:
     import nibabel as nib
+    from tests.conftest import ATLAS_CASES, SHARED_DATA
+    from tests.planning.simple_anatomy import frame_and_landmarks
 
     from alarscrew.io.image import Image
     from alarscrew.planning.context import build_context
     from alarscrew.planning.plan import plan_side
-    from tests.conftest import ATLAS_CASES, SHARED_DATA
-    from tests.planning.simple_anatomy import frame_and_landmarks
 
     atlas = SHARED_DATA / "atlas"
     if not atlas.exists():

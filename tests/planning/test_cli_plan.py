@@ -62,7 +62,8 @@ def test_plan_writes_plan_dir_reproducibly(fake_anatomy, phantom_dir, tmp_path, 
     assert "decision" in stdout
     # existing output without --force: exit 2, untouched
     code, _, err = run_cli(["plan", ct, "--out", str(out)], capsys)
-    assert code == 2 and "--force" in err
+    assert code == 2
+    assert "--force" in err
     assert (out / "plan.json").read_bytes() == first
     code, _, err = run_cli(["plan", ct, "--out", str(out), "--levels", "1", "--force"], capsys)
     assert code == 0, err
@@ -78,7 +79,8 @@ def test_plan_without_sacrum_writes_nothing(fake_anatomy, phantom_dir, tmp_path,
     out = tmp_path / "NONE"
     code, _, err = run_cli(["plan", str(phantom_dir[1] / "ct.nii.gz"), "--out", str(out)],
                            capsys)
-    assert code == 2 and "sacrum" in err
+    assert code == 2
+    assert "sacrum" in err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".NONE")]
 

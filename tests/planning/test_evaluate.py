@@ -52,7 +52,9 @@ def test_slab_anterior_breach_depth_and_grade(slab):
     assert not ev.contained
     # a 25 mm screw stays inside with the margin: no breach, grade A
     ok = evaluate_screw(slab, Screw([0, 0, 0], [0, 1, 0], 25.0, 7.0), side="right")
-    assert ok.contained and ok.breaches == () and ok.grade == "A"
+    assert ok.contained
+    assert ok.breaches == ()
+    assert ok.grade == "A"
     # corridor: 2 x min distance to surface over [insertion, 25] = 2 x min(y, 30 - y) = 2 x 5
     assert ok.corridor_diameter_mm == pytest.approx(10.0, abs=0.05)
     assert ok.mean_hu > 150  # mostly inside the 220 HU bone

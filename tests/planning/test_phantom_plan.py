@@ -42,7 +42,8 @@ def test_plan_is_safe_deterministic_and_indicated(destroyed):
         s = plan["sides"][side]
         assert s["status"] == "safe", s["reason"]
         opt = s["optimal"]
-        assert opt["contained"] and opt["gertzbein_robbins_grade"] == "A"
+        assert opt["contained"]
+        assert opt["gertzbein_robbins_grade"] == "A"
         # independent: the screw axis (from 3 mm deep; 1.5 mm voxels) is in the labelled
         # bone and never in the lesion
         e, d = np.array(opt["entry_ras_mm"]), np.array(opt["direction_ras"])
@@ -55,7 +56,7 @@ def test_plan_is_safe_deterministic_and_indicated(destroyed):
 
 
 def test_refusal_is_reasoned(destroyed):
-    _, anat, ctx = destroyed
+    _, _anat, ctx = destroyed
     only_long = ScrewCatalog.grid([7.0], [90.0], "long-only")
     with pytest.raises(NoSafeTrajectoryError, match=r"left ala too narrow: longest safe axis"):
         optimal_trajectory(ctx, "left", catalog=only_long)
@@ -64,5 +65,6 @@ def test_refusal_is_reasoned(destroyed):
         s = plan["sides"][side]
         assert s["status"] == "refused"
         assert s["optimal"] is None
-        assert "too narrow" in s["reason"] and "90 mm" in s["reason"]
+        assert "too narrow" in s["reason"]
+        assert "90 mm" in s["reason"]
     assert plan["decision"]["verdict"] == "alar screws not indicated"

@@ -46,7 +46,8 @@ def test_real_ct_safe_plan_within_published_ranges(real_plan, side):
     assert 6.5 <= rec["diameter_mm"] <= 8.0
     assert 25.0 <= opt["transverse_angle_deg"] <= 55.0
     assert 15.0 <= opt["sagittal_angle_deg"] <= 50.0
-    assert opt["gertzbein_robbins_grade"] == "A" and opt["contained"]
+    assert opt["gertzbein_robbins_grade"] == "A"
+    assert opt["contained"]
     assert opt["vessel_distance_source"] == "label"
     assert opt["min_vessel_distance_mm"] > 0
     # the nominal 30/45 technique is evaluated on the same scan

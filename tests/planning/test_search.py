@@ -27,7 +27,7 @@ def exhaustive(ctx, side, entries, g, diameter_mm, st):
     inv = np.linalg.inv(ctx.clearance.affine)
     sg, tg = np.meshgrid(g.sagittal_deg, g.transverse_deg, indexing="ij")
     dirs = direction_from_angles(ctx.frame, side, tg, sg)  # (ns, nt, 3)
-    lengths = np.empty((len(entries),) + sg.shape)
+    lengths = np.empty((len(entries), *sg.shape))
     clears = np.empty_like(lengths)
     for ei, e in enumerate(entries):
         pts = e + s[None, None, :, None] * dirs[:, :, None, :]

@@ -131,8 +131,12 @@ def register(app: typer.Typer) -> None:
 
         from alarscrew.io.atomic import atomic_dir, check_overwrite, write_text
         from alarscrew.planning.catalog import DEFAULT_CATALOG, load_catalog
-        from alarscrew.planning.plan import context_from_anatomy, last_timings, make_plan, \
-            plan_to_json
+        from alarscrew.planning.plan import (
+            context_from_anatomy,
+            last_timings,
+            make_plan,
+            plan_to_json,
+        )
         from alarscrew.planning.screw import SafetySettings
 
         check_overwrite(out, force=force)
@@ -162,8 +166,12 @@ def register(app: typer.Typer) -> None:
             if timing:
                 result["timing_s"] = times
             say("writing PLAN_DIR")
-            from alarscrew.anatomy import save_anatomy
+            from alarscrew import anatomy
 
+            save_anatomy = getattr(anatomy, "save_anatomy", None)
+            if save_anatomy is None:
+                raise AlarscrewError("alarscrew.anatomy.save_anatomy is not available in this "
+                                     "installation; nothing written")
             with atomic_dir(out, force=force) as tmp:
                 write_text(tmp / "plan.json", plan_to_json(result))
                 save_anatomy(anat, tmp, force=True)

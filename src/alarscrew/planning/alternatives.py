@@ -80,14 +80,15 @@ def pedicle_alternatives(ctx: PlanningContext, side: Side, *,
                          settings: SafetySettings | None = None) -> dict:
     """Standard and tricortical S1 pedicle screws on ``side`` (see module docstring)."""
     st = settings or SafetySettings()
-    std = direction_from_angles(ctx.frame, side, -25.0, 0.0)
+    std = direction_from_angles(ctx.frame, side, np.asarray(-25.0), np.asarray(0.0))
     out = {"pedicle_standard": _pedicle(ctx, side, std, "S1 pedicle, standard (25 deg medial)",
                                         catalog=catalog, settings=st)}
     entry, prom = pedicle_entry(ctx, side, std), ctx.point("promontory")
     if entry is not None and prom is not None and np.linalg.norm(prom - entry) > 1.0:
         tri, how = unit(prom - entry), "towards the promontory landmark"
     else:
-        tri, how = direction_from_angles(ctx.frame, side, -30.0, -10.0), "30 deg medial, 10 up"
+        tri = direction_from_angles(ctx.frame, side, np.asarray(-30.0), np.asarray(-10.0))
+        how = "30 deg medial, 10 up"
     st0 = SafetySettings(margin_mm=0.0, insertion_mm=st.insertion_mm, seat_mm=st.seat_mm,
                          step_mm=st.step_mm, max_length_mm=st.max_length_mm)
     out["pedicle_tricortical"] = _pedicle(ctx, side, tri, f"S1 pedicle, tricortical ({how})",

@@ -166,7 +166,7 @@ def choose_screw(ctx: PlanningContext, entry_ras_mm: np.ndarray, direction_ras: 
     for d in diams:
         res = march_safe_length(fld, np.asarray(entry_ras_mm, float)[None],
                                 np.asarray(direction_ras, float)[None], s, st.threshold_mm(s, d))
-        safe[d] = round(float(res.length_mm[0]), 3)
+        safe[d] = float(res.length_mm[0])
     for d in reversed(diams):
         fits = [x for x in catalog.lengths_for(d) if x <= safe[d] + 1e-9]
         if fits:

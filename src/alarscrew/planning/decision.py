@@ -37,30 +37,32 @@ def decide(*, body_loss: BodyLoss | None, bone_quality: BoneQuality | None,
         ``verdict`` ('alar screws indicated', 'alar screws not indicated', 'undetermined'),
         ``criteria`` (list of {criterion, met, reason}), ``reference``.
     """
-    crit = []
+    crit: list[dict[str, object]] = []
     loss = body_loss_percent(body_loss)
     if loss is None:
         crit.append({"criterion": "S1 body loss > 50 %", "met": None,
                      "reason": "body loss not measured"})
     else:
-        crit.append({"criterion": "S1 body loss > 50 %", "met": loss > BODY_LOSS_INDICATION_PERCENT,
-                     "reason": f"body loss {loss:.1f} % ({body_loss.method if body_loss else ''})"})
+        method = body_loss.method if body_loss else ""
+        crit.append({"criterion": "S1 body loss > 50 %",
+                     "met": loss > BODY_LOSS_INDICATION_PERCENT,
+                     "reason": f"body loss {loss:.1f} % ({method})"})
     osteo = None
     reason = "bone quality not measured"
     if bone_quality is not None and bone_quality.verdicts:
         bad = {k: v for k, v in bone_quality.verdicts.items() if "osteopor" in v.lower()}
         osteo = bool(bad)
         hu = ", ".join(f"{k} {v:.0f} HU" for k, v in sorted(bone_quality.trabecular_hu.items()))
-        reason = (f"osteoporosis by HU ({'; '.join(f'{k}: {v}' for k, v in sorted(bad.items()))})"
-                  if bad else f"no osteoporosis verdict ({hu})")
-    crit.append({"criterion": "no severe osteoporosis", "met": None if osteo is None else not osteo,
-                 "reason": reason})
+        listed = "; ".join(f"{k}: {v}" for k, v in sorted(bad.items()))
+        reason = f"osteoporosis by HU ({listed})" if bad else f"no osteoporosis verdict ({hu})"
+    crit.append({"criterion": "no severe osteoporosis",
+                 "met": None if osteo is None else not osteo, "reason": reason})
     if levels is None:
         crit.append({"criterion": "1-2 levels fused to the sacrum", "met": None,
                      "reason": "number of levels not given (--levels)"})
     else:
-        crit.append({"criterion": "1-2 levels fused to the sacrum", "met": 1 <= levels <= MAX_LEVELS,
-                     "reason": f"{levels} level(s) planned"})
+        crit.append({"criterion": "1-2 levels fused to the sacrum",
+                     "met": 1 <= levels <= MAX_LEVELS, "reason": f"{levels} level(s) planned"})
     for side, ok in sorted(sides_safe.items()):
         crit.append({"criterion": f"safe {side} alar screw", "met": bool(ok),
                      "reason": "safe trajectory found" if ok else "no safe trajectory"})

@@ -91,7 +91,8 @@ class ScrewEvaluation:
 
     def to_dict(self) -> dict:
         """JSON-ready screw object of the plan.json contract (without recommendation)."""
-        r3 = (lambda v: None if v is None or not np.isfinite(v) else round(float(v), 3))
+        def r3(v):
+            return (None if v is None or not np.isfinite(v) else round(float(v), 3))
         return {
             "entry_ras_mm": [round(float(v), 3) for v in self.screw.entry_ras_mm],
             "direction_ras": [round(float(v), 6) for v in self.screw.direction_ras],

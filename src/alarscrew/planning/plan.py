@@ -92,7 +92,8 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
         return {"side": side, "nominal": None, "optimal": None, "status": "refused",
                 "reason": reason, "safe_length_map": None, "safe_window_deg": None}
 
-    d_nom = direction_from_angles(ctx.frame, side, NOMINAL_TRANSVERSE_DEG, NOMINAL_SAGITTAL_DEG)
+    d_nom = direction_from_angles(ctx.frame, side, np.asarray(NOMINAL_TRANSVERSE_DEG),
+                                  np.asarray(NOMINAL_SAGITTAL_DEG))
     nominal = evaluate_screw(ctx, Screw(entry, d_nom, NOMINAL_LENGTH_MM, design_diameter_mm),
                              side=side, settings=st)
     ch = choose_screw(ctx, entry, d_nom, catalog=catalog, settings=st,
@@ -108,7 +109,7 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
         return out
     choice = choose_screw(ctx, res.entry_ras_mm, res.direction_ras, catalog=catalog, settings=st,
                           label=f"{side} optimal axis")
-    if choice.diameter_mm is None:
+    if choice.diameter_mm is None or choice.length_mm is None:
         out.update({"optimal": None, "status": "refused", "reason": choice.reason,
                     "safe_length_map": None, "safe_window_deg": None})
         return out

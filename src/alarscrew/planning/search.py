@@ -288,7 +288,8 @@ def safe_window(ctx: PlanningContext, side: Side, entry_ras_mm: np.ndarray,
     res = march_safe_length(fld, np.broadcast_to(entry_ras_mm, dirs.shape), dirs, s,
                             st.threshold_mm(s, diameter_mm))
     unsafe = (res.length_mm < length_mm - 1e-9).reshape(dS.shape)
-    d0 = direction_from_angles(ctx.frame, side, transverse_deg, sagittal_deg)
+    d0 = direction_from_angles(ctx.frame, side, np.asarray(transverse_deg),
+                               np.asarray(sagittal_deg))
     ang = np.degrees(np.arccos(np.clip(dirs @ d0, -1, 1))).reshape(dS.shape)
     radius = float(np.round(ang[unsafe].min(), 3)) if unsafe.any() else None
     mid = len(off) // 2
