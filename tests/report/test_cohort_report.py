@@ -32,6 +32,7 @@ EXPECTED_FILES = sorted([
     "cohort_report.html",
     "analysis.json",
     "audit.json",
+    "results.md",
     *(f"figures/{v}_trajectories.{f}" for v in ("vas", "odi") for f in ("png", "svg")),
     *(f"tables/{t}.{f}" for t in ("table1_baseline", "table2_outcomes", "table2_comparisons",
                                   "table3_mcid", "table4_eligibility")
@@ -167,6 +168,10 @@ def test_report_from_a_user_file(tmp_path: Path) -> None:
     md = (tmp_path / "rep" / "tables" / "table2_outcomes.md").read_text(encoding="utf-8")
     # VAS final: 2, 1, 3 (A02 missing) -> n = 3, mean 2.0, SD 1.0.
     assert "| Final follow-up | 3 | 2.0 ± 1.0 |" in md
+    # A02 lacks the final score: the sentence says the means use all cases, pairs are fewer.
+    results = (tmp_path / "rep" / "results.md").read_text(encoding="utf-8")
+    assert ("7.5 ± 1.3 pre-op and 2.0 ± 1.0 at final follow-up (means of all available "
+            "cases, n = 4 and 3; 3 complete pairs)") in results
 
 
 def test_omnibus_rows_from_contract() -> None:

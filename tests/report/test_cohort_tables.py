@@ -31,6 +31,7 @@ from alarscrew.report.cohort_tables import (
     mcid_table,
     outcomes_table,
     p_phrase,
+    results_sentences,
     timepoint_label,
     to_csv,
     to_html,
@@ -177,6 +178,16 @@ def test_table2b_paired_t_matches_hand_computation() -> None:
     # Wilcoxon: all 7 differences negative, no zeros -> W = 0, exact two-sided p = 2/2^7.
     assert table.rows[1][3] == "0.00"
     assert table.rows[1][5] == "0.016"
+
+
+def test_results_sentence_matches_hand_values() -> None:
+    lines = results_sentences(_paper_analysis(), decimals={"vas": 0, "odi": 0})
+    # VAS pre 50/7 = 7.14 ± 0.69, 3 d 18/7 = 2.57 ± 0.53; change and test as in Table 2b.
+    assert lines[0] == (
+        "VAS (0-10): 7.1 ± 0.7 pre-op and 2.6 ± 0.5 at post-op 3 d (n = 7 pairs); mean change "
+        "-4.57 (95% CI -5.07 to -4.08), paired t(6) = -22.63, p < 0.001 (Holm p < 0.001), "
+        "d_z = -8.55; exact Wilcoxon signed-rank p = 0.016.")
+    assert len(lines) == 4
 
 
 def test_table2b_rejects_incomplete_analysis() -> None:

@@ -6,6 +6,7 @@ analysis and, where reported numbers are available, the consistency audit, and w
     OUT_DIR/
       cohort_report.html            self-contained: CSS inline, figures as data URIs, no requests
       analysis.json                 the issue-2 analysis contract (numbers unrounded)
+      results.md                    one manuscript-style sentence per comparison
       audit.json                    {"findings": [...], "notes": [...]} when the audit ran
       tables/table1_baseline.{md,html,csv,docx}
       tables/table2_outcomes.{md,html,csv,docx}
@@ -44,6 +45,7 @@ from alarscrew.report.cohort_tables import (
     baseline_table,
     comparisons_from_analysis,
     comparisons_table,
+    data_decimals,
     default_timepoints,
     eligibility_table,
     fmt_df,
@@ -52,6 +54,7 @@ from alarscrew.report.cohort_tables import (
     mcid_table,
     outcomes_table,
     p_phrase,
+    results_sentences,
     timepoint_label,
     to_html,
     variable_label,
@@ -281,7 +284,11 @@ def render_cohort_report(
     t3: CohortTable | None = None
     omnibus: list[dict[str, str]] = []
     notes_from_analysis: list[str] = []
+    sentences: list[str] = []
     if analysis is not None:
+        sentences = results_sentences(analysis, decimals={
+            v: data_decimals(outcomes_long.loc[outcomes_long["variable"].astype(str) == v,
+                                               "value"]) for v in variables})
         notes_from_analysis = analysis_notes(analysis)
         t3 = comparisons_table(comparisons_from_analysis(analysis),
                                notes=notes_from_analysis)
@@ -298,7 +305,8 @@ def render_cohort_report(
         files: list[str] = []
         if analysis is not None:
             write_text(tmp / "analysis.json", _json_text(dict(analysis)))
-            files.append("analysis.json")
+            write_text(tmp / "results.md", "".join(f"- {x}\n" for x in sentences))
+            files.extend(["analysis.json", "results.md"])
         if audit.status == "run":
             write_text(tmp / "audit.json", _json_text({
                 "findings": [_finding_json(f) for f in audit.findings],
@@ -343,7 +351,7 @@ def render_cohort_report(
             case_verdicts=[{"id": str(v.id), "verdict": str(v.verdict), "reason": str(v.reason)}
                            for v in (eligibility.verdicts if eligibility is not None else ())],
             analysis_missing_reason="no analysis was supplied",
-            omnibus_rows=omnibus, analysis_notes=list(extra_notes),
+            omnibus_rows=omnibus, results_sentences=sentences, analysis_notes=list(extra_notes),
             figures=figures, audit_status=audit.status, audit_reason=audit.reason,
             findings=findings,
             n_quantities=len({f["quantity"] for f in findings}),

@@ -711,6 +711,55 @@ def eligibility_table(verdicts: Sequence[Any], rule_texts: Mapping[str, str], *,
                        rows=tuple(rows), notes=notes)
 
 
+def results_sentences(analysis: Mapping[str, Any], *,
+                      decimals: Mapping[str, int] | None = None) -> list[str]:
+    """Manuscript-style sentences, one per comparison, from the analysis contract.
+
+    Parameters
+    ----------
+    analysis : mapping
+        ``OutcomeAnalysis.to_json_dict()`` (descriptives under ``timepoints``, comparisons).
+    decimals : mapping, optional
+        Variable -> decimals of the recorded data (:func:`data_decimals`); means and SDs are
+        printed with one more. Default 0 (whole-number scores).
+
+    Returns
+    -------
+    list of str
+        E.g. ``"VAS (0-10): 7.1 ± 0.7 pre-op and 2.6 ± 0.5 at post-op 3 d (n = 7 pairs);
+        mean change -4.57 (95% CI -5.07 to -4.08), paired t(6) = -22.63, p < 0.001
+        (Holm p < 0.001), d_z = -8.55; exact Wilcoxon signed-rank p = 0.016."``
+    """
+    out = []
+    for variable, block in analysis.get("outcomes", {}).items():
+        d = (decimals or {}).get(str(variable), 0) + 1
+        tps = block.get("timepoints", {})
+        for comp in block.get("comparisons", []):
+            a, b = tps.get(comp.get("from"), {}), tps.get(comp.get("to"), {})
+            pt = comp.get("paired_t") or {}
+            ci = comp.get("ci95") or [None, None]
+            wil = comp.get("wilcoxon") or {}
+            holm = f" (Holm {p_phrase(pt['p_holm'])})" if pt.get("p_holm") is not None else ""
+            wil_text = (f"; exact Wilcoxon signed-rank {p_phrase(wil['p'])}"
+                        if wil.get("p") is not None else "")
+            pairs = comp.get("n_pairs")
+            counts = (f"n = {pairs} pairs" if a.get("n") == pairs == b.get("n") else
+                      f"means of all available cases, n = {a.get('n')} and {b.get('n')}; "
+                      f"{pairs} complete pairs")
+            out.append(
+                f"{variable_label(str(variable))}: "
+                f"{fmt_num(a.get('mean'), d)} ± {fmt_num(a.get('sd'), d)} "
+                f"{timepoint_label(str(comp.get('from'))).lower()} and "
+                f"{fmt_num(b.get('mean'), d)} ± {fmt_num(b.get('sd'), d)} at "
+                f"{timepoint_label(str(comp.get('to'))).lower()} "
+                f"({counts}); mean change "
+                f"{fmt_num(comp.get('mean_diff'), 2)} (95% CI {fmt_num(ci[0], 2)} to "
+                f"{fmt_num(ci[1], 2)}), paired t({fmt_df(pt.get('df'))}) = "
+                f"{fmt_num(pt.get('t'), 2)}, {p_phrase(pt.get('p'))}{holm}, "
+                f"d_z = {fmt_num(comp.get('cohen_dz'), 2)}{wil_text}.")
+    return out
+
+
 # --------------------------------------------------------------------------- renderers
 
 
