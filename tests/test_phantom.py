@@ -353,6 +353,28 @@ def test_bad_parameters_raise(kwargs, match):
         make_phantom(**kwargs)
 
 
+def test_extra_masks(ph1):
+    m = ph1.masks
+    assert set(m) == {"canal", "disc", "s1_body"}
+    for img in m.values():
+        assert img.same_grid(ph1.ct)
+        assert img.array.dtype == bool
+    lab = ph1.labels.array
+    # the bony canal holds the thecal sac and no bone; the canal landmark is in it
+    assert m["canal"].array[lab == 79].all()
+    assert not np.isin(lab[m["canal"].array], BONE_CODES).any()
+    ijk = np.rint(ph1.ct.ras_to_ijk(np.asarray(ph1.truth["landmarks"]["canal"]))).astype(int)
+    assert m["canal"].array[tuple(ijk)]
+    # s1_body: exact cylinder volume pi a b h within 1 % (1 mm voxels)
+    body = ph1.truth["body_loss"]["s1_body_frame_mm"]
+    vol = np.pi * body["semi_x"] * body["semi_y"] * (body["z_max"] - body["z_min"])
+    assert m["s1_body"].array.sum() * ph1.ct.voxel_volume_mm3 == pytest.approx(vol, rel=0.01)
+    assert np.isin(lab[m["s1_body"].array], (26, LESION_LABEL)).all()
+    # the disc lies between L5 and S1: no bone in it
+    assert m["disc"].array.sum() > 0
+    assert not np.isin(lab[m["disc"].array], BONE_CODES).any()
+
+
 def test_labels_and_ct_share_the_grid(ph1):
     assert ph1.ct.same_grid(ph1.labels)
     assert ph1.labels.is_label

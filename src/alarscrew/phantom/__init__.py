@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +98,17 @@ class Phantom:
         ``labels``, ``hu``, ``dimensions_mm``, ``sacral_slope_deg``, ``facet_normal_ras`` and
         ``s1_foramen_axis_ras`` (unit vectors pointing out of the bone).
     frame : S1Frame
+    masks : dict[str, Image]
+        Extra bool masks on the CT grid that the label map cannot hold: ``canal`` (the whole
+        bony spinal canal: thecal sac and epidural fat), ``disc`` (L5/S1 disc) and
+        ``s1_body`` (voxel centres inside the exact S1 body cylinder of the body-loss truth).
     """
 
     ct: Image
     labels: Image
     truth: dict
     frame: S1Frame
+    masks: dict[str, Image] = field(default_factory=dict)
 
     @property
     def totalseg_labels(self) -> Image:
@@ -220,7 +225,7 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     frame = phantom_frame(pelvic_tilt_deg)
     grid = _grid(frame, anat, voxel_mm)
 
-    def field(shape: Shape) -> tuple[tuple[slice, ...], np.ndarray]:
+    def sdf_block(shape: Shape) -> tuple[tuple[slice, ...], np.ndarray]:
         return shape.sdf_grid(grid)
 
     # ---------------------------------------------------------------- soft tissue
@@ -235,7 +240,7 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     hu = np.repeat(hu2d[:, :, None], grid.shape[2], axis=2)
     labels = np.zeros(grid.shape, dtype=np.uint8)
 
-    vessels = [(kind, side, field(shapes[side])) for kind, shapes in
+    vessels = [(kind, side, sdf_block(shapes[side])) for kind, shapes in
                (("artery", anat.arteries), ("vein", anat.veins)) for side in A.SIDES]
     for _, _, (sl, f) in vessels:
         hu[sl][f <= 3.0] = HU["vessel_sheath_fat"]
@@ -243,19 +248,24 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
         hu[sl][f <= 0.0] = HU[kind]
         labels[sl][f <= 0.0] = {"artery": 65, "vein": 67}[kind] + (side == "right")
     del vessels
-    for shape, value in ((anat.disc, HU["disc"]), (anat.canal, HU["epidural_fat"])):
-        sl, f = field(shape)
+    extra = {}
+    for name, shape, value in (("disc", anat.disc, HU["disc"]),
+                               ("canal", anat.canal, HU["epidural_fat"])):
+        sl, f = sdf_block(shape)
         hu[sl][f <= 0.0] = value
-    sl, f = field(anat.thecal_sac)
-    hu[sl][f <= 0.0] = HU["thecal_sac"]
-    labels[sl][f <= 0.0] = 79
+        extra[name] = np.zeros(grid.shape, dtype=bool)
+        extra[name][sl] = f <= 0.0
+    sl, f = sdf_block(anat.thecal_sac)
+    sac = (f <= 0.0) & extra["canal"][sl]  # the dural sac stays inside the bony canal
+    hu[sl][sac] = HU["thecal_sac"]
+    labels[sl][sac] = 79
 
     # ---------------------------------------------------------------- bone
     for shape, code in ((anat.l5, 27), (anat.ilium["left"], 77), (anat.ilium["right"], 78)):
-        sl, f = field(shape)
+        sl, f = sdf_block(shape)
         _bone_hu(hu[sl], f, voxel_mm)
         labels[sl][f <= 0.0] = code
-    sl, f = field(anat.sacrum)
+    sl, f = sdf_block(anat.sacrum)
     _bone_hu(hu[sl], f, voxel_mm)
     sac_ijk = np.argwhere(f <= 0.0) + np.array([s.start for s in sl])
     del f
@@ -270,16 +280,21 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     radius = solve_radius_mm(destruction / 100.0, a, b, center[:2])
     area_frac, vol_frac = lesion_fractions(a, b, h, center, radius,
                                            level_z_mm=A.PEDICLE_LEVEL_Z_MM)
+    # the body is the elliptic cylinder; the lesion a ball clipped to it (exact predicates)
+    body_lo, body_hi = np.array([-a, -b, -h]), np.array([a, b, 0.0])
+    box = grid.slices_for_frame_box(body_lo - 1.0, body_hi + 1.0)
+    if box is None:  # pragma: no cover - the grid is built around the anatomy
+        raise RuntimeError("phantom grid misses the S1 body")
+    x, y, z = grid.frame_coords(box)
+    in_body = ((x / a) ** 2 + (y / b) ** 2 <= 1.0) & (z <= 0.0) & (z >= -h)
+    extra["s1_body"] = np.zeros(grid.shape, dtype=bool)
+    extra["s1_body"][box] = in_body
     if radius > 0:
-        box = grid.slices_for_frame_box(center - radius, center + radius)
-        if box is not None:
-            x, y, z = grid.frame_coords(box)
-            in_body = ((x / a) ** 2 + (y / b) ** 2 <= 1.0) & (z <= 0.0) & (z >= -h)
-            in_ball = (x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2 \
-                <= radius**2
-            les = in_body & in_ball
-            hu[box][les] = HU["lesion"]
-            labels[box][les] = LESION_LABEL
+        in_ball = ((x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2
+                   <= radius**2)
+        les = in_body & in_ball
+        hu[box][les] = HU["lesion"]
+        labels[box][les] = LESION_LABEL
 
     # ---------------------------------------------------------------- blur + noise
     hu = ndimage.gaussian_filter(hu, sigma=BLUR_SIGMA_MM / voxel_mm, mode="nearest")
@@ -295,7 +310,9 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     ct = Image(ct_arr, affine, source="alarscrew phantom", meta={"phantom": params})
     lab = Image(labels, affine, is_label=True, source="alarscrew phantom labels")
     truth = _truth(anat, frame, params, area_frac, vol_frac, radius)
-    return Phantom(ct, lab, truth, frame)
+    masks = {k: lab.with_array(v, is_label=True, source=f"phantom {k}")
+             for k, v in sorted(extra.items())}
+    return Phantom(ct, lab, truth, frame, masks)
 
 
 def _truth(anat: A.PhantomAnatomy, frame: S1Frame, params: dict, area_frac: float,
