@@ -169,15 +169,7 @@ def build_planner_plan_dir(fixture_dir: Path, out: Path) -> Path:
     fix = json.loads((fixture_dir / "plan.json").read_text())
     ct = load_ct(fix["inputs"]["ct"])
     labels = labels_mod.load_labels(fix["inputs"]["seg"], ct)
-    masks = {"sacrum": labels["sacrum"]}
-    if "l5" in labels:
-        masks["l5"] = labels["l5"]
-    for side in ("left", "right"):
-        if f"hip_{side}" in labels:
-            masks[f"ilium_{side}"] = labels[f"hip_{side}"]
-    vessels = [labels[k].array for k in labels if k.startswith("iliac_")]
-    if vessels:
-        masks["iliac_vessels"] = labels["sacrum"].with_array(np.any(vessels, axis=0))
+    masks = _planner_masks(labels)
     frame = S1Frame.from_dict(fix["frame"])
     lms = {f"{s}.entry": Landmark(f"{s}.entry",
                                   np.asarray(fix["sides"][s]["nominal"]["entry_ras_mm"]),
@@ -189,6 +181,56 @@ def build_planner_plan_dir(fixture_dir: Path, out: Path) -> Path:
         shutil.copy(fixture_dir / name, out / name)
     (out / "plan.json").write_text(plan_mod.plan_to_json(plan), encoding="utf-8")
     return out
+
+
+def _planner_masks(labels: dict) -> dict:
+    masks = {"sacrum": labels["sacrum"]}
+    if "l5" in labels:
+        masks["l5"] = labels["l5"]
+    for side in ("left", "right"):
+        if f"hip_{side}" in labels:
+            masks[f"ilium_{side}"] = labels[f"hip_{side}"]
+    vessels = [labels[k].array for k in labels if k.startswith("iliac_")]
+    if vessels:
+        masks["iliac_vessels"] = labels["sacrum"].with_array(np.any(vessels, axis=0))
+    return masks
+
+
+def build_phantom_plan_dir(out: Path, *, body_destruction_percent: float = 60.0) -> Path:
+    """PLAN_DIR on the synthetic phantom (alarscrew.phantom), planned by alarscrew.planning
+    from the phantom's true frame and landmarks. Skips when those modules are missing."""
+    phantom_mod = pytest.importorskip("alarscrew.phantom")
+    plan_mod = pytest.importorskip("alarscrew.planning.plan")
+    labels_mod = pytest.importorskip("alarscrew.anatomy.labels")
+    from alarscrew.anatomy.model import Anatomy, BodyLoss, Landmark
+    from alarscrew.io.loading import load_ct
+
+    ph_dir = phantom_mod.write_phantom(
+        phantom_mod.make_phantom(voxel_mm=1.0, body_destruction_percent=body_destruction_percent),
+        out / "phantom")
+    truth = json.loads((ph_dir / "truth.json").read_text())
+    ct = load_ct(ph_dir / "ct.nii.gz")
+    seg = [str(ph_dir / "labels.nii.gz")]
+    labels = labels_mod.load_labels(seg, ct)
+    lms = {k: Landmark(k, np.asarray(v, float), 1.0, "phantom truth", True)
+           for k, v in truth["landmarks"].items()}
+    bl = truth["body_loss"]
+    body_loss = BodyLoss(pedicle_level_percent=bl["pedicle_level_percent"],
+                         volume_percent=bl["volume_percent"], method="phantom truth",
+                         indication_met=bl["pedicle_level_percent"] > 50.0)
+    anatomy = Anatomy(ct=ct, frame=S1Frame.from_dict(truth["frame"]), landmarks=lms,
+                      masks=_planner_masks(labels), body_loss=body_loss)
+    plan = plan_mod.plan_from_anatomy(
+        anatomy, inputs={"ct": str(ph_dir / "ct.nii.gz"), "seg": seg, "landmarks": None})
+    d = out / "plan"
+    d.mkdir(parents=True)
+    (d / "plan.json").write_text(plan_mod.plan_to_json(plan), encoding="utf-8")
+    (d / "anatomy.json").write_text(json.dumps({"frame": truth["frame"],
+                                                "body_loss": truth["body_loss"]}, indent=2))
+    sac = labels["sacrum"]
+    nib.save(nib.Nifti1Image(sac.array.astype(np.uint8), sac.affine),
+             str(d / "sacrum_mask.nii.gz"))
+    return d
 
 
 def copy_plan_dir(src: Path, dst: Path) -> Path:

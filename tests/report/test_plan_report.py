@@ -27,6 +27,7 @@ from alarscrew.report.plan_report import build_plan_report, render_plan_report
 from alarscrew.report.plan_scene import mask_mesh_ras
 from tests.conftest import run_cli
 from tests.report.test_plan_fixture import (  # noqa: F401
+    build_phantom_plan_dir,
     build_planner_plan_dir,
     copy_plan_dir,
     real_plan_dir,
@@ -219,3 +220,23 @@ def test_report_of_a_planner_plan(real_plan_dir: Path, tmp_path: Path) -> None: 
         assert f"{opt['transverse_angle_deg']:.1f}" in html
         rec = opt["recommended_screw"]
         assert f"{rec['diameter_mm']:.1f} x {rec['length_mm']:.0f} mm" in html
+
+
+@pytest.mark.slow
+def test_report_on_phantom(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """End to end on the synthetic phantom (60 % S1 body destruction): planner plan.json ->
+    `alarscrew report` -> HTML with the phantom's body loss and both sides' screws."""
+    d = build_phantom_plan_dir(tmp_path)
+    code, out, err = run_cli(["report", str(d), "--json"], capsys)
+    assert code == 0, err
+    html = Path(json.loads(out)["report_html"]).read_text(encoding="utf-8")
+    plan = json.loads((d / "plan.json").read_text())
+    assert plan["body_loss_percent"] > 50.0
+    assert f"{plan['body_loss_percent']:.1f}" in html
+    for side in ("left", "right"):
+        assert f"{side.capitalize()} side" in html
+    markup = re.sub(r"<script\b[^>]*>.*?</script>", "", html, flags=re.S | re.I)
+    n_figs = sum(plan["sides"][s][k] is not None for s in ("left", "right")
+                 for k in ("nominal", "optimal"))
+    n_maps = sum(bool(plan["sides"][s]["safe_length_map"]) for s in ("left", "right"))
+    assert markup.count("data:image/png;base64,") == n_maps + n_figs
