@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+#: Largest sideways shift of a case's line, in category widths (deterministic spread).
+JITTER = 0.08
+
 #: Score range shown on the y axis for known instruments (others: data range).
 Y_LIMITS: dict[str, tuple[float, float]] = {"vas": (0.0, 10.0), "odi": (0.0, 100.0)}
 
@@ -44,7 +47,7 @@ _RC: dict[str, Any] = {
 
 
 def trajectory_figure(outcomes_long: pd.DataFrame, variable: str, *,
-                      timepoints: Sequence[str] | None = None, jitter: float = 0.08,
+                      timepoints: Sequence[str] | None = None, jitter: float = JITTER,
                       width_in: float = 6.0, height_in: float = 4.0,
                       max_labels: int = 20) -> Figure:
     """Draw per-case trajectories of one variable with mean ± SD.

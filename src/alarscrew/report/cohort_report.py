@@ -9,8 +9,10 @@ analysis and, where reported numbers are available, the consistency audit, and w
       results.md                    one manuscript-style sentence per comparison
       audit.json                    {"findings": [...], "notes": [...]} when the audit ran
       tables/table1_baseline.{md,html,csv,docx}
-      tables/table2_outcomes.{md,html,csv,docx}
-      tables/table2_comparisons.{md,html,csv,docx}
+      tables/table2_outcomes.{md,html,csv,docx}      (Table 2a)
+      tables/table2_comparisons.{md,html,csv,docx}   (Table 2b)
+      tables/table3_mcid.{md,html,csv,docx}          (when MCIDs are known)
+      tables/table4_eligibility.{md,html,csv,docx}
       tables/cohort_tables.docx     all tables in one Word document
       figures/{vas,odi}_trajectories.{png,svg}
 
@@ -37,7 +39,7 @@ import pandas as pd
 
 from alarscrew.errors import InputError
 from alarscrew.io.atomic import atomic_dir, write_text
-from alarscrew.report.cohort_plots import figure_bytes, trajectory_figure
+from alarscrew.report.cohort_plots import JITTER, figure_bytes, trajectory_figure
 from alarscrew.report.cohort_tables import (
     EN_DASH,
     CohortTable,
@@ -331,8 +333,8 @@ def render_cohort_report(
                 "data_uri": _data_uri(svg, "image/svg+xml"),
                 "alt": f"{variable_label(var)} per case over time with mean and SD",
                 "caption": (f"{variable_label(var)}: one grey line per case (labelled by case "
-                            "id; shifted sideways by up to 0.08 category widths so that equal "
-                            "values stay visible), red: mean ± SD (sample SD)."),
+                            f"id; shifted sideways by up to {JITTER} category widths so that "
+                            "equal values stay visible), red: mean ± SD (sample SD)."),
             })
         findings = [_finding_dict(f) for f in audit.findings]
         html = _template().render(

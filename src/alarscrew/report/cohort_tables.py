@@ -1,4 +1,6 @@
-"""Manuscript tables for a cohort: Table 1 (baseline) and Table 2 (outcomes, comparisons).
+"""Manuscript tables for a cohort: Table 1 (baseline), Table 2a/2b (outcomes per time point,
+comparisons with the pre-operative value), Table 3 (MCID attainment), Table 4 (eligibility),
+and the results in words.
 
 The tables are built from plain pandas DataFrames in the formats documented in
 ``docs/DEVELOPING.md`` (``Cohort.baseline()``, ``Cohort.outcomes_long()``) and from a tidy
