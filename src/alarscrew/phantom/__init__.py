@@ -310,6 +310,9 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     ct = Image(ct_arr, affine, source="alarscrew phantom", meta={"phantom": params})
     lab = Image(labels, affine, is_label=True, source="alarscrew phantom labels")
     truth = _truth(anat, frame, params, area_frac, vol_frac, radius)
+    bone = np.isin(labels, (25, 26, 27, 77, 78, LESION_LABEL))
+    for name in ("canal", "disc"):  # soft-tissue masks end where bone begins
+        extra[name] &= ~bone
     masks = {k: lab.with_array(v, is_label=True, source=f"phantom {k}")
              for k, v in sorted(extra.items())}
     return Phantom(ct, lab, truth, frame, masks)
