@@ -95,6 +95,17 @@ def test_embedded_report_lists_the_papers_inconsistencies(fang_report: Path) -> 
         50 / 7, abs=1e-12)
 
 
+def test_report_files_get_ordinary_permissions(fang_report: Path) -> None:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    root = fang_report.parent
+    assert root.stat().st_mode & 0o777 == 0o777 & ~mask
+    for name in EXPECTED_FILES:
+        assert (root / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
 def test_report_is_byte_reproducible(fang_report: Path, tmp_path: Path) -> None:
     again = build_cohort_report("fang2022", tmp_path / "again").parent
     first = fang_report.parent

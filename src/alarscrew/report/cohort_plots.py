@@ -175,7 +175,7 @@ def _rc_context() -> AbstractContextManager[None]:
     return matplotlib.rc_context(_RC)  # type: ignore[arg-type]
 
 
-def figure_bytes(fig: Figure, fmt: str, *, dpi: int = 150) -> bytes:
+def figure_bytes(fig: Figure, fmt: str, *, dpi: int = 300) -> bytes:
     """Render a figure to PNG or SVG bytes, reproducibly (no date, fixed hash salt).
 
     Parameters

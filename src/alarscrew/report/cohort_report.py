@@ -362,7 +362,22 @@ def render_cohort_report(
             files=sorted(files),
         )
         write_text(tmp / REPORT_NAME, html)
+        _umask_permissions(tmp)
     return out / REPORT_NAME
+
+
+def _umask_permissions(root: Path) -> None:
+    """Give the folder and its files the permissions of ordinary new files (umask applied).
+
+    Temporary files and folders (``mkstemp``/``mkdtemp``, used for atomic writes) are
+    private (0600/0700); a report is meant to be opened and shared like any file the user
+    makes.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    root.chmod(0o777 & ~mask)
+    for path in root.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _json_text(doc: Any) -> str:
