@@ -70,6 +70,15 @@ def _run_anatomy(ct: Path, seg: list[Path], landmarks: Path | None, say: Callabl
     return run(ct, seg_paths=tuple(seg), landmarks_path=landmarks)
 
 
+def _labels(anat: Any, seg: list[Path]) -> dict[str, Any] | None:
+    """Label masks on the CT grid (vessels, hips) for structures the anatomy stage omits."""
+    if not seg:
+        return None
+    from alarscrew.anatomy.labels import load_labels
+
+    return load_labels(seg, anat.ct)
+
+
 def _summary_table(plan: dict) -> Any:
     from rich.table import Table
 
@@ -152,7 +161,7 @@ def register(app: typer.Typer) -> None:
             times["anatomy"] = time.perf_counter() - t0
             say("distance fields")
             t0 = time.perf_counter()
-            ctx = context_from_anatomy(anat)
+            ctx = context_from_anatomy(anat, labels=_labels(anat, seg_list))
             times["fields"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             inputs = {"ct": str(ct), "seg": [str(p) for p in seg_list],
@@ -245,7 +254,7 @@ def register(app: typer.Typer) -> None:
         with _progress(True, 3) as say:
             anat = _run_anatomy(ct, list(seg or []), landmarks, say)
             say("distance fields")
-            ctx = context_from_anatomy(anat)
+            ctx = context_from_anatomy(anat, labels=_labels(anat, list(seg or [])))
             say("evaluating the screw")
             ev = evaluate_screw(ctx, screw, settings=settings)
         obj = ev.to_dict()

@@ -180,7 +180,7 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
     if "s1_body" in arrays and arrays["s1_body"][sl].any():
         body_sd = signed_distance_mm(arrays["s1_body"][sl], sp)
         clear = np.minimum(bone_sd, -body_sd)
-        sources["s1_body"] = "label (alar screws kept out of it)"
+        sources["s1_body"] = f"{masks['s1_body'].source or 'label'} (alar screws kept out of it)"
     else:
         sources["s1_body"] = "absent (no constraint)"
 

@@ -26,7 +26,8 @@ from alarscrew.planning.search import (
     safe_length_map,
     safe_window,
 )
-from alarscrew.spatial.frame import SIDES, Side, direction_from_angles
+from alarscrew.io.image import Image
+from alarscrew.spatial.frame import SIDES, S1Frame, Side, direction_from_angles
 
 #: The paper's technique: 30 deg lateral, 45 deg inferior, about 40 mm deep, 7.0 mm screw.
 NOMINAL_TRANSVERSE_DEG = 30.0
@@ -38,10 +39,65 @@ PLAN_SCHEMA_VERSION = 1
 Progress = Callable[[str], None]
 
 
-def context_from_anatomy(anatomy: Anatomy) -> PlanningContext:
-    """Build the planning fields from an :class:`~alarscrew.anatomy.model.Anatomy`."""
+#: Canonical label names (``alarscrew.anatomy.labels``) -> planning mask names; used for
+#: structures the anatomy stage does not pass on.
+LABEL_TO_MASK: dict[str, str] = {
+    "hip_left": "ilium_left",
+    "hip_right": "ilium_right",
+    "iliac_artery_left": "iliac_vessels",
+    "iliac_artery_right": "iliac_vessels",
+    "iliac_vena_left": "iliac_vessels",
+    "iliac_vena_right": "iliac_vessels",
+}
+
+
+def s1_body_model_mask(ct: Image, frame: S1Frame, model: dict) -> np.ndarray | None:
+    """The anatomy stage's S1 body model as a mask: elliptic cylinder in the S1 frame.
+
+    Centred on the frame origin, semi-axes ``semi_x_mm`` (right) and ``semi_y_mm``
+    (anterior), from the endplate (z = 0) down to ``-height_mm`` (see
+    ``alarscrew.anatomy.bodyloss``). None when the model is incomplete.
+    """
+    try:
+        a, b, h = (float(model[k]) for k in ("semi_x_mm", "semi_y_mm", "height_mm"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(np.isfinite(v) and v > 0 for v in (a, b, h)):
+        return None
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in ct.shape], indexing="ij"), -1)
+    f = frame.to_frame_mm(ijk @ ct.affine[:3, :3].T + ct.affine[:3, 3])
+    return ((f[..., 0] / a) ** 2 + (f[..., 1] / b) ** 2 <= 1.0) & (f[..., 2] <= 0) & (
+        f[..., 2] >= -h)
+
+
+def context_from_anatomy(anatomy: Anatomy, *, labels: dict[str, Image] | None = None
+                         ) -> PlanningContext:
+    """Build the planning fields from an :class:`~alarscrew.anatomy.model.Anatomy`.
+
+    Masks the anatomy stage does not provide are completed from ``labels`` (canonical names
+    from ``alarscrew.anatomy.load_labels``: hips -> ilium, iliac arteries and veins ->
+    iliac_vessels) and the S1 body from the anatomy's body model (provenance
+    ``s1_body_model``), so that alar screws are kept out of the S1 body as the paper intends.
+    """
     lms = {k: np.asarray(v.xyz_ras_mm, float) for k, v in anatomy.landmarks.items()}
-    return build_context(anatomy.ct, dict(anatomy.masks), anatomy.frame, lms)
+    masks = dict(anatomy.masks)
+    merged: dict[str, np.ndarray] = {}
+    for name, img in (labels or {}).items():
+        target = LABEL_TO_MASK.get(name)
+        if target is None or target in masks or not img.same_grid(anatomy.ct):
+            continue
+        arr = np.asarray(img.array).astype(bool)
+        merged[target] = merged[target] | arr if target in merged else arr
+    for name, arr in merged.items():
+        if arr.any():
+            masks[name] = anatomy.ct.with_array(arr, is_label=True, source=f"labels ({name})")
+    if "s1_body" not in masks:
+        model = (anatomy.provenance or {}).get("s1_body_model")
+        body = None if model is None else s1_body_model_mask(anatomy.ct, anatomy.frame, model)
+        if body is not None and body.any():
+            masks["s1_body"] = anatomy.ct.with_array(body & np.asarray(
+                masks["sacrum"].array, bool), is_label=True, source="anatomy S1 body model")
+    return build_context(anatomy.ct, masks, anatomy.frame, lms)
 
 
 def optimal_trajectory(ctx: PlanningContext, side: Side, *,
