@@ -16,6 +16,7 @@ import pytest
 from alarscrew.errors import InputError
 from alarscrew.report.cohort_plots import (
     figure_bytes,
+    spread_labels,
     trajectory_figure,
     write_trajectory_plots,
 )
@@ -68,6 +69,20 @@ def test_output_is_byte_reproducible(tmp_path) -> None:
     assert "<dc:date>" not in svg
     assert "<svg" in svg
     assert a["vas"]["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_spread_labels_is_the_constrained_least_squares_answer(seed: int) -> None:
+    """Against scipy's isotonic regression of y - k*gap (independent PAV implementation)."""
+    from scipy.optimize import isotonic_regression
+
+    rng = np.random.default_rng(seed)
+    y = np.sort(rng.integers(0, 6, size=12).astype(float))
+    gap = 0.45
+    k = np.arange(y.size)
+    got = spread_labels(y, gap=gap)
+    np.testing.assert_allclose(got, isotonic_regression(y - gap * k).x + gap * k, atol=1e-12)
+    assert np.all(np.diff(got) >= gap - 1e-12)
 
 
 def test_errors() -> None:

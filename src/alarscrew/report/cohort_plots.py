@@ -137,12 +137,51 @@ def trajectory_figure(outcomes_long: pd.DataFrame, variable: str, *,
     return fig
 
 
+def spread_labels(y_sorted: np.ndarray, *, gap: float) -> np.ndarray:
+    """Label heights nearest (least squares) to ``y_sorted`` with neighbours ``gap`` apart.
+
+    Parameters
+    ----------
+    y_sorted : (N,) ndarray
+        Target heights, ascending.
+    gap : float
+        Smallest distance between consecutive labels (same units).
+
+    Returns
+    -------
+    (N,) ndarray
+        Heights ``h`` minimising ``sum((h - y)^2)`` subject to ``h[k+1] - h[k] >= gap``.
+
+    Notes
+    -----
+    With ``z = y - k*gap`` the constraint becomes ``z`` non-decreasing, so the answer is the
+    isotonic regression of ``z`` (pool-adjacent-violators, Ayer et al. 1955) plus ``k*gap``.
+    """
+    y = np.asarray(y_sorted, dtype=float)
+    k = np.arange(y.size, dtype=float)
+    z = y - gap * k
+    # Pool adjacent violators: blocks of (mean, weight), merged while decreasing.
+    means: list[float] = []
+    weights: list[int] = []
+    for v in z:
+        means.append(float(v))
+        weights.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            w = weights[-2] + weights[-1]
+            means[-2] = (means[-2] * weights[-2] + means[-1] * weights[-1]) / w
+            weights[-2] = w
+            means.pop()
+            weights.pop()
+    fitted = np.repeat(means, weights)
+    return fitted + gap * k
+
+
 def _label_cases(ax: Axes, ids: pd.Index, values: np.ndarray, x: np.ndarray,
                  offsets: np.ndarray) -> None:
     """Write each case id in a column right of the last time point, spread so none overlap.
 
-    Labels sit at the height of the case's last value, pushed apart to a minimum gap of
-    4.5 % of the y range (a 1-D repel), with a thin leader line to the point.
+    Labels sit as close as possible to the height of the case's last value while keeping a
+    gap of 4.5 % of the y range (:func:`spread_labels`), with a thin leader line to the point.
     """
     lo, hi = ax.get_ylim()
     gap = 0.045 * (hi - lo)
@@ -152,13 +191,11 @@ def _label_cases(ax: Axes, ids: pd.Index, values: np.ndarray, x: np.ndarray,
     y_pt = values[keep, last[keep]]
     x_pt = x[last[keep]] + offsets[keep]
     order = np.argsort(y_pt, kind="stable")
-    y_lab = y_pt[order].copy()
-    for k in range(1, y_lab.size):
-        y_lab[k] = max(y_lab[k], y_lab[k - 1] + gap)
-    y_lab -= max(0.0, (y_lab.mean() - y_pt.mean()))  # recentre the stack on the points
-    y_lab = np.clip(y_lab, lo + gap / 2, None)
-    for k in range(1, y_lab.size):  # clipping may squeeze: re-apply the gap upward
-        y_lab[k] = max(y_lab[k], y_lab[k - 1] + gap)
+    y_lab = spread_labels(y_pt[order], gap=gap)
+    if y_lab.size and y_lab[0] < lo + gap / 2:  # keep the stack inside the axes
+        y_lab += lo + gap / 2 - y_lab[0]
+    elif y_lab.size and y_lab[-1] > hi - gap / 2:
+        y_lab -= y_lab[-1] - (hi - gap / 2)
     x_lab = x.max() + 0.3
     for k, idx in enumerate(keep[order]):
         ax.annotate(
