@@ -12,6 +12,7 @@ import numpy as np
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.model import Anatomy, BodyLoss, BoneQuality
 from alarscrew.errors import AlarscrewError, NoSafeTrajectoryError
+from alarscrew.io.image import Image
 from alarscrew.planning.alternatives import pedicle_alternatives, s2ai_alternative
 from alarscrew.planning.catalog import DEFAULT_CATALOG, ScrewCatalog, choose_screw
 from alarscrew.planning.context import PlanningContext, build_context
@@ -26,7 +27,6 @@ from alarscrew.planning.search import (
     safe_length_map,
     safe_window,
 )
-from alarscrew.io.image import Image
 from alarscrew.spatial.frame import SIDES, S1Frame, Side, direction_from_angles
 
 #: The paper's technique: 30 deg lateral, 45 deg inferior, about 40 mm deep, 7.0 mm screw.
