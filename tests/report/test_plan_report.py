@@ -158,6 +158,11 @@ def test_cli_report_json(real_plan_dir: Path, tmp_path: Path,  # noqa: F811
     assert code == 2
     assert "--force" in err
     assert out == ""
+    (d / "report.html").unlink()  # exports alone also block a run without --force
+    code, _, err = run_cli(["report", str(d), "-q"], capsys)
+    assert code == 2
+    assert "exports" in err
+    assert not (d / "report.html").exists()
     code, _, err = run_cli(["report", str(tmp_path / "missing"), "-q"], capsys)
     assert code == 2
     assert "PLAN_DIR" in err

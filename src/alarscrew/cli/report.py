@@ -59,10 +59,15 @@ def report(
     Exports: 3D Slicer line markups (.mrk.json), screw meshes (STL, OBJ, world RAS mm), a screw
     label map on the CT grid, copies of plan.json and the sacrum mask.
     """
-    from alarscrew.report.exports import write_exports
+    from alarscrew.errors import OutputExistsError
+    from alarscrew.report.exports import EXPORT_DIR, write_exports
     from alarscrew.report.plan_data import load_plan_dir
     from alarscrew.report.plan_report import build_plan_report
 
+    exports_dir = plan_dir / EXPORT_DIR
+    if exports_dir.exists() and not force:  # refuse before writing anything
+        raise OutputExistsError(f"{exports_dir}: exports exist already; pass --force to "
+                                "overwrite")
     t0 = time.perf_counter()
     steps = 5 + (1 if pdf else 0) + 4  # report steps (+ PDF) + export steps
     with _progress(not (quiet or as_json), steps) as step:

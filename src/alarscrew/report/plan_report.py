@@ -362,6 +362,8 @@ def build_plan_report(plan_dir: str | Path, *, pdf: bool = False, show_identifie
     html = render_plan_report(pdir, ct, show_identifiers=show_identifiers, progress=step)
     write_text(out_html, html, force=True)
     readable_by_group(out_html)
+    if not pdf and force and out_pdf.exists():
+        out_pdf.unlink()  # a PDF of an earlier plan must not sit beside the new report
     if pdf:
         from alarscrew.io.atomic import atomic_path
         from alarscrew.report.browser import run_chromium
