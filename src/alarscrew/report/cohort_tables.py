@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alarscrew.cohort.model import DIAGNOSES
 from alarscrew.errors import InputError
 from alarscrew.io.atomic import write_bytes, write_text
 
@@ -45,13 +46,9 @@ VARIABLE_LABELS: dict[str, str] = {
     "odi": "ODI (%)",
 }
 
-#: Display names of known diagnosis codes (others: underscores to spaces, capitalised).
-DIAGNOSIS_LABELS: dict[str, str] = {
-    "chronic_pyogenic": "Chronic pyogenic spondylitis",
-    "postoperative_pyogenic": "Postoperative pyogenic spondylitis",
-    "tuberculous": "Tuberculous spondylitis",
-    "other": "Other",
-}
+#: Display names of diagnosis codes: the cohort model's vocabulary, the single source of truth
+#: (unknown codes: underscores to spaces, capitalised).
+DIAGNOSIS_LABELS: dict[str, str] = dict(DIAGNOSES)
 
 #: Display names of bone-density kinds.
 BMD_KIND_LABELS: dict[str, str] = {
