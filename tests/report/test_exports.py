@@ -90,6 +90,20 @@ def test_mesh_axis_and_length_match_plan(exported: Path, ext: str) -> None:
         assert mesh.volume == pytest.approx(vol, rel=1e-4), name
 
 
+def test_mesh_files_declare_ras_for_slicer(exported: Path) -> None:
+    """3D Slicer reads 'SPACE=RAS' from the STL header / OBJ comment (data/slicer/SOURCE.md);
+    without it the RAS meshes would load mirrored in x and y."""
+    for name in SCREWS:
+        stl = (exported / "exports" / f"{name}.stl").read_bytes()
+        assert b"SPACE=RAS" in stl[:80]
+        assert not stl.startswith(b"solid")  # binary STL, not mistaken for ASCII
+        n_tri = int.from_bytes(stl[80:84], "little")
+        assert len(stl) == 84 + 50 * n_tri
+        obj = (exported / "exports" / f"{name}.obj").read_text().splitlines()
+        assert obj[0].startswith("#")
+        assert "SPACE=RAS" in obj[0]
+
+
 def test_markups_validate_against_slicer_schema_facts(exported: Path) -> None:
     schema = markups_schema_facts()
     validator = jsonschema.Draft7Validator(schema)

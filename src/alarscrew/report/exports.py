@@ -12,8 +12,8 @@
 ==============================  ==============================================================
 
 Meshes are in world RAS millimetres, the frame of the CT's NIfTI affine. 3D Slicer assumes LPS for
-STL/OBJ models unless told otherwise, so the manifest states the frame; the markups declare
-``coordinateSystem`` explicitly.
+STL/OBJ models unless the file header says ``SPACE=RAS``, so every mesh file carries that tag
+(see data/slicer/SOURCE.md); the markups declare ``coordinateSystem`` explicitly.
 """
 
 from __future__ import annotations
@@ -126,6 +126,28 @@ def screw_mesh(screw: ScrewGeometry, *, sections: int = MESH_SECTIONS) -> trimes
     return trimesh.creation.cylinder(radius=screw.radius_mm, segment=segment, sections=sections)
 
 
+#: Coordinate-system tag 3D Slicer looks for in model file headers (vtkMRMLModelStorageNode:
+#: substring "SPACE=RAS" / "SPACE=LPS"; without it Slicer assumes LPS and would mirror the screw).
+MESH_SPACE_TAG = "SPACE=RAS"
+
+
+def mesh_file_bytes(mesh: trimesh.Trimesh, ext: str) -> bytes:
+    """Binary STL or OBJ text of a world-RAS-mm mesh, tagged ``SPACE=RAS`` for 3D Slicer.
+
+    STL: the tag is written into the 80-byte binary header (which must not start with
+    ``solid``). OBJ: a first comment line carries it.
+    """
+    note = f"alarscrew screw mesh, world coordinates in mm, {MESH_SPACE_TAG}"
+    if ext == "stl":
+        data = bytearray(trimesh.exchange.stl.export_stl(mesh))
+        data[:80] = note.encode("ascii")[:80].ljust(80, b" ")
+        return bytes(data)
+    if ext == "obj":
+        text = trimesh.exchange.obj.export_obj(mesh, include_normals=False)
+        return (f"# {note}\n" + text).encode("utf-8")
+    raise ValueError(f"mesh format must be 'stl' or 'obj', not {ext!r}")
+
+
 def screw_label_map(screws: tuple[ScrewGeometry, ...], grid: Image) -> Image:
     """Voxels whose centre lies inside each screw cylinder, on ``grid``.
 
@@ -231,10 +253,8 @@ def write_exports(plan_dir: str | Path, *, force: bool = False,
         for s in pdir.screws:
             mesh = screw_mesh(s)
             for ext in ("stl", "obj"):
-                data = mesh.export(file_type=ext)  # STL: bytes, OBJ: str
                 names.append(f"{s.name}.{ext}")
-                write_bytes(tmp / names[-1],
-                            data if isinstance(data, bytes) else str(data).encode("utf-8"))
+                write_bytes(tmp / names[-1], mesh_file_bytes(mesh, ext))
         step("screw label map")
         save_nifti(screw_label_map(pdir.screws, pdir.sacrum), tmp / "screw_labels.nii.gz")
         names.append("screw_labels.nii.gz")
