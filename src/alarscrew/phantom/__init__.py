@@ -348,8 +348,8 @@ def _truth(anat: A.PhantomAnatomy, frame: S1Frame, params: dict, area_frac: floa
             "s1_endplate_width": 2 * A.S1_BODY_SEMI_X_MM,
             "s1_endplate_depth": 2 * A.S1_BODY_SEMI_Y_MM,
             "s1_body_height": A.S1_BODY_HEIGHT_MM,
-            # between the two ala_lateral landmarks (SI plane, 10 mm behind the endplate centre)
-            "sacral_width_at_ala": float(lat["right"][0] - lat["left"][0]),
+            # between the two ala_lateral landmarks: sacral width at the pedicle level
+            "sacral_width_at_pedicle_level": float(lat["right"][0] - lat["left"][0]),
             "si_joint_gap": A.SI_GAP_MM,
             "facet_joint_gap": A.FACET_GAP_MM,
             "cortex": A.CORTEX_MM,

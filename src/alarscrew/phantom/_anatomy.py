@@ -392,6 +392,37 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
                           n_f, axis, k)
 
 
+def _ala_lateral(sacrum: Shape, side: str, k: float) -> np.ndarray:
+    """Most lateral point of the sacrum in the axial section of the pedicle level (frame mm).
+
+    The SI joint plane bounds the ala laterally and turns laterally toward anterior, so in
+    the section the extreme point is the anterior end of the SI-plane face (a corner of the
+    solid). It is found by bisection along the plane's trace in the section, to 1e-4 mm.
+    """
+    plane = si_plane(side, k)
+    nrm = np.asarray(plane.normal, float) / np.linalg.norm(plane.normal)
+
+    def point(y: float) -> np.ndarray:  # on the plane (1e-5 mm inside), pedicle level
+        x = (plane.offset_mm - 1e-5 - nrm[1] * y) / nrm[0]
+        return np.array([x, y, PEDICLE_LEVEL_Z_MM])
+
+    ys = np.arange(SI_Y_MM, SI_Y_MM + 60.0, 0.25)
+    pts = np.array([point(y) for y in ys])
+    inside = sacrum.sdf(pts[:, 0], pts[:, 1], pts[:, 2]) < 0
+    if not inside[0] or inside.all():  # pragma: no cover - guards the geometry
+        raise RuntimeError(f"SI face of the {side} ala not found at the pedicle level")
+    i = int(np.argmin(inside))
+    lo, hi = ys[i - 1], ys[i]
+    while hi - lo > 1e-4:
+        mid = 0.5 * (lo + hi)
+        p = point(mid)
+        if sacrum.sdf(p[0], p[1], p[2]) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return point(lo)
+
+
 def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
                ) -> dict[str, np.ndarray]:
     """Exact landmarks (frame mm) on/inside the sacrum solid, under the model.py names."""
@@ -410,10 +441,11 @@ def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
         lm[f"{side}.entry"] = surface_along_ray(sacrum, sap_c + 3.5 * t
                                                 + np.array([0.0, 0.0, -5.0]), n)
         lm[f"{side}.pedicle"] = np.array([s * 19.0, -22.0, PEDICLE_LEVEL_Z_MM])
-        lm[f"{side}.ala_lateral"] = surface_along_ray(
-            sacrum, np.array([s * 30.0, SI_Y_MM, -14.0]), np.array([s, 0.0, 0.0]))
+        lm[f"{side}.ala_lateral"] = _ala_lateral(sacrum, side, k[side])
+        # anterior cortex of the ala at mid-ala, pedicle level
         lm[f"{side}.ala_anterior"] = surface_along_ray(
-            sacrum, np.array([_lat(s * 36.0, k[side]), -9.0, -10.0]), np.array([0, 1.0, 0]))
+            sacrum, np.array([_lat(s * 36.0, k[side]), -9.0, PEDICLE_LEVEL_Z_MM]),
+            np.array([0, 1.0, 0]))
         # dorsal S1 foramen: centre of its opening on the dorsal surface (on the tunnel axis)
         a, b = _DORSAL_S1_FORAMEN[side]
         hull = Shape(tuple(op for op in sacrum.ops if not (op.kind == "cut"
