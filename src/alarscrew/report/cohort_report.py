@@ -452,6 +452,14 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
         source_label, sha = f"embedded dataset '{cohort.name}'", None
     else:
         source_label, sha = Path(source).name, file_sha256(source)
+    # Read every user-supplied file before the computations, so that a bad one fails fast.
+    rule_set = load_rules(None if rules is None else Path(rules))
+    reported_path: Path | None = Path(reported) if reported is not None else None
+    if reported_path is None and embedded:
+        candidate = dataset_dir(cohort.name) / "reported.yaml"
+        reported_path = candidate if candidate.is_file() else None
+    rep = load_reported(reported_path) if reported_path is not None else None
+
     analysis = analyze_outcomes(cohort).to_json_dict()
     extra: list[str] = []
     mcid: pd.DataFrame | None
@@ -463,21 +471,15 @@ def build_cohort_report(source: str | os.PathLike[str], out_dir: str | os.PathLi
     defs = [f"{v.upper()}, {MCID_DEFAULTS[v].note}" for v in cohort.variables
             if v in MCID_DEFAULTS and MCID_DEFAULTS[v].note]
     mcid_notes = [f"MCID definitions: {'; '.join(defs)}."] if defs else []
-    rule_set = load_rules(None if rules is None else Path(rules))
     eligibility = EligibilitySummary(
         rule_set=rule_set.name, source=rule_set.source,
         rule_texts={r.id: r.text for r in rule_set.rules},
         verdicts=evaluate_eligibility(cohort, rule_set))
 
-    reported_path: Path | None = Path(reported) if reported is not None else None
-    if reported_path is None and embedded:
-        candidate = dataset_dir(cohort.name) / "reported.yaml"
-        reported_path = candidate if candidate.is_file() else None
-    if reported_path is None:
+    if rep is None or reported_path is None:
         audit = AuditSummary("not_run", "no reported summary numbers were given (pass "
                                         "--reported FILE.yaml to audit a manuscript)")
     else:
-        rep = load_reported(reported_path)
         result = audit_report(cohort, rep)
         what = rep.source if getattr(rep, "source", None) else reported_path.name
         audit = AuditSummary("run", f"numbers reported in {what}", tuple(result.findings),
