@@ -34,8 +34,11 @@ Array = np.ndarray
 
 def _local(x: Array, y: Array, z: Array, center: Array, rot: Array) -> tuple[Array, ...]:
     """Frame coords -> primitive-local coords; ``rot`` rows are the local axes in the frame."""
-    dx, dy, dz = x - center[0], y - center[1], z - center[2]
-    return tuple(rot[i, 0] * dx + rot[i, 1] * dy + rot[i, 2] * dz for i in range(3))
+    # Python floats keep float32 inputs in float32 (NumPy 2 promotion rules)
+    c = [float(v) for v in center]
+    r = [[float(v) for v in row] for row in rot]
+    dx, dy, dz = x - c[0], y - c[1], z - c[2]
+    return tuple(r[i][0] * dx + r[i][1] * dy + r[i][2] * dz for i in range(3))
 
 
 def rotation_z(angle_deg: float) -> Array:
@@ -139,10 +142,11 @@ class Capsule:
 
     def sdf(self, x: Array, y: Array, z: Array) -> Array:
         """Exact signed distance (mm)."""
-        a = np.asarray(self.a, float)
-        ab = np.asarray(self.b, float) - a
+        a = [float(v) for v in self.a]
+        ab = [float(q) - p for q, p in zip(self.b, a, strict=True)]
         px, py, pz = x - a[0], y - a[1], z - a[2]
-        t = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / float(ab @ ab), 0.0, 1.0)
+        t = np.clip((px * ab[0] + py * ab[1] + pz * ab[2])
+                    / (ab[0] ** 2 + ab[1] ** 2 + ab[2] ** 2), 0.0, 1.0)
         return np.sqrt((px - t * ab[0]) ** 2 + (py - t * ab[1]) ** 2
                        + (pz - t * ab[2]) ** 2) - float(self.radius_mm)
 
@@ -161,7 +165,7 @@ class HalfSpace:
 
     def sdf(self, x: Array, y: Array, z: Array) -> Array:
         """Exact signed distance to the plane (mm)."""
-        n = np.asarray(self.normal, float) / np.linalg.norm(self.normal)
+        n = [float(v) for v in np.asarray(self.normal, float) / np.linalg.norm(self.normal)]
         return n[0] * x + n[1] * y + n[2] * z - float(self.offset_mm)
 
     def bbox(self) -> tuple[Array, Array]:
@@ -334,10 +338,11 @@ class FrameGrid:
         """Frame coordinates (right, anterior, cranial; mm, float32) of voxel centres in ``sl``."""
         sl = sl or tuple(slice(0, n) for n in self.shape)
         axes = [(np.arange(s.start, s.stop, dtype=np.float64) * self.voxel_mm
-                 + self.origin_ras_mm[a] - self.frame_origin_ras_mm[a]) for a, s in enumerate(sl)]
+                 + self.origin_ras_mm[a] - self.frame_origin_ras_mm[a]).astype(np.float32)
+                for a, s in enumerate(sl)]
         w = (axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :])
-        r = self.frame_rotation
-        return tuple((r[i, 0] * w[0] + r[i, 1] * w[1] + r[i, 2] * w[2]).astype(np.float32)
+        r = [[float(v) for v in row] for row in self.frame_rotation]
+        return tuple(r[i][0] * w[0] + r[i][1] * w[1] + r[i][2] * w[2]
                      for i in range(3))  # type: ignore[return-value]
 
 
