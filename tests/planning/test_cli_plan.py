@@ -69,9 +69,10 @@ def test_plan_writes_plan_dir_reproducibly(fake_anatomy, phantom_dir, tmp_path, 
     assert code == 0, err
     assert (out / "plan.json").read_bytes() == first  # byte-identical
     code, stdout, err = run_cli(["plan", ct, "--out", str(tmp_path / "T"), "--timing",
-                                 "--json"], capsys)
+                                 "--json", "--png"], capsys)
     assert code == 0, err
     assert json.loads(stdout)["timing_s"]["planning"] > 0
+    assert (tmp_path / "T" / "plan.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_plan_without_sacrum_writes_nothing(fake_anatomy, phantom_dir, tmp_path, capsys):

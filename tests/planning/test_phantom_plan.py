@@ -14,8 +14,10 @@ from alarscrew.planning.plan import (
     optimal_trajectory,
     plan_from_anatomy,
     plan_to_json,
+    s1_body_model_mask,
 )
-from tests.planning.phantom_anatomy import anatomy_from_phantom
+from alarscrew.spatial.frame import S1Frame
+from tests.planning.phantom_anatomy import anatomy_from_phantom, s1_body_mask
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,16 @@ def test_refusal_is_reasoned(destroyed):
         assert "too narrow" in s["reason"]
         assert "90 mm" in s["reason"]
     assert plan["decision"]["verdict"] == "alar screws not indicated"
+
+
+def test_body_model_mask_matches_phantom_truth(destroyed):
+    """The anatomy body model (semi axes, height) rasterised in a box equals the full-grid
+    rasterisation of the phantom's truth cylinder (tests/planning/phantom_anatomy.py)."""
+    ph, _, _ = destroyed
+    b = ph.truth["body_loss"]["s1_body_frame_mm"]
+    model = {"semi_x_mm": b["semi_x"], "semi_y_mm": b["semi_y"], "height_mm": -b["z_min"]}
+    got = s1_body_model_mask(ph.ct, S1Frame.from_dict(ph.truth["frame"]), model)
+    assert got.sum() > 1000
+    assert np.array_equal(got, s1_body_mask(ph))
+    assert s1_body_model_mask(ph.ct, S1Frame.from_dict(ph.truth["frame"]), {"semi_x_mm": 1}) \
+        is None

@@ -56,9 +56,9 @@ def test_transverse_angle_within_paper_range(pipeline_plan, side):
 def test_cli_plan_real_ct_byte_identical(real_ct_dir, tmp_path, capsys):
     args = ["plan", str(real_ct_dir / "ct.nii.gz"), "--seg",
             str(real_ct_dir / "total_v1.nii.gz")]
-    code, out, err = run_cli([*args, "--out", str(tmp_path / "A")], capsys)
+    code, _out, err = run_cli([*args, "--out", str(tmp_path / "A")], capsys)
     assert code == 0, err
-    code, out, err = run_cli([*args, "--out", str(tmp_path / "B")], capsys)
+    code, _out, err = run_cli([*args, "--out", str(tmp_path / "B")], capsys)
     assert code == 0, err
     a = (tmp_path / "A" / "plan.json").read_bytes()
     assert a == (tmp_path / "B" / "plan.json").read_bytes()

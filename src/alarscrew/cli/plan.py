@@ -130,6 +130,8 @@ def register(app: typer.Typer) -> None:
             "--timing", help="Also store timings in plan.json (not byte-reproducible).")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print plan.json on stdout.")
                            ] = False,
+        png: Annotated[bool, typer.Option(
+            "--png", help="Also draw the screws on CT slabs (PLAN_DIR/plan.png).")] = False,
     ) -> None:
         """Plan both S1 alar screws (nominal 30/45 and optimal) and write PLAN_DIR.
 
@@ -185,6 +187,10 @@ def register(app: typer.Typer) -> None:
                 write_text(tmp / "plan.json", plan_to_json(result))
                 save_anatomy(anat, tmp, force=True)
                 write_text(tmp / "timing.json", json.dumps(times, indent=2) + "\n")
+                if png:
+                    from alarscrew.planning.figures import draw_plan_on_ct
+
+                    draw_plan_on_ct(anat.ct, result, tmp / "plan.png")
         if as_json:
             typer.echo(plan_to_json(result), nl=False)
             return

@@ -64,10 +64,23 @@ def s1_body_model_mask(ct: Image, frame: S1Frame, model: dict) -> np.ndarray | N
         return None
     if not all(np.isfinite(v) and v > 0 for v in (a, b, h)):
         return None
-    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in ct.shape], indexing="ij"), -1)
+    # only a box around the origin holds the body: evaluate there (memory on fine scans)
+    reach = float(np.sqrt(a * a + b * b + h * h)) + 2.0
+    corners = frame.origin_ras_mm + reach * np.array(
+        [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
+    cijk = ct.ras_to_ijk(corners)
+    lo = np.clip(np.floor(cijk.min(axis=0)).astype(int), 0, np.array(ct.shape))
+    hi = np.clip(np.ceil(cijk.max(axis=0)).astype(int) + 1, 0, np.array(ct.shape))
+    out = np.zeros(ct.shape, bool)
+    if np.any(hi <= lo):
+        return out
+    ijk = np.stack(np.meshgrid(*[np.arange(u, v) for u, v in zip(lo, hi, strict=True)],
+                               indexing="ij"), -1)
     f = frame.to_frame_mm(ijk @ ct.affine[:3, :3].T + ct.affine[:3, 3])
-    return ((f[..., 0] / a) ** 2 + (f[..., 1] / b) ** 2 <= 1.0) & (f[..., 2] <= 0) & (
-        f[..., 2] >= -h)
+    out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = (
+        ((f[..., 0] / a) ** 2 + (f[..., 1] / b) ** 2 <= 1.0) & (f[..., 2] <= 0)
+        & (f[..., 2] >= -h))
+    return out
 
 
 def context_from_anatomy(anatomy: Anatomy, *, labels: dict[str, Image] | None = None
