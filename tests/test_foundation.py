@@ -88,3 +88,18 @@ def test_cli_version(capsys):
     code, out, _ = run_cli(["--version"], capsys)
     assert code == 0
     assert out.startswith("alarscrew ")
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        f = write_text(tmp_path / "plan.json", "{}")
+        with atomic_dir(tmp_path / "report") as d:
+            (d / "x.txt").write_text("x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "report").stat().st_mode) == 0o755

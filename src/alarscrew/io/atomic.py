@@ -16,6 +16,22 @@ from pathlib import Path
 from alarscrew.errors import OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: Path, *, directory: bool) -> None:
+    """Give a temp file/folder the permissions an ordinary ``open``/``mkdir`` would.
+
+    ``mkstemp``/``mkdtemp`` create 0600/0700 entries; outputs are meant to be shared
+    (reports, plans), so apply 0666/0777 minus the process umask before the rename.
+    """
+    base = 0o777 if directory else 0o666
+    path.chmod(base & ~_umask())
+
+
 def check_overwrite(path: str | os.PathLike[str], *, force: bool) -> Path:
     """Refuse to replace an existing output unless ``force``."""
     p = Path(path)
@@ -39,6 +55,7 @@ def atomic_path(path: str | os.PathLike[str], *, force: bool = True) -> Iterator
                                dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    _normal_mode(tmp_path, directory=False)
     try:
         yield tmp_path
         os.replace(tmp_path, final)
@@ -73,6 +90,7 @@ def atomic_dir(path: str | os.PathLike[str], *, force: bool = False) -> Iterator
         raise OutputExistsError(f"{final}: output folder exists already; pass --force")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    _normal_mode(tmp, directory=True)
     try:
         yield tmp
         if final.exists():
