@@ -431,3 +431,23 @@ def test_cli_phantom(tmp_path, capsys):
     assert code == 2
     assert "--voxel-mm" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_written_phantom_reads_through_the_io_and_label_contracts(tmp_path):
+    """The files meet the contracts of DEVELOPING.md: load_ct accepts the CT, load_labels
+    detects TotalSegmentator v2 and returns the structures, lesion.nii.gz reads as 'lesion'."""
+    from alarscrew.anatomy.labels import detect_scheme, load_labels
+    from alarscrew.io import load_ct
+
+    ph = make_phantom(voxel_mm=3.0, body_destruction_percent=70.0)
+    out = write_phantom(ph, tmp_path / "ph")
+    ct = load_ct(out / "ct.nii.gz")
+    assert ct.same_grid(ph.ct)
+    lab = load_nifti(out / "labels.nii.gz", is_label=True)
+    assert detect_scheme(lab).scheme == "totalseg_v2"
+    masks = load_labels([out / "labels.nii.gz", out / "lesion.nii.gz"], ct)
+    assert {"sacrum", "s1", "l5", "hip_left", "hip_right", "iliac_artery_left",
+            "iliac_artery_right", "iliac_vena_left", "iliac_vena_right", "spinal_cord",
+            "lesion"} <= set(masks)
+    np.testing.assert_array_equal(masks["lesion"].array, ph.labels.array == LESION_LABEL)
+    np.testing.assert_array_equal(masks["hip_left"].array, ph.labels.array == 77)
