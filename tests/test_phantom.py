@@ -451,3 +451,12 @@ def test_written_phantom_reads_through_the_io_and_label_contracts(tmp_path):
             "lesion"} <= set(masks)
     np.testing.assert_array_equal(masks["lesion"].array, ph.labels.array == LESION_LABEL)
     np.testing.assert_array_equal(masks["hip_left"].array, ph.labels.array == 77)
+
+
+def test_truth_does_not_depend_on_voxel_size_or_noise():
+    """The answers are analytic: only the image changes with voxel size, noise and seed."""
+    a = make_phantom(voxel_mm=3.0, noise_hu=0.0, body_destruction_percent=45.0)
+    b = make_phantom(voxel_mm=2.5, noise_hu=40.0, seed=5, body_destruction_percent=45.0)
+    for key in ("landmarks", "frame", "body_loss", "dimensions_mm"):
+        assert a.truth[key] == b.truth[key], key
+    assert a.ct.shape != b.ct.shape

@@ -10,6 +10,24 @@ hip_left/right, 79 spinal_cord = thecal sac) plus :data:`LESION_LABEL` for the d
 part of the S1 body in memory. Files: ``labels.nii.gz`` keeps TotalSegmentator v2 codes only
 (lesion voxels as S1) and the lesion goes to ``lesion.nii.gz``.
 
+``truth.json`` (and :attr:`Phantom.truth`):
+
+``frame``
+    :meth:`S1Frame.to_dict` (origin = S1 endplate centre; right, anterior, cranial axes).
+``landmarks`` / ``landmarks_frame_mm``
+    The landmark names of :mod:`alarscrew.anatomy.model`, in world RAS mm / in the S1 frame.
+    ``sap_facet`` is the centre of the flat facet face; ``entry`` lies on that face 3.5 mm
+    lateral and 5 mm caudal to it; ``pedicle`` and ``canal`` are centres at the pedicle
+    level (frame z = -10 mm); ``ala_lateral`` is the most lateral sacral point of the
+    pedicle-level section; ``ala_anterior`` the anterior alar cortex at mid-ala on that
+    section; ``s1_foramen`` the centre of the dorsal S1 foramen's opening.
+``body_loss``
+    ``pedicle_level_percent`` (exact by construction) and ``volume_percent`` (quadrature),
+    the S1 body cylinder, lesion centre and radius.
+``parameters``, ``sacral_slope_deg``, ``labels``, ``hu``, ``dimensions_mm``,
+``facet_normal_ras``, ``s1_foramen_axis_ras``
+    The inputs, the pose, the codes, the tissue HU, the nominal sizes and unit vectors.
+
 Research software, not a medical device; the phantom is for testing software only.
 """
 
