@@ -75,6 +75,14 @@ def test_plan_writes_plan_dir_reproducibly(fake_anatomy, phantom_dir, tmp_path, 
     assert (tmp_path / "T" / "plan.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_plan_bad_objective_exit_2(fake_anatomy, phantom_dir, tmp_path, capsys):
+    out = tmp_path / "OBJ"
+    code, _, err = run_cli(["plan", str(phantom_dir[1] / "ct.nii.gz"), "--out", str(out),
+                            "--objective", "speed"], capsys)
+    assert code == 2 and "--objective" in err
+    assert not out.exists()
+
+
 def test_plan_without_sacrum_writes_nothing(fake_anatomy, phantom_dir, tmp_path, capsys):
     fake_anatomy["empty"] = True
     out = tmp_path / "NONE"

@@ -97,3 +97,42 @@ def test_safe_window_brackets_unsafe_neighbours(wing):
     assert win.radius_deg is None or win.radius_deg <= min(
         v for v in (win.transverse_minus_deg, win.transverse_plus_deg,
                     win.sagittal_minus_deg, win.sagittal_plus_deg, 99) if v is not None) + 0.05
+
+
+def test_density_objective_equals_exhaustive(wing):
+    """Density optimum = argmax of integral_0^L HU ds over all grid trajectories with
+    L >= 30 mm, computed here with the independent exhaustive lengths and a direct HU
+    integration (same samples every 0.5 mm), on a CT whose HU rises towards +x."""
+    from alarscrew.io.image import Image
+    from alarscrew.planning.context import build_context
+    from alarscrew.planning.search import optimize_side_density
+
+    st = SafetySettings()
+    ct0 = wing.ct
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in ct0.shape], indexing="ij"), -1)
+    x = (ijk @ ct0.affine[:3, :3].T + ct0.affine[:3, 3])[..., 0]
+    bone = np.asarray(ct0.array) > 100
+    ct = Image(np.where(bone, 150.0 + 4.0 * x, 40.0), ct0.affine, source="graded")
+    ctx = build_context(ct, {"sacrum": ct.with_array(bone, is_label=True)}, wing.frame, {},
+                        pad_mm=20.0)
+    g = AngleGrid.regular((0, 60), (0, 75), 3.0)
+    entries = entry_candidates(ctx, "right", np.array([5.0, -5.0, 0.0]), radius_mm=1.0)
+    res = optimize_side_density(ctx, "right", entries, diameter_mm=7.0, min_length_mm=30.0,
+                                settings=st, grid=g)
+    lengths, _ = exhaustive(ctx, "right", entries, g, 7.0, st)
+    s_hu = np.arange(0.0, st.max_length_mm + 1e-9, st.step_mm)
+    sg, tg = np.meshgrid(g.sagittal_deg, g.transverse_deg, indexing="ij")
+    dirs = direction_from_angles(ctx.frame, "right", tg, sg)
+    best, arg = -np.inf, None
+    for ei, e in enumerate(entries):
+        for a in range(sg.shape[0]):
+            for b in range(sg.shape[1]):
+                L = lengths[ei, a, b]
+                if L < 30.0:
+                    continue
+                hu = ctx.hu.sample(e + s_hu[s_hu <= L][:, None] * dirs[a, b])
+                score = hu.sum() * st.step_mm
+                if score > best + 1e-9:
+                    best, arg = score, (ei, a, b)
+    assert res.clearance_mm == pytest.approx(best, rel=1e-9)
+    assert (res.entry_index, res.sagittal_index, res.transverse_index) == arg

@@ -123,6 +123,9 @@ def register(app: typer.Typer) -> None:
             "--catalog", help="Screw catalog (YAML or CSV); default 6.5-8.0 x 30-55 mm.")] = None,
         margin_mm: Annotated[float, typer.Option(
             "--margin-mm", help="Bone kept around the thread (mm).")] = 1.0,
+        objective: Annotated[str, typer.Option(
+            "--objective", help="'length' (longest safe screw, default) or 'density' "
+                                "(most integrated HU along a safe screw).")] = "length",
         levels: Annotated[int | None, typer.Option(
             "--levels", help="Levels fused to the sacrum (for the decision summary).")] = None,
         force: Annotated[bool, typer.Option("--force", "-f", help="Replace PLAN_DIR.")] = False,
@@ -151,6 +154,9 @@ def register(app: typer.Typer) -> None:
         from alarscrew.planning.screw import SafetySettings
 
         check_overwrite(out, force=force)
+        if objective not in ("length", "density"):
+            raise InputError(f"--objective must be 'length' or 'density', not {objective!r}",
+                             column="--objective")
         settings = SafetySettings(margin_mm=margin_mm)
         cat = DEFAULT_CATALOG if catalog is None else load_catalog(catalog)
         if levels is not None and levels < 1:
@@ -170,7 +176,7 @@ def register(app: typer.Typer) -> None:
                       "landmarks": None if landmarks is None else str(landmarks)}
             result = make_plan(ctx, body_loss=anat.body_loss, bone_quality=anat.bone_quality,
                                catalog=cat, settings=settings, levels=levels, inputs=inputs,
-                               progress=say)
+                               progress=say, objective=objective)
             times["planning"] = time.perf_counter() - t0
             times.update({f"planning.{k}": v for k, v in last_timings().items()})
             times = {k: round(v, 4) for k, v in times.items()}

@@ -11,7 +11,7 @@ import numpy as np
 
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.model import Anatomy, BodyLoss, BoneQuality
-from alarscrew.errors import AlarscrewError, NoSafeTrajectoryError
+from alarscrew.errors import AlarscrewError, InputError, NoSafeTrajectoryError
 from alarscrew.io.image import Image
 from alarscrew.planning.alternatives import pedicle_alternatives, s2ai_alternative
 from alarscrew.planning.catalog import DEFAULT_CATALOG, ScrewCatalog, choose_screw
@@ -24,6 +24,7 @@ from alarscrew.planning.search import (
     SearchResult,
     entry_candidates,
     optimize_side,
+    optimize_side_density,
     safe_length_map,
     safe_window,
 )
@@ -117,8 +118,13 @@ def optimal_trajectory(ctx: PlanningContext, side: Side, *,
                        catalog: ScrewCatalog = DEFAULT_CATALOG,
                        settings: SafetySettings | None = None, grid: AngleGrid | None = None,
                        design_diameter_mm: float = DESIGN_DIAMETER_MM,
-                       entry_radius_mm: float = 4.0) -> SearchResult:
+                       entry_radius_mm: float = 4.0, objective: str = "length"
+                       ) -> SearchResult:
     """Longest safe trajectory on ``side``; raises NoSafeTrajectoryError with the reason.
+
+    ``objective='density'`` instead maximises the integrated HU along the safe length among
+    trajectories at least as long as the shortest stocked screw
+    (:func:`~alarscrew.planning.search.optimize_side_density`; 1-degree grid by default).
 
     Raises
     ------
@@ -133,8 +139,16 @@ def optimal_trajectory(ctx: PlanningContext, side: Side, *,
         entries = entry_candidates(ctx, side, entry, radius_mm=entry_radius_mm)
     except AlarscrewError as exc:
         raise NoSafeTrajectoryError(str(exc)) from exc
-    res = optimize_side(ctx, side, entries, diameter_mm=design_diameter_mm, settings=settings,
-                        grid=grid)
+    if objective == "length":
+        res = optimize_side(ctx, side, entries, diameter_mm=design_diameter_mm,
+                            settings=settings, grid=grid)
+    elif objective == "density":
+        res = optimize_side_density(ctx, side, entries, diameter_mm=design_diameter_mm,
+                                    min_length_mm=catalog.min_length_mm, settings=settings,
+                                    grid=grid)
+    else:
+        raise InputError(f"objective must be 'length' or 'density', not {objective!r}",
+                         column="objective")
     if res.safe_length_mm < catalog.min_length_mm:
         raise NoSafeTrajectoryError(
             f"{side} ala too narrow: longest safe axis {res.safe_length_mm:.1f} mm for a "
@@ -150,10 +164,12 @@ def _screw_entry(ev_dict: dict, choice_dict: dict | None, reason: str) -> dict:
 
 def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAULT_CATALOG,
               settings: SafetySettings | None = None, grid: AngleGrid | None = None,
-              design_diameter_mm: float = DESIGN_DIAMETER_MM) -> dict:
+              design_diameter_mm: float = DESIGN_DIAMETER_MM, objective: str = "length"
+              ) -> dict:
     """Nominal (paper) and optimal screw of one side, with map and safe window."""
     st = settings or SafetySettings()
-    g = grid or AngleGrid()
+    g = grid or (AngleGrid() if objective == "length"
+                 else AngleGrid.regular((0, 60), (0, 75), 1.0))
     out: dict[str, Any] = {"side": side}
     entry = ctx.point(f"{side}.entry")
     if entry is None:
@@ -171,7 +187,7 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
 
     try:
         res = optimal_trajectory(ctx, side, catalog=catalog, settings=st, grid=g,
-                                 design_diameter_mm=design_diameter_mm)
+                                 design_diameter_mm=design_diameter_mm, objective=objective)
     except NoSafeTrajectoryError as exc:
         out.update({"optimal": None, "status": "refused", "reason": str(exc),
                     "safe_length_map": None, "safe_window_deg": None})
@@ -185,9 +201,11 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
     ev = evaluate_screw(ctx, Screw(res.entry_ras_mm, res.direction_ras, choice.length_mm,
                                    choice.diameter_mm), side=side, settings=st)
     opt = _screw_entry(ev.to_dict(), choice.to_dict(), choice.reason)
-    opt["search"] = {"design_diameter_mm": design_diameter_mm,
+    opt["search"] = {"objective": objective,
+                     "design_diameter_mm": design_diameter_mm,
                      "design_safe_length_mm": round(res.safe_length_mm, 3),
-                     "clearance_mm": round(res.clearance_mm, 3),
+                     ("clearance_mm" if objective == "length" else "integrated_hu_mm"):
+                         round(res.clearance_mm, 3),
                      "transverse_step_deg": float(np.diff(g.transverse_deg).max()),
                      "sagittal_step_deg": float(np.diff(g.sagittal_deg).max()),
                      "transverse_range_deg": [float(g.transverse_deg[0]),
@@ -218,7 +236,8 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
               bone_quality: BoneQuality | None = None, catalog: ScrewCatalog = DEFAULT_CATALOG,
               settings: SafetySettings | None = None, grid: AngleGrid | None = None,
               levels: int | None = None, inputs: dict | None = None,
-              progress: Progress | None = None, timing: bool = False) -> dict:
+              progress: Progress | None = None, timing: bool = False,
+              objective: str = "length") -> dict:
     """The bilateral plan as a JSON-ready dict (contract: docs/plan-json.md).
 
     ``timing_s`` is None unless ``timing`` is True, so the same input gives the same dict;
@@ -232,7 +251,8 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
     for side in SIDES:
         say(f"{side}: optimal trajectory")
         t0 = time.perf_counter()
-        sides[side] = plan_side(ctx, side, catalog=catalog, settings=st, grid=grid)
+        sides[side] = plan_side(ctx, side, catalog=catalog, settings=st, grid=grid,
+                                objective=objective)
         times[f"{side}_plan"] = time.perf_counter() - t0
         say(f"{side}: alternatives")
         t0 = time.perf_counter()
@@ -254,7 +274,7 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
         "body_loss": None if body_loss is None else body_loss.to_dict(),
         "bone_quality": None if bone_quality is None else bone_quality.to_dict(),
         "sources": dict(sorted(ctx.sources.items())),
-        "settings": {"margin_mm": st.margin_mm, "insertion_mm": st.insertion_mm,
+        "settings": {"objective": objective, "margin_mm": st.margin_mm, "insertion_mm": st.insertion_mm,
                      "seat_mm": st.seat_mm, "step_mm": st.step_mm,
                      "max_length_mm": st.max_length_mm},
         "catalog": catalog.to_dict(),

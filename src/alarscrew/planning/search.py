@@ -61,7 +61,8 @@ class SearchResult:
     safe_length_mm : float
         Longest safe length found (capped at ``SafetySettings.max_length_mm``).
     clearance_mm : float
-        Smallest clearance beyond radius + margin along the safe stretch (tie-breaker).
+        Smallest clearance beyond radius + margin along the safe stretch (tie-breaker); for
+        :func:`optimize_side_density` the objective instead (integrated HU x mm).
     entry_index, transverse_index, sagittal_index : int
     rays : int
         Trajectories marched (representatives included).
@@ -301,3 +302,70 @@ def safe_window(ctx: PlanningContext, side: Side, entry_ras_mm: np.ndarray,
     return SafeWindow(radius, nearest(unsafe[mid, :], -1), nearest(unsafe[mid, :], 1),
                       nearest(unsafe[:, mid], -1), nearest(unsafe[:, mid], 1),
                       float(length_mm), float(step_deg), float(limit_deg))
+
+
+def optimize_side_density(ctx: PlanningContext, side: Side, entries_ras_mm: np.ndarray, *,
+                          diameter_mm: float, min_length_mm: float,
+                          settings: SafetySettings | None = None, grid: AngleGrid | None = None,
+                          chunk: int = 20000) -> SearchResult:
+    """Density-weighted optimum: the safe trajectory with the most bone along its screw.
+
+    Every grid trajectory is marched (no pruning: the HU objective has no Lipschitz bound);
+    among those with a safe length of at least ``min_length_mm`` the one maximising
+    ``integral_0^L HU(s) ds`` (HU x mm, trilinear HU samples every ``step_mm``, L the safe
+    length) wins; ties by length, then lower grid index. The default grid is 1 degree (the
+    full 0.5-degree grid costs about four times more).
+
+    Raises
+    ------
+    AnatomyNotFoundError
+        When no entry is given.
+    """
+    st = settings or SafetySettings()
+    g = grid or AngleGrid.regular((0, 60), (0, 75), 1.0)
+    entries = np.asarray(entries_ras_mm, float).reshape(-1, 3)
+    if entries.shape[0] == 0:
+        raise AnatomyNotFoundError(f"{side}: no entry candidate on the bone surface")
+    t_deg, s_deg = np.asarray(g.transverse_deg, float), np.asarray(g.sagittal_deg, float)
+    nt, ns = t_deg.size, s_deg.size
+    sg, tg = np.meshgrid(s_deg, t_deg, indexing="ij")
+    dirs = direction_from_angles(ctx.frame, side, tg.ravel(), sg.ravel())  # (ns*nt, 3)
+    s = st.samples_mm()
+    thr = st.threshold_mm(s, diameter_mm)
+    n_dir = dirs.shape[0]
+    total = entries.shape[0] * n_dir
+    e_idx = np.repeat(np.arange(entries.shape[0]), n_dir)
+    d_idx = np.tile(np.arange(n_dir), entries.shape[0])
+    lengths = np.empty(total)
+    samples = 0
+    for a in range(0, total, chunk):
+        sl = slice(a, a + chunk)
+        res = march_safe_length(ctx.clearance, entries[e_idx[sl]], dirs[d_idx[sl]], s, thr)
+        lengths[sl] = res.length_mm
+        samples += res.samples
+    ok = np.flatnonzero(lengths >= min_length_mm)
+    if ok.size == 0:
+        i = int(np.argmax(lengths))
+        score = np.array([0.0])
+        cand = np.array([i])
+    else:
+        s_hu = np.arange(0.0, st.max_length_mm + 1e-9, st.step_mm)
+        score = np.empty(ok.size)
+        for a in range(0, ok.size, chunk // 4 or 1):
+            idx = ok[a:a + chunk // 4 or 1]
+            pts = (entries[e_idx[idx], None, :]
+                   + s_hu[None, :, None] * dirs[d_idx[idx], None, :])
+            hu = ctx.hu.sample(pts)
+            samples += hu.size
+            inside = s_hu[None, :] <= lengths[idx, None]
+            score[a:a + idx.size] = (hu * inside).sum(axis=1) * st.step_mm
+        cand = ok
+    order = np.lexsort((cand, -lengths[cand], -score))
+    i = int(cand[order[0]])
+    ei, di = int(e_idx[i]), int(d_idx[i])
+    si, ti = divmod(di, nt)
+    return SearchResult(
+        entry_ras_mm=entries[ei], direction_ras=dirs[di], transverse_deg=float(t_deg[ti]),
+        sagittal_deg=float(s_deg[si]), safe_length_mm=float(lengths[i]),
+        clearance_mm=float(score[order[0]]), entry_index=ei, transverse_index=ti,
+        sagittal_index=si, rays=total, samples=samples)
