@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "phantom",
     "plan",
     "anatomy",
+    "demo",
 )
 
 app = typer.Typer(
