@@ -79,7 +79,8 @@ def test_plan_bad_objective_exit_2(fake_anatomy, phantom_dir, tmp_path, capsys):
     out = tmp_path / "OBJ"
     code, _, err = run_cli(["plan", str(phantom_dir[1] / "ct.nii.gz"), "--out", str(out),
                             "--objective", "speed"], capsys)
-    assert code == 2 and "--objective" in err
+    assert code == 2
+    assert "--objective" in err
     assert not out.exists()
 
 

@@ -327,7 +327,7 @@ def optimize_side_density(ctx: PlanningContext, side: Side, entries_ras_mm: np.n
     if entries.shape[0] == 0:
         raise AnatomyNotFoundError(f"{side}: no entry candidate on the bone surface")
     t_deg, s_deg = np.asarray(g.transverse_deg, float), np.asarray(g.sagittal_deg, float)
-    nt, ns = t_deg.size, s_deg.size
+    nt = t_deg.size
     sg, tg = np.meshgrid(s_deg, t_deg, indexing="ij")
     dirs = direction_from_angles(ctx.frame, side, tg.ravel(), sg.ravel())  # (ns*nt, 3)
     s = st.samples_mm()
