@@ -245,3 +245,26 @@ def test_report_on_phantom(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
                  for k in ("nominal", "optimal"))
     n_maps = sum(bool(plan["sides"][s]["safe_length_map"]) for s in ("left", "right"))
     assert markup.count("data:image/png;base64,") == n_maps + n_figs
+
+
+def test_refused_side_and_no_segmentation(real_plan_dir: Path, tmp_path: Path  # noqa: F811
+                                          ) -> None:
+    """A refused side shows its reason (no figure, no export for it); without segmentations
+    the 3D view says that only the sacrum and screws are shown."""
+    d = copy_plan_dir(real_plan_dir, tmp_path / "plan")
+    plan = json.loads((d / "plan.json").read_text())
+    reason = "right ala too narrow: longest safe axis 18.0 mm for a 7 mm screw"
+    plan["sides"]["right"].update({"optimal": None, "status": "refused", "reason": reason,
+                                   "safe_length_map": None, "safe_window_deg": None})
+    plan["inputs"]["seg"] = []
+    (d / "plan.json").write_text(json.dumps(plan))
+    html = build_plan_report(d).read_text(encoding="utf-8")
+    assert f"Status: refused. {reason}" in html
+    assert "only the sacrum and screws are shown" in html
+    markup = re.sub(r"<script\b[^>]*>.*?</script>", "", html, flags=re.S | re.I)
+    assert markup.count("data:image/png;base64,") == 1 + 3  # left map; 3 screws
+    from alarscrew.report.exports import write_exports
+
+    names = {p.name for p in write_exports(d).files}
+    assert "right_optimal.stl" not in names
+    assert "right_nominal.stl" in names
