@@ -83,3 +83,24 @@ def test_body_model_mask_matches_phantom_truth(destroyed):
     assert np.array_equal(got, s1_body_mask(ph))
     assert s1_body_model_mask(ph.ct, S1Frame.from_dict(ph.truth["frame"]), {"semi_x_mm": 1}) \
         is None
+
+
+@pytest.mark.parametrize(("t_deg", "s_deg", "surface"), [
+    (60, 0, "si_joint_ilium"),           # straight lateral: through the ala into the SI joint
+    (30, -40, "superior_endplate_disc"),  # aimed cranially: out through the endplate
+    (-60, 20, "spinal_canal"),           # steeply medial: into the canal (labelled)
+    (30, 45, "anterior_cortex"),         # nominal 30/45 but 70 mm long: out the front
+])
+def test_breach_surfaces_named(destroyed, t_deg, s_deg, surface):
+    """Phantom anatomy is analytic (alarscrew.phantom): these axes from the right entry
+    leave the bone through the named structure first."""
+    from alarscrew.planning.evaluate import evaluate_screw
+    from alarscrew.planning.screw import Screw
+    from alarscrew.spatial.frame import direction_from_angles
+
+    _, _, ctx = destroyed
+    d = direction_from_angles(ctx.frame, "right", np.asarray(t_deg), np.asarray(s_deg))
+    ev = evaluate_screw(ctx, Screw(ctx.point("right.entry"), d, 70.0, 7.0), side="right")
+    deepest = max(ev.breaches, key=lambda b: b.depth_mm)
+    assert deepest.surface == surface
+    assert ev.grade == "E"
