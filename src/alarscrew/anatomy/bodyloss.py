@@ -7,7 +7,7 @@ An elliptic cylinder in the S1 frame: centred on the endplate centre, semi-axes
 junction (z = -height). ``b`` is half the fitted endplate depth; ``a`` is the lateral exit of
 the body 1.5 mm below the endplate along the frame's right axis (falling back to ``1.5 b``, the
 mean width/depth ratio of the S1 endplate, when the body merges with the alae there); the height
-is where the midline anterior wall first falls 2 mm behind its S1 level (S1-S2 waist),
+is where the midline anterior wall first falls 1 mm behind its S1 level (S1-S2 waist),
 else 27 mm (mean S1 body height).
 
 Body loss
@@ -50,6 +50,8 @@ INDICATION_PERCENT = 50.0
 NOMINAL_S1_HEIGHT_MM = 27.0
 #: The S1-S2 waist is searched no higher than this below the endplate (mm).
 MIN_S1_HEIGHT_MM = 18.0
+#: The anterior wall stepping back this far (mm) marks the S1-S2 junction.
+WAIST_DROP_MM = 1.0
 #: Mean S1 endplate width / depth ratio (48 x 32 mm; Mirkovic et al., Spine 1991).
 WIDTH_DEPTH_RATIO = 1.5
 #: Opportunistic CT thresholds at L1 (HU), Pickhardt et al. 2013.
@@ -95,7 +97,7 @@ def body_model(fv: FrameVolume, *, depth_mm: float) -> dict:
     ant_arr = np.asarray(ant)
     ref = np.nanmedian(ant_arr[(zs <= -3.0) & (zs >= -12.0)]) if np.isfinite(ant_arr[:10]).any() \
         else np.nan
-    below = np.nonzero((zs <= -MIN_S1_HEIGHT_MM) & (ant_arr < ref - 2.0))[0] if np.isfinite(
+    below = np.nonzero((zs <= -MIN_S1_HEIGHT_MM) & (ant_arr < ref - WAIST_DROP_MM))[0] if np.isfinite(
         ref) else []
     if len(below):
         height = float(-zs[below[0]])
@@ -135,8 +137,21 @@ def _sample_smoothed(ct: Image, xyz_ras_mm: np.ndarray, *, sigma_mm: float = 1.0
 
 
 def measure_body_loss(ct: Image, fv: FrameVolume, model: dict, *,
-                      lesion: Image | None = None) -> BodyLoss:
-    """S1 body loss at the pedicle level and by volume (see the module docstring)."""
+                      lesion: Image | None = None, intact: Image | None = None) -> BodyLoss:
+    """S1 body loss at the pedicle level and by volume (see the module docstring).
+
+    Parameters
+    ----------
+    ct : Image
+    fv : FrameVolume
+        The sacrum in the S1 frame.
+    model : dict
+        From :func:`body_model`.
+    lesion : Image, optional
+        Bool lesion mask on the CT grid; without it the loss is estimated from HU.
+    intact : Image, optional
+        Sacrum plus lesion on the CT grid: the denominator (the body model is cut to it).
+    """
     a, b, h = model["semi_x_mm"], model["semi_y_mm"], model["height_mm"]
     sec = _ellipse_points(a, b, PEDICLE_LEVEL_MM, 0.25)
     vol_pts = np.concatenate([_ellipse_points(a, b, z, 0.5)
@@ -144,13 +159,28 @@ def measure_body_loss(ct: Image, fv: FrameVolume, model: dict, *,
     to_w = fv.frame.to_world_mm
     if lesion is not None:
         lm = np.asarray(lesion.array, bool)
-        f_sec = float(np.mean(_sample(lesion, to_w(sec), data=lm) >= 0.5))
-        f_vol = float(np.mean(_sample(lesion, to_w(vol_pts), data=lm) >= 0.5))
+
+        def frac(pts: np.ndarray) -> float:
+            # the denominator is the model inside the intact bone (sacrum or lesion), so a model
+            # slightly larger than the body does not dilute the loss
+            les = _sample(lesion, to_w(pts), data=lm) >= 0.5
+            if intact is not None:
+                bone = _sample(intact, to_w(pts), data=np.asarray(intact.array, bool)) >= 0.5
+            else:
+                bone = fv.frame_sample(pts) >= 0.5
+            bone |= les
+            return float(les.sum() / max(int(bone.sum()), 1))
+
+        f_sec, f_vol = frac(sec), frac(vol_pts)
         method = (f"supplied lesion mask ({lesion.source or 'mask'}) inside the S1 body model "
                   f"(elliptic cylinder {2 * a:.1f} x {2 * b:.1f} mm, {h:.1f} mm high)")
     else:
-        f_sec = float(np.mean(_sample_smoothed(ct, to_w(sec)) < LOSS_HU))
-        f_vol = float(np.mean(_sample_smoothed(ct, to_w(vol_pts)) < LOSS_HU))
+        # a 1 mm rim of the model is left out: it straddles the body surface (partial volume)
+        sec_i = _ellipse_points(a - 1.0, b - 1.0, PEDICLE_LEVEL_MM, 0.25)
+        vol_i = np.concatenate([_ellipse_points(a - 1.0, b - 1.0, z, 0.5)
+                                for z in np.arange(-1.25, -h + 1.0, -0.5)])
+        f_sec = float(np.mean(_sample_smoothed(ct, to_w(sec_i)) < LOSS_HU))
+        f_vol = float(np.mean(_sample_smoothed(ct, to_w(vol_i)) < LOSS_HU))
         method = (f"estimated from CT: fraction of the S1 body model (elliptic cylinder "
                   f"{2 * a:.1f} x {2 * b:.1f} mm, {h:.1f} mm high) below {LOSS_HU:g} HU after "
                   "1 mm smoothing; cannot tell destruction from fatty/osteoporotic marrow - "

@@ -19,9 +19,8 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
   body. ``{side}.entry``: centroid of the inferior-lateral quarter of the same facet surface
   (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
   surface").
-- ``{side}.ala_lateral``: at :data:`ALA_LEVEL_MM`, the lateral edge of the sacrum at the middle
-  of the AP run along which the edge lies within 10 mm of its most lateral point (the
-  auricular edge facing the SI joint).
+- ``{side}.ala_lateral``: the most lateral sacrum point of the pedicle-level section (before
+  the SI joint), refined along lateral rays.
 - ``{side}.ala_anterior``: anterior surface of the ala at the pedicle level, at
   :data:`ALA_ANTERIOR_FRACTION` of the distance from the midline to ``ala_lateral``.
 - ``{side}.s1_foramen``: centre of the first dorsal foramen opening: the largest pit of the
@@ -49,13 +48,11 @@ from alarscrew.spatial.frame import SIDES
 PEDICLE_LEVEL_MM = -10.0
 #: Half of a mean S1 pedicle width (about 14 mm; Mirkovic et al., Spine 1991).
 PEDICLE_HALF_WIDTH_MM = 7.0
-#: Frame z at which the lateral edge of the ala is measured (mid-height of the S1 ala).
-ALA_LEVEL_MM = -14.0
-#: The auricular edge: rows whose lateral edge is within this of the most lateral one (mm).
-ALA_EDGE_WINDOW_MM = 10.0
+#: Frame z at which the lateral extent of the ala is measured (the pedicle-level section).
+ALA_LEVEL_MM = PEDICLE_LEVEL_MM
 #: Where along the ala (fraction of the midline-to-lateral-edge distance) its anterior cortex is
 #: sampled: the lateral sacral ala targeted by alar screws.
-ALA_ANTERIOR_FRACTION = 0.72
+ALA_ANTERIOR_FRACTION = 0.67
 #: Facet surface normals within this angle of the posteromedial 45-degree direction.
 FACET_CONE_DEG = 35.0
 
@@ -225,24 +222,28 @@ def _alae(vol: np.ndarray, fv: FrameVolume, add) -> None:  # noqa: ANN001
     k = int(np.argmin(np.abs(fv.z_mm - ALA_LEVEL_MM)))
     sl = fv.mask[:, :, k]
     for side, s in (("left", -1.0), ("right", 1.0)):
-        half = sl[fv.x_mm * s > 0]
-        xs = np.abs(fv.x_mm[fv.x_mm * s > 0])
-        rows = half.any(axis=0)
-        if not rows.any():
+        cols = fv.x_mm * s > 0
+        half = sl[cols]
+        xs = np.abs(fv.x_mm[cols])
+        if not half.any():
             continue
-        edge = np.where(half, xs[:, None], 0.0).max(axis=0)
-        near = rows & (edge >= edge.max() - ALA_EDGE_WINDOW_MM)
-        y_mid = float(np.mean(fv.y_mm[near]))
-        p = ray_crossing(vol, fv, np.array([0.0, y_mid, ALA_LEVEL_MM]),
-                         np.array([s, 0.0, 0.0]), max_mm=95.0)
-        # the ray may leave the bone early (canal, foramen): take the last exit instead
-        start = np.array([s * (edge.max() - 14.0), y_mid, ALA_LEVEL_MM])
-        p2 = ray_crossing(vol, fv, start, np.array([s, 0.0, 0.0]), max_mm=30.0)
-        p = p2 if p2 is not None else p
+        edge = np.where(half, xs[:, None], 0.0).max(axis=0)  # lateral edge per y row
+        rows = np.nonzero(edge >= edge.max() - 0.5)[0]
+        y_far = float(np.mean(fv.y_mm[rows]))
+        # sub-voxel: refine the most lateral row's edge along the lateral ray, then search
+        # +-3 mm of AP for the farthest exit
+        best = None
+        for dy in np.arange(-3.0, 3.01, 0.5):
+            start = np.array([s * (edge.max() - 6.0), y_far + dy, ALA_LEVEL_MM])
+            q = ray_crossing(vol, fv, start, np.array([s, 0.0, 0.0]), max_mm=20.0)
+            if q is not None and (best is None or abs(q[0]) > abs(best[0])):
+                best = q
+        p = best
         if p is None:
             continue
         add(f"{side}.ala_lateral", p, 0.7,
-            "lateral (auricular) edge of the sacrum at mid-ala height, middle of its AP run")
+            "most lateral point of the sacrum in the pedicle-level section (before the SI "
+            "joint)")
         xa = ALA_ANTERIOR_FRACTION * abs(p[0])
         col = fv.mask[int(np.argmin(np.abs(fv.x_mm - s * xa))), :,
                       int(np.argmin(np.abs(fv.z_mm - PEDICLE_LEVEL_MM)))]

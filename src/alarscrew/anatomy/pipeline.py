@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
@@ -131,7 +132,9 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     geo_canon = sac_canon
     if lesion is not None:
         # the intact shape (sacrum plus defect) defines the frame and the body model
-        geo_canon = sac_canon | grid.to_canon(np.asarray(lesion.array, bool))
+        # (the lesion is grown by one voxel to close partial-volume seams against the bone)
+        les_canon = ndi.binary_dilation(grid.to_canon(np.asarray(lesion.array, bool)))
+        geo_canon = sac_canon | les_canon
     timings["sacrum_s"] = time.perf_counter() - t
 
     _step(progress, 2)
@@ -176,7 +179,11 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     _step(progress, 5)
     t = time.perf_counter()
     model = body_model(fv, depth_mm=info["depth_mm"])
-    loss = measure_body_loss(ct, fv, model, lesion=lesion)
+    intact = None
+    if lesion is not None:
+        intact = ct.with_array(grid.from_canon(sac_canon) | np.asarray(lesion.array, bool),
+                               is_label=True, source="sacrum + lesion")
+    loss = measure_body_loss(ct, fv, model, lesion=lesion, intact=intact)
     quality = measure_bone_quality(ct, fv, model, labels=labels, lesion=lesion)
     timings["body_s"] = time.perf_counter() - t
 

@@ -44,13 +44,17 @@ class MaskSampler:
     mask: np.ndarray
     affine: np.ndarray
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_values", np.asarray(self.mask, np.float32))
+        object.__setattr__(self, "_inv", np.linalg.inv(self.affine))
+
     def sample(self, xyz_ras_mm: np.ndarray, *, order: int = 1) -> np.ndarray:
         """Mask value (0..1) at world points (..., 3)."""
         pts = np.asarray(xyz_ras_mm, float)
-        inv = np.linalg.inv(self.affine)
+        inv = self._inv  # type: ignore[attr-defined]
         ijk = pts @ inv[:3, :3].T + inv[:3, 3]
         flat = ijk.reshape(-1, 3).T
-        vals = ndi.map_coordinates(self.mask.astype(np.float32), flat, order=order,
+        vals = ndi.map_coordinates(self._values, flat, order=order,  # type: ignore[attr-defined]
                                    mode="constant", cval=0.0)
         return vals.reshape(pts.shape[:-1])
 
@@ -74,6 +78,13 @@ class FrameVolume:
         return (int(np.clip(np.rint(x - self.x_mm[0]), 0, len(self.x_mm) - 1)),
                 int(np.clip(np.rint(y - self.y_mm[0]), 0, len(self.y_mm) - 1)),
                 int(np.clip(np.rint(z - self.z_mm[0]), 0, len(self.z_mm) - 1)))
+
+    def frame_sample(self, xyz_frame_mm: np.ndarray) -> np.ndarray:
+        """Trilinear mask value (0..1) at frame points (N, 3)."""
+        p = np.asarray(xyz_frame_mm, float)
+        ijk = np.stack([p[:, 0] - self.x_mm[0], p[:, 1] - self.y_mm[0], p[:, 2] - self.z_mm[0]])
+        return ndi.map_coordinates(self.mask.astype(np.float32), ijk, order=1, mode="constant",
+                                   cval=0.0)
 
     def to_world(self, xyz_frame_mm: np.ndarray) -> np.ndarray:
         """Frame mm -> world RAS mm."""
@@ -239,7 +250,7 @@ def _endplate_pass(sampler: MaskSampler, r: np.ndarray, c0: np.ndarray, cranial:
         if len(pts2) < 5:
             break
         centre = pts2.mean(axis=0)
-        _, _, vt = np.linalg.svd(pts2 - centre)
+        _, _, vt = np.linalg.svd(pts2 - centre, full_matrices=False)
         direction, normal2 = vt[0], vt[1]
         resid = (pts2 - centre) @ normal2
         good = np.abs(resid) <= max(ENDPLATE_OUTLIER_MM, 2.5 * float(np.std(resid)))

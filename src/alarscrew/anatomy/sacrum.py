@@ -40,6 +40,9 @@ SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL = 1, 2, 3, 4
 
 #: Bone hysteresis thresholds (HU) for fine (< 2.5 mm) and coarse working voxels.
 BONE_LOW_HU_FINE, BONE_HIGH_HU_FINE = 150.0, 300.0
+#: Full-resolution surface thresholds (HU): nearer the half-maximum of a cortex edge, so the
+#: surface does not sit half a voxel outside the bone; enclosed marrow is filled in 3D.
+SURFACE_LOW_HU, SURFACE_HIGH_HU = 150.0, 300.0
 BONE_LOW_HU_COARSE, BONE_HIGH_HU_COARSE = 110.0, 250.0
 #: Cortex (HU above this) is removed before the distance transform, so that the cortical
 #: plates on both sides of a sacroiliac joint act as a barrier between the basins.
@@ -96,8 +99,8 @@ def bone_thresholds_hu(spacing_mm: np.ndarray) -> tuple[float, float]:
     return BONE_LOW_HU_FINE, BONE_HIGH_HU_FINE
 
 
-def bone_mask(hu: np.ndarray, spacing_mm: np.ndarray, *, min_volume_mm3: float = 2000.0
-              ) -> np.ndarray:
+def bone_mask(hu: np.ndarray, spacing_mm: np.ndarray, *, min_volume_mm3: float = 2000.0,
+              thresholds_hu: tuple[float, float] | None = None) -> np.ndarray:
     """Solid bone mask: hysteresis threshold, small specks removed, enclosed cavities filled.
 
     Parameters
@@ -109,7 +112,7 @@ def bone_mask(hu: np.ndarray, spacing_mm: np.ndarray, *, min_volume_mm3: float =
     min_volume_mm3 : float
         Connected components smaller than this are dropped (noise, calcified vessels).
     """
-    low, high = bone_thresholds_hu(spacing_mm)
+    low, high = thresholds_hu or bone_thresholds_hu(spacing_mm)
     bone = apply_hysteresis_threshold(hu, low, high)
     lab, n = ndi.label(bone)
     if n == 0:
@@ -356,7 +359,8 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     sl_c = tuple(slice(int(a), int(b)) for a, b in zip(lo_c, hi_c, strict=True))
     canon_sp = np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
     sub_hu = np.asarray(hu_canon[sl_c], np.float32)
-    bone_sub = bone_mask(sub_hu, canon_sp, min_volume_mm3=0.0)
+    bone_sub = bone_mask(sub_hu, canon_sp, min_volume_mm3=0.0,
+                         thresholds_hu=(SURFACE_LOW_HU, SURFACE_HIGH_HU))
     # thin dark seams between two bright cortices (facet and SI joint spaces, 1-3 mm) are
     # filled by a small grey closing: where the closing lifts a voxel by more than
     # SEAM_HU, it is joint space, not bone
