@@ -230,7 +230,7 @@ def _measured_loss(ph):
     in_body = ((xyz[..., 0] / body["semi_x"]) ** 2 + (xyz[..., 1] / body["semi_y"]) ** 2 <= 1) \
         & (xyz[..., 2] >= body["z_min"]) & (xyz[..., 2] <= body["z_max"])
     les = lab == LESION_LABEL
-    half = 0.5 * float(ph.ct.spacing_mm[0])
+    half = 0.5 * float(np.prod(ph.ct.spacing_mm) ** (1 / 3))
     level = in_body & (np.abs(xyz[..., 2] - bl["pedicle_level_z_frame_mm"]) <= half)
     # every body voxel is S1 bone or lesion (the body is solid)
     assert np.isin(lab[in_body], (26, LESION_LABEL)).all()
@@ -239,7 +239,8 @@ def _measured_loss(ph):
 
 @pytest.mark.parametrize(("percent", "voxel_mm", "tilt"),
                          [(0.0, 2.0, 0.0), (30.0, 1.0, 0.0), (55.0, 1.0, 15.0),
-                          (80.0, 1.0, -10.0), (100.0, 1.5, 0.0)])
+                          (80.0, 1.0, -10.0), (100.0, 1.5, 0.0),
+                          (50.0, (0.8, 0.8, 2.0), 0.0)])
 def test_body_loss_measured_from_voxels(percent, voxel_mm, tilt):
     ph = make_phantom(voxel_mm=voxel_mm, noise_hu=0.0, body_destruction_percent=percent,
                       pelvic_tilt_deg=tilt)
@@ -349,6 +350,7 @@ def test_determinism_and_seed():
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"voxel_mm": 0.2}, "voxel_mm"), ({"voxel_mm": 5.0}, "voxel_mm"),
+    ({"voxel_mm": (1.0, 1.0)}, "three"), ({"voxel_mm": (1.0, 1.0, 4.0)}, "voxel_mm"),
     ({"voxel_mm": float("nan")}, "voxel_mm"), ({"voxel_mm": "abc"}, "voxel_mm"),
     ({"noise_hu": -1.0}, "noise_hu"), ({"asymmetry": 0.5}, "asymmetry"),
     ({"pelvic_tilt_deg": 90.0}, "pelvic_tilt_deg"),
@@ -427,10 +429,16 @@ def test_cli_phantom(tmp_path, capsys):
     code, _, err = run_cli(["phantom", str(out)], capsys)
     assert code == 2
     assert "--force" in err
-    code, _, err = run_cli(["phantom", str(tmp_path / "bad"), "--voxel-mm", "9"], capsys)
-    assert code == 2
-    assert "--voxel-mm" in err
+    for bad in ("9", "1,x,2", "1,1"):
+        code, _, err = run_cli(["phantom", str(tmp_path / "bad"), "--voxel-mm", bad], capsys)
+        assert code == 2, bad
+        assert "--voxel-mm" in err
     assert not (tmp_path / "bad").exists()
+    code, _, _ = run_cli(["phantom", str(tmp_path / "aniso"), "--voxel-mm", "0.9,0.9,3",
+                          "--noise-hu", "0"], capsys)
+    assert code == 0
+    ct = load_nifti(tmp_path / "aniso" / "ct.nii.gz")
+    np.testing.assert_allclose(ct.spacing_mm, [0.9, 0.9, 3.0])
 
 
 def test_written_phantom_reads_through_the_io_and_label_contracts(tmp_path):

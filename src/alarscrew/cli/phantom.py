@@ -15,8 +15,9 @@ def register(app: typer.Typer) -> None:
     def phantom(
         out_dir: Annotated[Path, typer.Argument(
             help="Output folder (ct.nii.gz, labels.nii.gz, lesion.nii.gz, truth.json).")],
-        voxel_mm: Annotated[float, typer.Option(
-            "--voxel-mm", help="Isotropic voxel size, 0.5-3 mm.")] = 1.0,
+        voxel_mm: Annotated[str, typer.Option(
+            "--voxel-mm", help="Voxel size 0.5-3 mm: one value, or X,Y,Z (e.g. 0.8,0.8,3).")
+        ] = "1",
         noise_hu: Annotated[float, typer.Option(
             "--noise-hu", help="Gaussian noise SD (HU), 0-200.")] = 20.0,
         asymmetry: Annotated[float, typer.Option(
@@ -34,15 +35,22 @@ def register(app: typer.Typer) -> None:
             "--force", help="Replace an existing OUT_DIR.")] = False,
     ) -> None:
         """Write an anatomically plausible lumbosacral phantom CT with exact ground truth."""
+        from alarscrew.errors import InputError
         from alarscrew.phantom import make_phantom, write_phantom
 
-        ph = make_phantom(voxel_mm=voxel_mm, noise_hu=noise_hu, asymmetry=asymmetry,
-                          pelvic_tilt_deg=pelvic_tilt_deg,
+        parts = [p.strip() for p in voxel_mm.split(",")]
+        try:
+            spacing = [float(p) for p in parts]
+        except ValueError:
+            raise InputError(f"--voxel-mm: expected a number or X,Y,Z in mm, got "
+                             f"{voxel_mm!r}") from None
+        ph = make_phantom(voxel_mm=spacing[0] if len(spacing) == 1 else spacing,
+                          noise_hu=noise_hu, asymmetry=asymmetry, pelvic_tilt_deg=pelvic_tilt_deg,
                           body_destruction_percent=body_destruction_percent, seed=seed)
         write_phantom(ph, out_dir, force=force)
         loss = ph.truth["body_loss"]
         typer.echo(
-            f"phantom written to {out_dir}: CT {ph.ct.shape} at {voxel_mm:g} mm, "
+            f"phantom written to {out_dir}: CT {ph.ct.shape} at {voxel_mm} mm, "
             f"sacral slope {ph.truth['sacral_slope_deg']:.1f} deg, S1 body loss "
             f"{loss['pedicle_level_percent']:.1f}% at the pedicle level, "
             f"{loss['volume_percent']:.1f}% by volume"

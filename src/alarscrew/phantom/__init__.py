@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,20 +175,24 @@ def phantom_frame(pelvic_tilt_deg: float) -> S1Frame:
                    np.array([0.0, np.sin(ss), np.cos(ss)]))
 
 
-def _grid(frame: S1Frame, anat: A.PhantomAnatomy, voxel_mm: float) -> FrameGrid:
+def _grid(frame: S1Frame, anat: A.PhantomAnatomy, spacing_mm: np.ndarray) -> FrameGrid:
     xr = A._lat(A.SI_X_MM, anat.scale["right"]) + 62.0
     xl = A._lat(A.SI_X_MM, anat.scale["left"]) + 62.0
     lo, hi = np.array([-xl, -72.0, -104.0]), np.array([xr, 66.0, 52.0])
     corners = np.array(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij")).reshape(3, -1).T
     world = frame.to_world_mm(corners)
     w_lo, w_hi = world.min(0), world.max(0)
-    n = np.ceil((w_hi - w_lo) / voxel_mm).astype(int) + 1
+    n = np.ceil((w_hi - w_lo) / spacing_mm).astype(int) + 1
     shape = (int(n[0]), int(n[1]), int(n[2]))
-    return FrameGrid(w_lo, voxel_mm, shape, frame.origin_ras_mm, frame.rotation)
+    return FrameGrid(w_lo, spacing_mm, shape, frame.origin_ras_mm, frame.rotation)
 
 
 def _bone_hu(hu: np.ndarray, field_mm: np.ndarray, voxel_mm: float) -> None:
-    """Blend cortex and cancellous bone into ``hu`` by partial volume (in place)."""
+    """Blend cortex and cancellous bone into ``hu`` by partial volume (in place).
+
+    The voxel's inside fraction is approximated by ``0.5 - field / voxel_mm`` (a voxel of
+    edge ``voxel_mm`` crossed by a plane), clipped to [0, 1].
+    """
     f_bone = np.clip(0.5 - field_mm / voxel_mm, 0.0, 1.0)
     f_core = np.clip(0.5 - (field_mm + A.CORTEX_MM) / voxel_mm, 0.0, 1.0)
     touched = f_bone > 0
@@ -196,15 +201,28 @@ def _bone_hu(hu: np.ndarray, field_mm: np.ndarray, voxel_mm: float) -> None:
                    + HU["cancellous_bone"] * f_core[touched])
 
 
-def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: float = 0.0,
-                 pelvic_tilt_deg: float = 0.0, body_destruction_percent: float = 0.0,
-                 seed: int = 0) -> Phantom:
+def _spacing(voxel_mm: float | Sequence[float]) -> np.ndarray:
+    """Validate ``voxel_mm`` (one value or three) -> (3,) spacing in mm."""
+    if isinstance(voxel_mm, (str, bytes)) or not np.ndim(voxel_mm):
+        v = _check("voxel_mm", voxel_mm, 0.5, 3.0, "mm")  # type: ignore[arg-type]
+        return np.full(3, v)
+    vals = list(voxel_mm)  # type: ignore[arg-type]
+    if len(vals) != 3:
+        raise InputError(f"{_opt('voxel_mm')}: expected one value or three (x, y, z), "
+                         f"got {len(vals)}: {vals!r}")
+    return np.array([_check("voxel_mm", v, 0.5, 3.0, "mm") for v in vals])
+
+
+def make_phantom(*, voxel_mm: float | Sequence[float] = 1.0, noise_hu: float = 20.0,
+                 asymmetry: float = 0.0, pelvic_tilt_deg: float = 0.0,
+                 body_destruction_percent: float = 0.0, seed: int = 0) -> Phantom:
     """Build the lumbosacral phantom.
 
     Parameters
     ----------
-    voxel_mm : float
-        Isotropic voxel size, 0.5 to 3 mm.
+    voxel_mm : float or sequence of 3 floats
+        Voxel size, 0.5 to 3 mm: one value (isotropic) or the spacing along world x, y, z
+        (e.g. ``(0.8, 0.8, 3.0)`` for thick axial slices).
     noise_hu : float
         Standard deviation of the added Gaussian noise (HU), 0 to 200.
     asymmetry : float
@@ -231,7 +249,7 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     InputError
         A parameter is not a number or is out of range (the message names it).
     """
-    voxel_mm = _check("voxel_mm", voxel_mm, 0.5, 3.0, "mm")
+    spacing = _spacing(voxel_mm)
     noise_hu = _check("noise_hu", noise_hu, 0.0, 200.0, "HU")
     asymmetry = _check("asymmetry", asymmetry, -0.3, 0.3, "(fraction)")
     pelvic_tilt_deg = _check("pelvic_tilt_deg", pelvic_tilt_deg, -30.0, 30.0, "deg")
@@ -241,13 +259,15 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
 
     anat = A.build_anatomy(asymmetry)
     frame = phantom_frame(pelvic_tilt_deg)
-    grid = _grid(frame, anat, voxel_mm)
+    grid = _grid(frame, anat, spacing)
+    voxel_eff = float(np.prod(spacing) ** (1.0 / 3.0))  # edge of the equal-volume cube
 
     def sdf_block(shape: Shape) -> tuple[tuple[slice, ...], np.ndarray]:
         return shape.sdf_grid(grid)
 
     # ---------------------------------------------------------------- soft tissue
-    ijk_axes = [np.arange(n) * voxel_mm + grid.origin_ras_mm[a] for a, n in enumerate(grid.shape)]
+    ijk_axes = [np.arange(n) * spacing[a] + grid.origin_ras_mm[a]
+                for a, n in enumerate(grid.shape)]
     wx = ijk_axes[0][:, None] - frame.origin_ras_mm[0]
     wy = ijk_axes[1][None, :] - frame.origin_ras_mm[1]
     # body outline: elliptic cylinder along world z, skin about 30 mm behind the sacrum
@@ -281,13 +301,13 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
     # ---------------------------------------------------------------- bone
     for shape, code in ((anat.l5, 27), (anat.ilium["left"], 77), (anat.ilium["right"], 78)):
         sl, f = sdf_block(shape)
-        _bone_hu(hu[sl], f, voxel_mm)
+        _bone_hu(hu[sl], f, voxel_eff)
         labels[sl][f <= 0.0] = code
     sl, f = sdf_block(anat.sacrum)
-    _bone_hu(hu[sl], f, voxel_mm)
+    _bone_hu(hu[sl], f, voxel_eff)
     sac_ijk = np.argwhere(f <= 0.0) + np.array([s.start for s in sl])
     del f
-    xyz = frame.to_frame_mm(sac_ijk * voxel_mm + grid.origin_ras_mm)
+    xyz = frame.to_frame_mm(sac_ijk * spacing + grid.origin_ras_mm)
     s1 = xyz[:, 2] >= -A.S1_BODY_HEIGHT_MM - 1.0
     s1 &= (np.abs(xyz[:, 0]) <= 26.0) | (xyz[:, 1] <= -27.0) & (np.abs(xyz[:, 0]) <= 34.0)
     labels[tuple(sac_ijk.T)] = np.where(s1, 26, 25).astype(np.uint8)
@@ -315,14 +335,16 @@ def make_phantom(*, voxel_mm: float = 1.0, noise_hu: float = 20.0, asymmetry: fl
         labels[box][les] = LESION_LABEL
 
     # ---------------------------------------------------------------- blur + noise
-    hu = ndimage.gaussian_filter(hu, sigma=BLUR_SIGMA_MM / voxel_mm, mode="nearest")
+    hu = ndimage.gaussian_filter(hu, sigma=tuple(BLUR_SIGMA_MM / spacing), mode="nearest")
     if noise_hu > 0:
         rng = np.random.default_rng(int(seed))
         hu += rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(noise_hu)
     ct_arr = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
 
     affine = grid.affine
-    params = {"voxel_mm": voxel_mm, "noise_hu": noise_hu, "asymmetry": asymmetry,
+    vox: float | list[float] = (float(spacing[0]) if np.all(spacing == spacing[0])
+                                else [float(v) for v in spacing])
+    params = {"voxel_mm": vox, "noise_hu": noise_hu, "asymmetry": asymmetry,
               "pelvic_tilt_deg": pelvic_tilt_deg, "body_destruction_percent": destruction,
               "seed": int(seed)}
     ct = Image(ct_arr, affine, source="alarscrew phantom", meta={"phantom": params})

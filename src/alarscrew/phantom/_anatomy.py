@@ -386,8 +386,8 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     lm = _landmarks(sacrum, body, k)
     axis = {}
     for side in SIDES:
-        a, b = _DORSAL_S1_FORAMEN[side]
-        axis[side] = (b - a) / np.linalg.norm(b - a)
+        p0, p1 = _DORSAL_S1_FORAMEN[side]
+        axis[side] = (p1 - p0) / np.linalg.norm(p1 - p0)
     return PhantomAnatomy(sacrum, l5, ilium, body, canal, thecal, disc, arteries, veins, lm,
                           n_f, axis, k)
 

@@ -297,8 +297,8 @@ class FrameGrid:
     ----------
     origin_ras_mm : (3,) ndarray
         World position of voxel (0, 0, 0).
-    voxel_mm : float
-        Isotropic voxel size.
+    spacing_mm : (3,) ndarray
+        Voxel size along i, j, k (world x, y, z).
     shape : tuple of int
     frame_origin_ras_mm : (3,) ndarray
         S1 frame origin in world RAS.
@@ -307,7 +307,7 @@ class FrameGrid:
     """
 
     origin_ras_mm: Array
-    voxel_mm: float
+    spacing_mm: Array
     shape: tuple[int, int, int]
     frame_origin_ras_mm: Array
     frame_rotation: Array
@@ -316,7 +316,7 @@ class FrameGrid:
     def affine(self) -> Array:
         """(4, 4) voxel -> world RAS mm."""
         aff = np.eye(4)
-        aff[:3, :3] *= self.voxel_mm
+        aff[:3, :3] = np.diag(np.asarray(self.spacing_mm, float))
         aff[:3, 3] = self.origin_ras_mm
         return aff
 
@@ -326,8 +326,9 @@ class FrameGrid:
         corners = np.stack(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij"),
                            -1).reshape(-1, 3)
         world = corners @ self.frame_rotation + self.frame_origin_ras_mm
-        ijk_lo = np.floor((world.min(0) - self.origin_ras_mm) / self.voxel_mm).astype(int)
-        ijk_hi = np.ceil((world.max(0) - self.origin_ras_mm) / self.voxel_mm).astype(int) + 1
+        sp = np.asarray(self.spacing_mm, float)
+        ijk_lo = np.floor((world.min(0) - self.origin_ras_mm) / sp).astype(int)
+        ijk_hi = np.ceil((world.max(0) - self.origin_ras_mm) / sp).astype(int) + 1
         ijk_lo = np.clip(ijk_lo, 0, self.shape)
         ijk_hi = np.clip(ijk_hi, 0, self.shape)
         if np.any(ijk_hi <= ijk_lo):
@@ -337,7 +338,7 @@ class FrameGrid:
     def frame_coords(self, sl: tuple[slice, ...] | None = None) -> tuple[Array, Array, Array]:
         """Frame coordinates (right, anterior, cranial; mm, float32) of voxel centres in ``sl``."""
         sl = sl or tuple(slice(0, n) for n in self.shape)
-        axes = [(np.arange(s.start, s.stop, dtype=np.float64) * self.voxel_mm
+        axes = [(np.arange(s.start, s.stop, dtype=np.float64) * float(self.spacing_mm[a])
                  + self.origin_ras_mm[a] - self.frame_origin_ras_mm[a]).astype(np.float32)
                 for a, s in enumerate(sl)]
         w = (axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :])
