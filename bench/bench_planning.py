@@ -13,8 +13,8 @@
    those trajectories and on the optimum is compared with the planner's (difference reported;
    expected within about one voxel, since nearest-voxel and distance-field tests differ by the
    voxelisation only).
-3. The 20 atlas sacra (../shared/data/atlas) with the simple test frame: distribution of the
-   optimal length and angles, refusals.
+3. The 20 atlas sacra (../shared/data/atlas) through the anatomy stage: distribution of the
+   optimal length, angles, safe window and the nominal 30/45 safe length; refusals.
 """
 
 from __future__ import annotations
@@ -141,45 +141,48 @@ def bench_phantom(voxel_mm: float, n_ref: int) -> None:
 
 
 def bench_atlas() -> None:
-    import nibabel as nib
+    """Atlas sacra through the real anatomy stage (run_anatomy on the synthetic CT + labels)."""
     from tests.conftest import ATLAS_CASES, SHARED_DATA
-    from tests.planning.simple_anatomy import frame_and_landmarks
 
-    from alarscrew.io.image import Image
-    from alarscrew.planning.context import build_context
+    from alarscrew.anatomy import run_anatomy
+    from alarscrew.anatomy.labels import load_labels
     from alarscrew.planning.plan import plan_side
 
     atlas = SHARED_DATA / "atlas"
     if not atlas.exists():
         print(f"atlas not found at {atlas}; skipped")
         return
-    print("== 20 atlas sacra (simple test frame) ==")
+    print("== 20 atlas sacra (anatomy stage: run_anatomy + labels) ==")
     rows = []
+    refusals = []
     for case in ATLAS_CASES:
-        lab = nib.load(str(atlas / f"{case}_labels.nii.gz"))
-        ctn = nib.load(str(atlas / f"{case}_ct.nii.gz"))
-        ct = Image(np.asarray(ctn.dataobj, float), ctn.affine)
-        sac = np.asarray(lab.dataobj) == 25
-        frame, lms = frame_and_landmarks(sac, lab.affine)
-        ctx = build_context(ct, {"sacrum": ct.with_array(sac, is_label=True)}, frame, lms)
+        ct_p, lab_p = atlas / f"{case}_ct.nii.gz", atlas / f"{case}_labels.nii.gz"
+        anat = run_anatomy(ct_p, seg_paths=(lab_p,))
+        ctx = context_from_anatomy(anat, labels=load_labels([lab_p], anat.ct))
         for side in ("left", "right"):
             t0 = time.perf_counter()
             out = plan_side(ctx, side)
             dt = time.perf_counter() - t0
             o = out["optimal"]
+            nom = out["nominal"]
             if o is None:
-                print(f"{case} {side}: refused: {out['reason']}")
+                refusals.append(f"{case} {side}: {out['reason']}")
                 continue
             rows.append((o["search"]["design_safe_length_mm"], o["transverse_angle_deg"],
                          o["sagittal_angle_deg"], o["recommended_screw"]["length_mm"],
-                         o["recommended_screw"]["diameter_mm"], dt))
+                         o["recommended_screw"]["diameter_mm"],
+                         (out["safe_window_deg"] or {}).get("radius_deg") or np.nan,
+                         nom["length_mm"] if nom else np.nan, dt))
     a = np.asarray(rows)
     names = ("safe length (7 mm) mm", "transverse deg", "sagittal deg", "screw length mm",
-             "screw diameter mm", "plan_side s")
-    print(f"{len(rows)} of {2 * len(ATLAS_CASES)} sides planned safely")
+             "screw diameter mm", "safe window deg", "nominal 30/45 safe mm", "plan_side s")
+    print(f"{len(rows)} of {2 * len(ATLAS_CASES)} sides planned safely; refusals:")
+    for r in refusals:
+        print(f"  {r}")
     for k, n in enumerate(names):
-        print(f"  {n:<24} median {np.median(a[:, k]):6.1f}  range {a[:, k].min():6.1f} - "
-              f"{a[:, k].max():6.1f}")
+        col = a[:, k][np.isfinite(a[:, k])]
+        print(f"  {n:<24} median {np.median(col):6.1f}  range {col.min():6.1f} - "
+              f"{col.max():6.1f}")
 
 
 def main() -> None:

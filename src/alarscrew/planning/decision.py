@@ -11,6 +11,8 @@ Fang et al. 2022 (Methods and Discussion):
 
 from __future__ import annotations
 
+import numpy as np
+
 from alarscrew.anatomy.model import BodyLoss, BoneQuality
 
 BODY_LOSS_INDICATION_PERCENT = 50.0
@@ -49,10 +51,14 @@ def decide(*, body_loss: BodyLoss | None, bone_quality: BoneQuality | None,
                      "reason": f"body loss {loss:.1f} % ({method})"})
     osteo = None
     reason = "bone quality not measured"
-    if bone_quality is not None and bone_quality.verdicts:
-        bad = {k: v for k, v in bone_quality.verdicts.items() if "osteopor" in v.lower()}
+    measured = {k: v for k, v in (bone_quality.verdicts if bone_quality else {}).items()
+                if "not measured" not in v.lower()}
+    if bone_quality is not None and measured:
+        bad = {k: v for k, v in measured.items() if "osteoporosis likely" in v.lower()
+               or v.lower().startswith("osteoporosis")}
         osteo = bool(bad)
-        hu = ", ".join(f"{k} {v:.0f} HU" for k, v in sorted(bone_quality.trabecular_hu.items()))
+        hu = ", ".join(f"{k} {v:.0f} HU" for k, v in sorted(bone_quality.trabecular_hu.items())
+                       if np.isfinite(v))
         listed = "; ".join(f"{k}: {v}" for k, v in sorted(bad.items()))
         reason = f"osteoporosis by HU ({listed})" if bad else f"no osteoporosis verdict ({hu})"
     crit.append({"criterion": "no severe osteoporosis",
