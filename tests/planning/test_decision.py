@@ -11,7 +11,7 @@ SAFE = {"left": True, "right": True}
 
 
 def _bq(verdicts):
-    return BoneQuality({k: 150.0 for k in verdicts}, verdicts, ("Pickhardt 2013",))
+    return BoneQuality(dict.fromkeys(verdicts, 150.0), verdicts, ("Pickhardt 2013",))
 
 
 @pytest.mark.parametrize(("loss", "verdicts", "levels", "sides", "expect"), [
