@@ -1,0 +1,163 @@
+"""Anatomy stage against the analytic phantom (alarscrew.phantom): known frame, landmarks, loss.
+
+Provenance of the references: ``make_phantom(...).truth`` (exact analytic landmarks and frame in
+world RAS, body loss by quadrature of a ball clipped to the elliptic-cylinder S1 body). The CT
+is segmented without labels unless a test says otherwise.
+
+Tolerances (stated per quantity):
+- frame axes within 2 deg, origin within 2 mm (issue 3 "done when");
+- landmarks within 2 mm, except
+  * ``sap_facet`` / ``entry``: 3.5 mm (2.5 voxels at 2 mm) -- the 2 mm L5-S1 facet joint space is partly merged by
+    partial volume and blur, so the facet surface is found a voxel or so off; and the entry is a
+    region ("lateral-inferior part of the inferior half"), of which we report the centroid;
+  * ``ala_lateral``: 2 mm along the lateral axis, 4 mm (2.5 voxels at 2 mm) in 3D -- the most lateral point of a
+    section lies on a nearly sagittal SI face, so its anterior-posterior position is
+    ill-conditioned (a 0.1 mm change in width moves it by millimetres along the face);
+- body loss at the pedicle level within 5 percentage points; by volume within 7 points (the
+  elliptic-cylinder body model is measured on the segmented surface, about half a voxel
+  outside the bone, and its height from the S1-S2 waist).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alarscrew.anatomy import analyze_anatomy
+from alarscrew.errors import AnatomyNotFoundError
+from alarscrew.phantom import make_phantom
+from alarscrew.spatial.frame import S1Frame
+
+STRICT = ("promontory", "canal", "endplate_center", "left.pedicle", "right.pedicle",
+          "left.ala_anterior", "right.ala_anterior", "left.s1_foramen", "right.s1_foramen")
+FACET = ("left.sap_facet", "right.sap_facet", "left.entry", "right.entry")
+
+CASES = {
+    "neutral_1mm": {},
+    "tilt+20": {"pelvic_tilt_deg": 20.0},
+    "tilt-20_asym+0.3": {"pelvic_tilt_deg": -20.0, "asymmetry": 0.3},
+    "asym-0.2_1.5mm": {"asymmetry": -0.2, "voxel_mm": 1.5},
+    "noise40_2mm": {"voxel_mm": 2.0, "noise_hu": 40.0},
+}
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))))
+
+
+@pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
+def solved(request: pytest.FixtureRequest):
+    ph = make_phantom(**CASES[request.param])
+    return ph, analyze_anatomy(ph.ct)
+
+
+def test_frame_matches_truth(solved) -> None:
+    ph, an = solved
+    truth = S1Frame.from_dict(ph.truth["frame"])
+    for axis in ("cranial_ras", "anterior_ras", "right_ras"):
+        assert _angle_deg(getattr(an.frame, axis), getattr(truth, axis)) <= 2.0, axis
+    assert np.linalg.norm(an.frame.origin_ras_mm - truth.origin_ras_mm) <= 2.0
+
+
+def test_landmarks_match_truth(solved) -> None:
+    ph, an = solved
+    errors = {}
+    for name, xyz in ph.truth["landmarks"].items():
+        assert name in an.landmarks, f"{name} not found"
+        lm = an.landmarks[name]
+        assert not lm.supplied
+        assert 0.0 < lm.confidence <= 1.0 and lm.method
+        errors[name] = float(np.linalg.norm(lm.xyz_ras_mm - np.asarray(xyz)))
+    for name in STRICT:
+        assert errors[name] <= 2.0, (name, errors[name])
+    voxel = float(ph.truth["parameters"]["voxel_mm"])
+    facet_tol = max(3.5, 2.5 * voxel)  # at 2 mm the 2 mm facet joint space is one voxel
+    for name in FACET:
+        assert errors[name] <= facet_tol, (name, errors[name])
+    truth = S1Frame.from_dict(ph.truth["frame"])
+    for side in ("left", "right"):
+        name = f"{side}.ala_lateral"
+        lat_err = abs(truth.to_frame_mm(an.landmarks[name].xyz_ras_mm)[0]
+                      - ph.truth["landmarks_frame_mm"][name][0])
+        assert lat_err <= 2.0 and errors[name] <= max(4.0, 2.5 * voxel), (name, lat_err,
+                                                                           errors[name])
+
+
+def test_sacrum_mask_matches_phantom_labels(solved) -> None:
+    ph, an = solved
+    ref = np.isin(ph.labels.array, (25, 26))
+    m = an.sacrum.array
+    dice = 2.0 * (m & ref).sum() / (m.sum() + ref.sum())
+    assert dice >= 0.9
+    assert an.body_loss is not None and an.body_loss.pedicle_level_percent is not None
+    # an intact body: the CT estimate finds (almost) no loss and no indication
+    assert an.body_loss.pedicle_level_percent <= 5.0
+    assert an.body_loss.indication_met is False
+
+
+@pytest.mark.parametrize("percent", [30.0, 70.0])
+def test_body_loss_with_lesion_mask(percent: float) -> None:
+    ph = make_phantom(body_destruction_percent=percent)
+    lab = ph.labels
+    labels = {"s1": lab.with_array(lab.array == 26, is_label=True),
+              "l5": lab.with_array(lab.array == 27, is_label=True),
+              "lesion": ph.lesion}
+    an = analyze_anatomy(ph.ct, labels=labels)
+    truth = ph.truth["body_loss"]
+    assert an.body_loss.pedicle_level_percent == pytest.approx(
+        truth["pedicle_level_percent"], abs=5.0)
+    assert an.body_loss.volume_percent == pytest.approx(truth["volume_percent"], abs=7.0)
+    assert an.body_loss.indication_met is (percent > 50.0)
+    assert an.body_loss.method.startswith("supplied lesion mask")
+    frame = S1Frame.from_dict(ph.truth["frame"])
+    assert _angle_deg(an.frame.cranial_ras, frame.cranial_ras) <= 2.0
+
+
+def test_body_loss_estimated_from_ct() -> None:
+    """Without a lesion mask the loss is estimated from HU (30 % destruction, 1 mm)."""
+    ph = make_phantom(body_destruction_percent=30.0)
+    lab = ph.labels
+    an = analyze_anatomy(ph.ct, labels={"s1": lab.with_array(lab.array == 26, is_label=True),
+                                        "l5": lab.with_array(lab.array == 27, is_label=True)})
+    assert an.body_loss.method.startswith("estimated from CT")
+    assert an.body_loss.pedicle_level_percent == pytest.approx(
+        ph.truth["body_loss"]["pedicle_level_percent"], abs=5.0)
+
+
+def test_supplied_landmarks_override_and_move_origin() -> None:
+    ph = make_phantom(voxel_mm=2.0)
+    moved = np.asarray(ph.truth["landmarks"]["endplate_center"]) + np.array([0.0, 1.0, 0.0])
+    entry = np.asarray(ph.truth["landmarks"]["left.entry"])
+    an = analyze_anatomy(ph.ct, landmarks={"endplate_center": moved, "left.entry": entry})
+    assert an.landmarks["left.entry"].supplied is True
+    np.testing.assert_allclose(an.landmarks["left.entry"].xyz_ras_mm, entry)
+    np.testing.assert_allclose(an.frame.origin_ras_mm, moved)
+    assert "left.entry" in an.provenance["landmarks_supplied"]
+    assert "right.entry" in an.provenance["landmarks_detected"]
+
+
+def test_rigid_flip_of_axes_changes_nothing() -> None:
+    """Flipping and permuting the voxel axes (same world geometry) gives the same frame."""
+    ph = make_phantom(voxel_mm=2.0, noise_hu=0.0)
+    a = analyze_anatomy(ph.ct)
+    arr = np.transpose(ph.ct.array[::-1, :, ::-1], (2, 0, 1))
+    aff = ph.ct.affine.copy()
+    n = np.asarray(ph.ct.shape)
+    flip = np.eye(4)
+    flip[0, 0], flip[0, 3] = -1.0, n[0] - 1
+    flip[2, 2], flip[2, 3] = -1.0, n[2] - 1
+    perm = np.zeros((4, 4))
+    perm[3, 3] = 1.0
+    perm[2, 0] = perm[0, 1] = perm[1, 2] = 1.0  # new (k', i', j') -> old (i, j, k)
+    new_aff = aff @ flip @ perm
+    b = analyze_anatomy(ph.ct.__class__(arr, new_aff, source="flipped"))
+    assert np.linalg.norm(a.frame.origin_ras_mm - b.frame.origin_ras_mm) <= 0.5
+    assert _angle_deg(a.frame.cranial_ras, b.frame.cranial_ras) <= 0.5
+
+
+def test_no_sacrum_is_a_clear_error() -> None:
+    """A CT without bone between two ilia (soft tissue only) says why it failed."""
+    ph = make_phantom(voxel_mm=3.0, noise_hu=0.0)
+    soft = ph.ct.with_array(np.full(ph.ct.shape, 40, dtype=np.int16))
+    with pytest.raises(AnatomyNotFoundError, match="bone|sacrum"):
+        analyze_anatomy(soft)
