@@ -187,18 +187,30 @@ def _grid(frame: S1Frame, anat: A.PhantomAnatomy, spacing_mm: np.ndarray) -> Fra
     return FrameGrid(w_lo, spacing_mm, shape, frame.origin_ras_mm, frame.rotation)
 
 
-def _bone_hu(hu: np.ndarray, field_mm: np.ndarray, voxel_mm: float) -> None:
+def _bone_hu(hu: np.ndarray, field_mm: np.ndarray, spacing_mm: np.ndarray) -> None:
     """Blend cortex and cancellous bone into ``hu`` by partial volume (in place).
 
-    The voxel's inside fraction is approximated by ``0.5 - field / voxel_mm`` (a voxel of
-    edge ``voxel_mm`` crossed by a plane), clipped to [0, 1].
+    A voxel (box of edges ``spacing_mm``) crossed by a surface of unit normal ``n`` spans
+    ``w = sum_i |n_i| s_i`` along ``n``; its bone fraction is taken as the linear ramp
+    ``clip(0.5 - field / w, 0, 1)``, and likewise for the cancellous core (field + cortex).
+    ``n`` is the normalised gradient of the field, so thick slices blend along z as a CT
+    slice integrates over its thickness.
     """
-    f_bone = np.clip(0.5 - field_mm / voxel_mm, 0.0, 1.0)
-    f_core = np.clip(0.5 - (field_mm + A.CORTEX_MM) / voxel_mm, 0.0, 1.0)
-    touched = f_bone > 0
-    hu[touched] = (hu[touched] * (1.0 - f_bone[touched])
-                   + HU["cortical_bone"] * (f_bone[touched] - f_core[touched])
-                   + HU["cancellous_bone"] * f_core[touched])
+    reach = 2.0 * float(np.sum(spacing_mm)) + A.CORTEX_MM  # beyond it: all in or all out
+    near = np.abs(field_mm) < reach
+    hu[field_mm <= -reach] = HU["cancellous_bone"]
+    if not near.any():
+        return
+    grad = np.gradient(field_mm, *spacing_mm)
+    gnorm = np.sqrt(sum(g * g for g in grad))
+    width = sum(np.abs(g) * float(s) for g, s in zip(grad, spacing_mm, strict=True))
+    width = np.where(gnorm > 1e-6, width / np.maximum(gnorm, 1e-6), float(np.mean(spacing_mm)))
+    w = width[near]
+    f = field_mm[near]
+    f_bone = np.clip(0.5 - f / w, 0.0, 1.0)
+    f_core = np.clip(0.5 - (f + A.CORTEX_MM) / w, 0.0, 1.0)
+    hu[near] = (hu[near] * (1.0 - f_bone) + HU["cortical_bone"] * (f_bone - f_core)
+                + HU["cancellous_bone"] * f_core)
 
 
 def _spacing(voxel_mm: float | Sequence[float]) -> np.ndarray:
@@ -260,7 +272,6 @@ def make_phantom(*, voxel_mm: float | Sequence[float] = 1.0, noise_hu: float = 2
     anat = A.build_anatomy(asymmetry)
     frame = phantom_frame(pelvic_tilt_deg)
     grid = _grid(frame, anat, spacing)
-    voxel_eff = float(np.prod(spacing) ** (1.0 / 3.0))  # edge of the equal-volume cube
 
     def sdf_block(shape: Shape) -> tuple[tuple[slice, ...], np.ndarray]:
         return shape.sdf_grid(grid)
@@ -301,10 +312,10 @@ def make_phantom(*, voxel_mm: float | Sequence[float] = 1.0, noise_hu: float = 2
     # ---------------------------------------------------------------- bone
     for shape, code in ((anat.l5, 27), (anat.ilium["left"], 77), (anat.ilium["right"], 78)):
         sl, f = sdf_block(shape)
-        _bone_hu(hu[sl], f, voxel_eff)
+        _bone_hu(hu[sl], f, spacing)
         labels[sl][f <= 0.0] = code
     sl, f = sdf_block(anat.sacrum)
-    _bone_hu(hu[sl], f, voxel_eff)
+    _bone_hu(hu[sl], f, spacing)
     sac_ijk = np.argwhere(f <= 0.0) + np.array([s.start for s in sl])
     del f
     xyz = frame.to_frame_mm(sac_ijk * spacing + grid.origin_ras_mm)
