@@ -108,7 +108,7 @@ class Phantom:
     Attributes
     ----------
     ct : Image
-        HU, int16, isotropic RAS grid.
+        HU, int16, axis-aligned RAS grid (diagonal affine, spacing ``voxel_mm``).
     labels : Image
         uint8 label map on the same grid (codes in :data:`LABELS`).
     truth : dict
