@@ -104,3 +104,31 @@ def test_breach_surfaces_named(destroyed, t_deg, s_deg, surface):
     deepest = max(ev.breaches, key=lambda b: b.depth_mm)
     assert deepest.surface == surface
     assert ev.grade == "E"
+
+
+def test_plan_json_has_contract_keys(destroyed):
+    """Keys required by issue 4 and docs/DEVELOPING.md (the plan.json contract)."""
+    import json
+
+    _, anat, ctx = destroyed
+    plan = json.loads(plan_to_json(make_plan(ctx, body_loss=anat.body_loss)))
+    for key in ("sides", "body_loss_percent", "frame", "alternatives", "timing_s", "inputs",
+                "disclaimer", "decision"):
+        assert key in plan
+    assert set(plan["inputs"]) == {"ct", "seg", "landmarks"}
+    screw_keys = {"entry_ras_mm", "direction_ras", "length_mm", "axis_in_bone_mm",
+                  "diameter_mm", "transverse_angle_deg", "sagittal_angle_deg", "breaches",
+                  "min_vessel_distance_mm", "mean_hu", "recommended_screw", "reason"}
+    for side in ("left", "right"):
+        s = plan["sides"][side]
+        for kind in ("nominal", "optimal"):
+            assert screw_keys <= set(s[kind]), screw_keys - set(s[kind])
+        assert set(s["safe_length_map"]) >= {"transverse_deg", "sagittal_deg", "length_mm"}
+        assert len(s["safe_length_map"]["length_mm"]) == len(s["safe_length_map"]["sagittal_deg"])
+        assert "radius_deg" in s["safe_window_deg"]
+        assert set(plan["alternatives"][side]) == {"pedicle_standard", "pedicle_tricortical",
+                                                   "s2ai"}
+    # the right S1 body holds the lesion: its pedicle screw has less bone than the left one
+    alt = plan["alternatives"]
+    assert alt["right"]["pedicle_standard"]["length_mm"] < alt["left"]["pedicle_standard"][
+        "length_mm"]

@@ -224,6 +224,9 @@ def register(app: typer.Typer) -> None:
             "--landmarks", "-l", help="Landmarks file.")] = None,
         margin_mm: Annotated[float, typer.Option("--margin-mm", help="Bone margin (mm).")
                              ] = 1.0,
+        allow_s1_body: Annotated[bool, typer.Option(
+            "--allow-s1-body", help="Do not count entering the S1 body as unsafe (pedicle "
+                                    "screws); alar screws keep out of it by default.")] = False,
         json_out: Annotated[Path | None, typer.Option(
             "--json", help="Write the screw object (plan.json format) to this file.")] = None,
         force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --json file.")
@@ -268,7 +271,7 @@ def register(app: typer.Typer) -> None:
             say("distance fields")
             ctx = context_from_anatomy(anat, labels=_labels(anat, list(seg or [])))
             say("evaluating the screw")
-            ev = evaluate_screw(ctx, screw, settings=settings)
+            ev = evaluate_screw(ctx, screw, settings=settings, avoid_body=not allow_s1_body)
         obj = ev.to_dict()
         if json_out is not None:
             write_text(json_out, plan_to_json(obj), force=force)
