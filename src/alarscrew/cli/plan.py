@@ -163,6 +163,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--levels must be >= 1, got {levels}", column="--levels")
         seg_list = list(seg or [])
         times: dict[str, float] = {}
+        steps: dict[str, float] = {}
         with _progress(not as_json, 7) as say:
             t0 = time.perf_counter()
             anat = _run_anatomy(ct, seg_list, landmarks, say)
@@ -176,9 +177,9 @@ def register(app: typer.Typer) -> None:
                       "landmarks": None if landmarks is None else str(landmarks)}
             result = make_plan(ctx, body_loss=anat.body_loss, bone_quality=anat.bone_quality,
                                catalog=cat, settings=settings, levels=levels, inputs=inputs,
-                               progress=say, objective=objective)
+                               progress=say, objective=objective, timings_out=steps)
             times["planning"] = time.perf_counter() - t0
-            times.update({f"planning.{k}": v for k, v in last_timings().items()})
+            times.update({f"planning.{k}": v for k, v in steps.items()})
             times = {k: round(v, 4) for k, v in times.items()}
             if timing:
                 result["timing_s"] = times

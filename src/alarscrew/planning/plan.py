@@ -237,11 +237,11 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
               settings: SafetySettings | None = None, grid: AngleGrid | None = None,
               levels: int | None = None, inputs: dict | None = None,
               progress: Progress | None = None, timing: bool = False,
-              objective: str = "length") -> dict:
+              objective: str = "length", timings_out: dict[str, float] | None = None) -> dict:
     """The bilateral plan as a JSON-ready dict (contract: docs/plan-json.md).
 
     ``timing_s`` is None unless ``timing`` is True, so the same input gives the same dict;
-    the step timings of the last call are always available from :func:`last_timings`.
+    pass a dict as ``timings_out`` to receive the step wall times (s) in any case.
     """
     st = settings or SafetySettings()
     say = progress or (lambda _msg: None)
@@ -261,8 +261,9 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
         times[f"{side}_alternatives"] = time.perf_counter() - t0
     decision = decide(body_loss=body_loss, bone_quality=bone_quality, levels=levels,
                       sides_safe={s: sides[s]["status"] == "safe" for s in SIDES})
-    _LAST_TIMINGS.clear()
-    _LAST_TIMINGS.update({k: round(v, 4) for k, v in times.items()})
+    times = {k: round(v, 4) for k, v in times.items()}
+    if timings_out is not None:
+        timings_out.update(times)
     return {
         "schema_version": PLAN_SCHEMA_VERSION,
         "alarscrew_version": __version__,
@@ -286,16 +287,8 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
         "sides": sides,
         "alternatives": alts,
         "decision": decision,
-        "timing_s": dict(_LAST_TIMINGS) if timing else None,
+        "timing_s": dict(times) if timing else None,
     }
-
-
-_LAST_TIMINGS: dict[str, float] = {}
-
-
-def last_timings() -> dict[str, float]:
-    """Wall times (s) of the steps of the last :func:`make_plan` call."""
-    return dict(_LAST_TIMINGS)
 
 
 def plan_from_anatomy(anatomy: Anatomy, **kwargs: Any) -> dict:
