@@ -147,7 +147,6 @@ def register(app: typer.Typer) -> None:
         from alarscrew.planning.catalog import DEFAULT_CATALOG, load_catalog
         from alarscrew.planning.plan import (
             context_from_anatomy,
-            last_timings,
             make_plan,
             plan_to_json,
         )
