@@ -132,3 +132,22 @@ def test_plan_json_has_contract_keys(destroyed):
     alt = plan["alternatives"]
     assert alt["right"]["pedicle_standard"]["length_mm"] < alt["left"]["pedicle_standard"][
         "length_mm"]
+
+
+def test_entry_falls_back_to_facet_centre(destroyed):
+    """Without '{side}.entry' the entry region is centred on '{side}.sap_facet', and says so;
+    without both the side is refused with the reason."""
+    import dataclasses
+
+    from alarscrew.planning.plan import plan_side
+
+    _, _, ctx = destroyed
+    lms = {k: v for k, v in ctx.landmarks.items() if k != "left.entry"}
+    ctx2 = dataclasses.replace(ctx, landmarks=lms)
+    out = plan_side(ctx2, "left")
+    assert out["entry_source"].startswith("left.sap_facet landmark")
+    assert out["status"] == "safe"
+    lms3 = {k: v for k, v in lms.items() if k != "left.sap_facet"}
+    out3 = plan_side(dataclasses.replace(ctx, landmarks=lms3), "left")
+    assert out3["status"] == "refused"
+    assert "no 'left.entry' or 'left.sap_facet' landmark" in out3["reason"]

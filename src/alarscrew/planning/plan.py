@@ -114,6 +114,22 @@ def context_from_anatomy(anatomy: Anatomy, *, labels: dict[str, Image] | None = 
     return build_context(anatomy.ct, masks, anatomy.frame, lms)
 
 
+def entry_landmark(ctx: PlanningContext, side: Side) -> tuple[np.ndarray | None, str]:
+    """The entry region centre and where it came from.
+
+    ``{side}.entry`` (the paper's entry: lateral-inferior part of the inferior half of the S1
+    superior articular surface); without it ``{side}.sap_facet`` (centre of that surface, a
+    few mm away); else None.
+    """
+    for name in (f"{side}.entry", f"{side}.sap_facet"):
+        p = ctx.point(name)
+        if p is not None:
+            how = f"{name} landmark" + ("" if name.endswith(".entry") else
+                                      " (no entry landmark; facet centre used)")
+            return p, how
+    return None, f"no '{side}.entry' or '{side}.sap_facet' landmark"
+
+
 def optimal_trajectory(ctx: PlanningContext, side: Side, *,
                        catalog: ScrewCatalog = DEFAULT_CATALOG,
                        settings: SafetySettings | None = None, grid: AngleGrid | None = None,
@@ -132,9 +148,9 @@ def optimal_trajectory(ctx: PlanningContext, side: Side, *,
         When no entry landmark exists or the longest safe axis is shorter than the shortest
         stocked screw ("left ala too narrow: longest safe axis 18.0 mm ...").
     """
-    entry = ctx.point(f"{side}.entry")
+    entry, how = entry_landmark(ctx, side)
     if entry is None:
-        raise NoSafeTrajectoryError(f"{side}: no '{side}.entry' landmark to start from")
+        raise NoSafeTrajectoryError(f"{side}: {how} to start from")
     try:
         entries = entry_candidates(ctx, side, entry, radius_mm=entry_radius_mm)
     except AlarscrewError as exc:
@@ -171,11 +187,13 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
     g = grid or (AngleGrid() if objective == "length"
                  else AngleGrid.regular((0, 60), (0, 75), 1.0))
     out: dict[str, Any] = {"side": side}
-    entry = ctx.point(f"{side}.entry")
+    entry, how = entry_landmark(ctx, side)
+    out["entry_source"] = how
     if entry is None:
-        reason = f"no '{side}.entry' landmark: cannot place the paper's entry point"
-        return {"side": side, "nominal": None, "optimal": None, "status": "refused",
-                "reason": reason, "safe_length_map": None, "safe_window_deg": None}
+        reason = f"{how}: cannot place the paper's entry point"
+        return {"side": side, "entry_source": how, "nominal": None, "optimal": None,
+                "status": "refused", "reason": reason, "safe_length_map": None,
+                "safe_window_deg": None}
 
     d_nom = direction_from_angles(ctx.frame, side, np.asarray(NOMINAL_TRANSVERSE_DEG),
                                   np.asarray(NOMINAL_SAGITTAL_DEG))
