@@ -141,3 +141,24 @@ def test_check_bad_input_exit_2_nothing_written(fake_anatomy, phantom_dir, tmp_p
     assert code == 2
     assert match in err
     assert not out.exists()
+
+
+def test_plan_passes_lesion_to_anatomy(fake_anatomy, phantom_dir, tmp_path, capsys,
+                                       monkeypatch):
+    import alarscrew.anatomy as anatomy_pkg
+
+    seen = {}
+    real = anatomy_pkg.run_anatomy
+
+    def spy(ct_path, **kw):
+        seen.update(kw)
+        return real(ct_path, **kw)
+
+    monkeypatch.setattr(anatomy_pkg, "run_anatomy", spy)
+    lesion = phantom_dir[1] / "lesion.nii.gz"
+    out = tmp_path / "L"
+    code, _, err = run_cli(["plan", str(phantom_dir[1] / "ct.nii.gz"), "--lesion", str(lesion),
+                            "--out", str(out)], capsys)
+    assert code == 0, err
+    assert str(seen["lesion_path"]) == str(lesion)
+    assert json.loads((out / "plan.json").read_text())["inputs"]["lesion"] == str(lesion)

@@ -115,7 +115,7 @@ def test_plan_json_has_contract_keys(destroyed):
     for key in ("sides", "body_loss_percent", "frame", "alternatives", "timing_s", "inputs",
                 "disclaimer", "decision"):
         assert key in plan
-    assert set(plan["inputs"]) == {"ct", "seg", "landmarks"}
+    assert set(plan["inputs"]) == {"ct", "seg", "landmarks", "lesion"}
     screw_keys = {"entry_ras_mm", "direction_ras", "length_mm", "axis_in_bone_mm",
                   "diameter_mm", "transverse_angle_deg", "sagittal_angle_deg", "breaches",
                   "min_vessel_distance_mm", "mean_hu", "recommended_screw", "reason"}

@@ -58,8 +58,8 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
         bar.update(task, completed=total, description="done")
 
 
-def _run_anatomy(ct: Path, seg: list[Path], landmarks: Path | None, say: Callable[[str], None]
-                 ) -> Any:
+def _run_anatomy(ct: Path, seg: list[Path], landmarks: Path | None, say: Callable[[str], None],
+                 lesion: Path | None = None) -> Any:
     from alarscrew import anatomy
 
     run = getattr(anatomy, "run_anatomy", None)
@@ -67,7 +67,7 @@ def _run_anatomy(ct: Path, seg: list[Path], landmarks: Path | None, say: Callabl
         raise AlarscrewError("the anatomy stage (alarscrew.anatomy.run_anatomy) is not "
                              "available in this installation")
     say("anatomy: frame, landmarks, masks")
-    return run(ct, seg_paths=tuple(seg), landmarks_path=landmarks)
+    return run(ct, seg_paths=tuple(seg), landmarks_path=landmarks, lesion_path=lesion)
 
 
 def _labels(anat: Any, seg: list[Path]) -> dict[str, Any] | None:
@@ -119,6 +119,9 @@ def register(app: typer.Typer) -> None:
             "--seg", "-s", help="Label map(s) or mask folder on the CT (repeatable).")] = None,
         landmarks: Annotated[Path | None, typer.Option(
             "--landmarks", "-l", help="Landmarks file (JSON or Slicer .mrk.json).")] = None,
+        lesion: Annotated[Path | None, typer.Option(
+            "--lesion", help="Mask of destroyed/infected bone on the CT (not bone for screws; "
+                             "measures the S1 body loss).")] = None,
         catalog: Annotated[Path | None, typer.Option(
             "--catalog", help="Screw catalog (YAML or CSV); default 6.5-8.0 x 30-55 mm.")] = None,
         margin_mm: Annotated[float, typer.Option(
@@ -165,7 +168,7 @@ def register(app: typer.Typer) -> None:
         steps: dict[str, float] = {}
         with _progress(not as_json, 7) as say:
             t0 = time.perf_counter()
-            anat = _run_anatomy(ct, seg_list, landmarks, say)
+            anat = _run_anatomy(ct, seg_list, landmarks, say, lesion)
             times["anatomy"] = time.perf_counter() - t0
             say("distance fields")
             t0 = time.perf_counter()
@@ -173,7 +176,8 @@ def register(app: typer.Typer) -> None:
             times["fields"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             inputs = {"ct": str(ct), "seg": [str(p) for p in seg_list],
-                      "landmarks": None if landmarks is None else str(landmarks)}
+                      "landmarks": None if landmarks is None else str(landmarks),
+                      "lesion": None if lesion is None else str(lesion)}
             result = make_plan(ctx, body_loss=anat.body_loss, bone_quality=anat.bone_quality,
                                catalog=cat, settings=settings, levels=levels, inputs=inputs,
                                progress=say, objective=objective, timings_out=steps)
