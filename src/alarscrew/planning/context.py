@@ -125,13 +125,21 @@ class PlanningContext:
         return np.where(norm > 1e-9, n / np.maximum(norm, 1e-12), 0.0)
 
 
-def _world_normals(sd: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Outward unit normals (I, J, K, 3) in RAS of a signed-distance grid (positive inside)."""
-    g_ijk = np.stack(np.gradient(sd), axis=-1)
-    g_ras = g_ijk @ np.linalg.inv(affine[:3, :3])  # grad_x = A^-T grad_ijk (row form)
-    n = -g_ras
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    return n / np.maximum(norm, 1e-12)
+def _surface_normals(sd: np.ndarray, ijk: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Outward unit normals (N, 3) in RAS of a signed-distance grid at voxels ``ijk`` (N, 3).
+
+    Central differences (one-sided at the array border, as ``np.gradient``), converted from
+    index to world space with ``grad_x = A^-T grad_ijk``.
+    """
+    g = np.empty((ijk.shape[0], 3))
+    shape = np.asarray(sd.shape)
+    for ax in range(3):
+        lo, hi = ijk.copy(), ijk.copy()
+        lo[:, ax] = np.maximum(ijk[:, ax] - 1, 0)
+        hi[:, ax] = np.minimum(ijk[:, ax] + 1, shape[ax] - 1)
+        g[:, ax] = (sd[tuple(hi.T)] - sd[tuple(lo.T)]) / np.maximum(hi[:, ax] - lo[:, ax], 1)
+    n = -(g @ np.linalg.inv(affine[:3, :3]))
+    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
 
 
 def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
@@ -186,17 +194,22 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
 
     hu = np.asarray(ct.array[sl], float)
 
-    # frame coordinates of every voxel centre of the crop (for the estimated bands)
-    ijk = np.stack(np.meshgrid(*[np.arange(s.stop - s.start) for s in sl], indexing="ij"),
-                   axis=-1).astype(float)
-    xyz = ijk @ aff[:3, :3].T + aff[:3, 3]
-    fr = frame.to_frame_mm(xyz)
+    # surface voxels, their S1-frame coordinates and outward normals (for the estimated bands)
     surface = bone_mask & ~ndimage.binary_erosion(bone_mask)
-    normals = _world_normals(bone_sd, aff)
+    s_idx = np.nonzero(surface)
+    s_ijk = np.stack(s_idx, axis=-1)
+    fr_s = frame.to_frame_mm(s_ijk.astype(float) @ aff[:3, :3].T + aff[:3, 3])
+    normals_s = _surface_normals(bone_sd, s_ijk, aff)
     # anterior-facing surface in front of the S1 canal (excludes the front of the articular
     # processes and the dorsal elements)
-    anterior_surface = (surface & ((normals @ frame.anterior_ras) > ANTERIOR_COS)
-                        & (fr[..., 1] >= ANTERIOR_MIN_MM))
+    ant_s = ((normals_s @ frame.anterior_ras) > ANTERIOR_COS) & (fr_s[:, 1] >= ANTERIOR_MIN_MM)
+
+    def scatter(flags: np.ndarray) -> np.ndarray:
+        out = np.zeros(bone_mask.shape, bool)
+        out[tuple(s_ijk[flags].T)] = True
+        return out
+
+    anterior_surface = scatter(ant_s)
 
     vessels = arrays.get("iliac_vessels")
     vessel_points = None
@@ -206,7 +219,7 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
         vessel_points = ijk_v @ ct.affine[:3, :3].T + ct.affine[:3, 3]
         sources["iliac_vessels"] = "label"
     else:
-        band = anterior_surface & (fr[..., 2] >= VESSEL_CRANIAL_MIN_MM)
+        band = scatter(ant_s & (fr_s[:, 2] >= VESSEL_CRANIAL_MIN_MM))
         if not band.any():
             band = anterior_surface
         if not band.any():
@@ -216,9 +229,9 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
         vessel_d = np.maximum(unsigned_distance_mm(band, sp) - half, bone_sd)
         sources["iliac_vessels"] = ("estimated: vessels taken to lie on the anterior sacral "
                                     "cortex at the S1 level (lower bound)")
-    lat = np.abs(fr[..., 0])
-    root_band = (anterior_surface & (lat >= ROOT_LATERAL_MM[0]) & (lat <= ROOT_LATERAL_MM[1])
-                 & (fr[..., 2] >= ROOT_CRANIAL_MM[0]) & (fr[..., 2] <= ROOT_CRANIAL_MM[1]))
+    lat = np.abs(fr_s[:, 0])
+    root_band = scatter(ant_s & (lat >= ROOT_LATERAL_MM[0]) & (lat <= ROOT_LATERAL_MM[1])
+                        & (fr_s[:, 2] >= ROOT_CRANIAL_MM[0]) & (fr_s[:, 2] <= ROOT_CRANIAL_MM[1]))
     if not root_band.any():
         root_band = anterior_surface
     root_d = (np.maximum(unsigned_distance_mm(root_band, sp) - half, bone_sd)
