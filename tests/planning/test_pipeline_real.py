@@ -66,3 +66,22 @@ def test_cli_plan_real_ct_byte_identical(real_ct_dir, tmp_path, capsys):
     assert plan["inputs"]["seg"] == [str(real_ct_dir / "total_v1.nii.gz")]
     assert (tmp_path / "A" / "anatomy.json").exists()
     assert (tmp_path / "A" / "sacrum_mask.nii.gz").exists()
+
+
+def test_cli_check_agrees_with_plan(real_ct_dir, pipeline_plan, tmp_path, capsys):
+    """`alarscrew check` on the plan's own optimal screw: contained (exit 0), same numbers."""
+    opt = pipeline_plan["sides"]["left"]["optimal"]
+    rec = opt["recommended_screw"]
+    out = tmp_path / "left.json"
+    code, _, err = run_cli(
+        ["check", str(real_ct_dir / "ct.nii.gz"), "--seg", str(real_ct_dir / "total_v1.nii.gz"),
+         "--entry", ",".join(repr(v) for v in opt["entry_ras_mm"]),
+         "--direction", ",".join(repr(v) for v in opt["direction_ras"]),
+         "--length", str(rec["length_mm"]), "--diameter", str(rec["diameter_mm"]),
+         "--json", str(out)], capsys)
+    assert code == 0, err
+    got = json.loads(out.read_text())
+    assert got["contained"] is True
+    assert got["length_mm"] == pytest.approx(opt["length_mm"], abs=0.01)
+    assert got["axis_in_bone_mm"] == pytest.approx(opt["axis_in_bone_mm"], abs=0.01)
+    assert got["transverse_angle_deg"] == pytest.approx(opt["transverse_angle_deg"], abs=0.01)
