@@ -85,3 +85,13 @@ def test_cli_check_agrees_with_plan(real_ct_dir, pipeline_plan, tmp_path, capsys
     assert got["length_mm"] == pytest.approx(opt["length_mm"], abs=0.01)
     assert got["axis_in_bone_mm"] == pytest.approx(opt["axis_in_bone_mm"], abs=0.01)
     assert got["transverse_angle_deg"] == pytest.approx(opt["transverse_angle_deg"], abs=0.01)
+
+
+def test_cli_plan_scan_without_sacrum(real_ct_dir, tmp_path, capsys):
+    """The DICOM series of the upper abdomen (no sacrum): exit 2, a reason, nothing written."""
+    out = tmp_path / "NOSACRUM"
+    code, _, err = run_cli(["plan", str(real_ct_dir / "dicom"), "--out", str(out)], capsys)
+    assert code == 2
+    assert "sacrum" in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -62,11 +62,16 @@ def wing():
     return context_from_mask(mask, aff, frame=frame)
 
 
-@pytest.mark.parametrize(("diameter_mm", "cap_mm"), [(6.5, 60.0), (8.0, 60.0), (7.0, 30.0)])
-def test_branch_and_bound_equals_exhaustive(wing, diameter_mm, cap_mm):
+@pytest.mark.parametrize(("diameter_mm", "cap_mm", "grid"), [
+    (6.5, 60.0, ((0, 60), (0, 75), 1.5)),
+    (8.0, 60.0, ((0, 60), (0, 75), 1.5)),
+    (7.0, 30.0, ((0, 60), (0, 75), 1.5)),
+    (7.0, 60.0, ((0, 15), (35, 55), 0.5)),  # the production 0.5-degree step, around the optimum
+])
+def test_branch_and_bound_equals_exhaustive(wing, diameter_mm, cap_mm, grid):
     """cap 30 mm: many trajectories reach the cap, so the clearance tie-break decides."""
     st = SafetySettings(max_length_mm=cap_mm)
-    g = AngleGrid.regular((0, 60), (0, 75), 1.5)
+    g = AngleGrid.regular(*grid)
     entries = entry_candidates(wing, "right", np.array([5.0, -5.0, 0.0]), radius_mm=2.0)
     assert len(entries) == 13  # disc of radius 2 on a 1 mm grid
     res = optimize_side(wing, "right", entries, diameter_mm=diameter_mm, settings=st, grid=g)
