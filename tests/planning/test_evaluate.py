@@ -91,16 +91,21 @@ def test_rod_corridor_and_side_breach(rod, offset_mm):
     assert ev.axis_in_bone_mm == pytest.approx(60.0 if offset_mm < 8 else 0.0, abs=0.6)
 
 
-def test_rigid_flip_changes_no_length():
-    """The same slab stored with the i axis flipped (x = -i) gives the same numbers."""
+@pytest.mark.parametrize("axes", [(0,), (1,), (0, 1), (0, 1, 2)])
+def test_axis_flips_change_no_length(axes):
+    """The same slab stored with voxel axes reversed (e.g. LPS-like i, j flips) gives the
+    same numbers: geometry goes through the affine only."""
     aff, xyz = grid((80, 80, 80), origin=(-39.5, -39.5, -39.5))
     mask = (xyz[..., 1] > 0) & (xyz[..., 1] < 30) & (np.abs(xyz[..., 0]) < 38) & (
         np.abs(xyz[..., 2]) < 38)
     flip = aff.copy()
-    flip[:3, 0] *= -1
-    flip[0, 3] = 39.5
+    flipped = mask
+    for ax in axes:
+        flip[:3, ax] *= -1
+        flip[ax, 3] = 39.5
+        flipped = np.flip(flipped, axis=ax)
     a = context_from_mask(mask, aff)
-    b = context_from_mask(mask[::-1], flip)
+    b = context_from_mask(np.ascontiguousarray(flipped), flip)
     d = direction_from_angles(IDENTITY_FRAME, "right", 30, 45)
     ea = evaluate_screw(a, Screw([3, 0, 2], d, 40, 7.0), side="right")
     eb = evaluate_screw(b, Screw([3, 0, 2], d, 40, 7.0), side="right")
