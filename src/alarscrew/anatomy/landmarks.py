@@ -15,8 +15,8 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
   and the posterior wall of the body.
 - ``{side}.sap_facet``: centroid of the mask's surface points whose outward normal is within
   35 degrees of the posteromedial direction at 45 degrees to the sagittal plane (lumbosacral
-  facet orientation, Masharawi et al., Spine 2004), lateral to the canal and posterior to the
-  body. ``{side}.entry``: centroid of the inferior-lateral quarter of the same facet surface
+  facet orientation, Masharawi et al., Spine 2004), 13-45 mm from the midline, posterior to the
+  body, largest connected patch. ``{side}.entry``: centroid of the inferior-lateral quarter of the same facet surface
   (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
   surface").
 - ``{side}.ala_lateral``: the most lateral sacrum point of the pedicle-level section (before
@@ -53,6 +53,8 @@ ALA_LEVEL_MM = PEDICLE_LEVEL_MM
 #: Where along the ala (fraction of the midline-to-lateral-edge distance) its anterior cortex is
 #: sampled: the lateral sacral ala targeted by alar screws.
 ALA_ANTERIOR_FRACTION = 0.67
+#: Lateral window (mm from the midline) searched for the S1 superior facet.
+FACET_MIN_X_MM, FACET_MAX_X_MM = 13.0, 45.0
 #: Facet surface normals within this angle of the posteromedial 45-degree direction.
 FACET_CONE_DEG = 35.0
 
@@ -178,13 +180,12 @@ def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add) -> None:  # no
     idx, nrm = _surface_normals(fv)
     pts = np.column_stack([fv.x_mm[idx[:, 0]], fv.y_mm[idx[:, 1]], fv.z_mm[idx[:, 2]]])
     y_body = canal[3] if canal is not None else -16.0
-    x_wall = (abs(canal[0]) + canal[2]) if canal is not None else 12.0
     cos_cone = np.cos(np.radians(FACET_CONE_DEG))
     for side, s in (("left", -1.0), ("right", 1.0)):
         a = np.radians(45.0)
         n_pm = np.array([-s * np.sin(a), -np.cos(a), 0.0])
         t_lat = np.array([s * np.cos(a), -np.sin(a), 0.0])
-        sel = ((s * pts[:, 0] >= x_wall) & (s * pts[:, 0] <= x_wall + 30.0)
+        sel = ((s * pts[:, 0] >= FACET_MIN_X_MM) & (s * pts[:, 0] <= FACET_MAX_X_MM)
                & (pts[:, 1] <= y_body) & (pts[:, 1] >= y_body - 40.0)
                & (pts[:, 2] >= -8.0) & (pts[:, 2] <= 30.0) & (nrm @ n_pm >= cos_cone))
         if sel.sum() < 10:

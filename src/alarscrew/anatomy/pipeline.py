@@ -65,6 +65,30 @@ def _check_labels(ct: Image, labels: dict[str, Image]) -> None:
                                 "labels with alarscrew.anatomy.labels.load_labels")
 
 
+#: Bone this far above the first-pass endplate (frame mm) is L5 in the second pass.
+L5_MARKER_MM = 18.0
+#: A sacrum with both alae is wider than this and narrower than the next (mm, left-right).
+MIN_SACRUM_WIDTH_MM, MAX_SACRUM_WIDTH_MM = 70.0, 180.0
+
+
+def _check_field_of_view(sac_canon: np.ndarray, canon_affine: np.ndarray, ct: Image) -> None:
+    """Refuse a sacrum cut by the top of the scan or with an implausible width."""
+    where = ct.source or "CT"
+    if sac_canon[:, :, -1].any():
+        raise AnatomyNotFoundError(
+            f"{where}: sacrum not found in the field of view: the bone taken for the sacrum "
+            "reaches the superior edge of the scan, so the S1 endplate is not in view (the "
+            "scan must cover L5 to S3)")
+    sp = np.sqrt((canon_affine[:3, :3] ** 2).sum(axis=0))
+    xs = np.nonzero(sac_canon.any(axis=(1, 2)))[0]
+    width = (xs.max() - xs.min() + 1) * sp[0]
+    if not MIN_SACRUM_WIDTH_MM <= width <= MAX_SACRUM_WIDTH_MM:
+        raise AnatomyNotFoundError(
+            f"{where}: sacrum not found: the bone found is {width:.0f} mm wide, a sacrum with "
+            f"both alae is {MIN_SACRUM_WIDTH_MM:g}-{MAX_SACRUM_WIDTH_MM:g} mm (is the pelvis in "
+            "the field of view? supply an S1 or sacrum label with --seg)")
+
+
 def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
                     landmarks: dict[str, np.ndarray] | None = None,
                     progress: ProgressFn | None = None) -> Anatomy:
@@ -128,6 +152,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         sacrum_how = "detected from CT: " + result.method
     if not sac_canon.any():
         raise AnatomyNotFoundError("sacrum not found: the segmentation is empty")
+    _check_field_of_view(sac_canon, grid.canon_affine, ct)
     lesion = labels.get("lesion")
     geo_canon = sac_canon
     if lesion is not None:
@@ -157,6 +182,25 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     t = time.perf_counter()
     sampler = MaskSampler(sub, aff)
     frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)
+    if "sacrum" not in labels and not any(k in labels for k in ("l5", "l4", "l3")):
+        # second pass: without lumbar labels, bone more than L5_MARKER_MM above the fitted
+        # endplate (above the S1 facet tips) is L5; it competes for the L5 inferior articular
+        # processes, which the first pass can attach to the S1 facets
+        ijk = np.indices(hu_work.shape).reshape(3, -1).T
+        z_frame = frame.to_frame_mm(grid.ijk_to_ras(ijk))[:, 2].reshape(hu_work.shape)
+        result = isolate_sacrum(hu_work, grid, labels=label_work,
+                                cranial_hint=z_frame > L5_MARKER_MM)
+        sac_canon = refine_full_resolution(result, canon_hu, grid)
+        sacrum_how = "detected from CT: " + result.method
+        geo_canon = sac_canon if lesion is None else sac_canon | les_canon
+        idx = np.argwhere(geo_canon)
+        lo = np.maximum(idx.min(axis=0) - 3, 0)
+        hi = np.minimum(idx.max(axis=0) + 4, np.asarray(geo_canon.shape))
+        sub = geo_canon[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        aff = grid.canon_affine.copy()
+        aff[:3, 3] = grid.canon_affine[:3, :3] @ lo + grid.canon_affine[:3, 3]
+        sampler = MaskSampler(sub, aff)
+        frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)
     supplied = {k: np.asarray(v, float) for k, v in (landmarks or {}).items()}
     bad = sorted(set(supplied) - set(POINT_NAMES))
     if bad:

@@ -205,7 +205,8 @@ def auto_sacrum_seed(bone: np.ndarray, edt_mm: np.ndarray, grid: WorkGrid,
 
 
 def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
-                   labels: dict[str, np.ndarray] | None = None) -> SacrumResult:
+                   labels: dict[str, np.ndarray] | None = None,
+                   cranial_hint: np.ndarray | None = None) -> SacrumResult:
     """Segment the sacrum on the working grid.
 
     Parameters
@@ -216,6 +217,9 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     labels : dict of str to (I, J, K) bool ndarray, optional
         Supplied structures on the working grid under canonical names (``sacrum``, ``s1``,
         ``l5``..., ``hip_left``, ``hip_right``, ``femur_left``, ``femur_right``).
+    cranial_hint : (I, J, K) bool ndarray, optional
+        Working-grid voxels known to lie above the sacrum (e.g. above a first-pass endplate);
+        they join the lumbar (L5) marker.
 
     Returns
     -------
@@ -297,6 +301,9 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         up = (z_mm > seed_ras[2] + CRANIAL_MARKER_MM)[None, None, :]
         band = (np.abs(dx) <= 2 * MIDLINE_BAND_MM)[:, None, None]
         markers[bone & up & band & not_sac] = CRANIAL
+    if cranial_hint is not None:
+        markers[cranial_hint & bone & (markers != SACRUM)] = CRANIAL
+        method += "; second pass with the bone above the fitted endplate as L5 marker"
 
     if coarse:
         # at >= 2.5 mm the two cortical plates of an SI joint merge into one bright band and the

@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
             check_overwrite(t, force=force)
         err = Console(stderr=True)
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, transient=True, disable=as_json) as bar:
+                      console=err, transient=True,
+                      disable=as_json or not err.is_terminal) as bar:
             task = bar.add_task("loading", total=7)
 
             def progress(desc: str, done: int, total: int) -> None:

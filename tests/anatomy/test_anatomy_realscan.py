@@ -1,0 +1,207 @@
+"""Anatomy on the shared real 3 mm CT (../shared/data/ct/totalseg-example) and the CLI.
+
+References: total_v1.nii.gz (TotalSegmentator v1 prediction: 90/91 hip_left/right, 92 sacrum)
+is used only to check the result, never as input; vertebrae.nii.gz (v2 vertebra labels: S1
+without the ala, L5...) is the input label map.
+Checks (issue 3 "done when"): the sacrum mask holds both alae (its most lateral points at the
+pedicle level lie at least 35 mm either side of the midline) and not the ilia (left-right extent
+90-130 mm; on every axial slice no sacrum voxel lies inside the v1 hip labels and the mask stays
+medial to them); the frame is plausible (sacral slope 25-65 deg, endplate 25-45 mm deep); the
+landmarks are plausible (promontory anterior to the canal, entries posterior and lateral,
+left/right symmetric within 10 mm); NIfTI, NRRD and DICOM copies agree within a voxel (3 mm).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alarscrew.anatomy import (
+    analyze_anatomy,
+    load_landmarks_file,
+    render_overlay,
+    run_anatomy,
+    save_anatomy,
+)
+from alarscrew.errors import AnatomyNotFoundError, InputError, OutputExistsError
+from alarscrew.io import load_nifti
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def real(real_ct_dir: Path):
+    return run_anatomy(real_ct_dir / "ct.nii.gz", seg_paths=[real_ct_dir / "vertebrae.nii.gz"])
+
+
+def test_sacrum_has_both_alae_and_no_ilium(real, real_ct_dir: Path) -> None:
+    v1 = load_nifti(real_ct_dir / "total_v1.nii.gz", is_label=True).array
+    hip_l, hip_r = v1 == 90, v1 == 91
+    m = real.sacrum.array
+    assert m.sum() > 0
+    width = real.provenance["sacrum_extent_mm"]["left_right"]
+    assert 90.0 <= width <= 130.0, width
+    assert not (m & (hip_l | hip_r)).any()
+    # medial to both hips on every axial slice (RAS grid: axis 0 is x, left = low x)
+    xs = np.arange(m.shape[0])[:, None]
+    for k in range(m.shape[2]):
+        s = m[:, :, k]
+        if not s.any():
+            continue
+        sx = np.nonzero(s.any(axis=1))[0]
+        if hip_l[:, :, k].any():
+            rows = s.any(axis=0) & hip_l[:, :, k].any(axis=0)
+            for j in np.nonzero(rows)[0]:
+                assert np.nonzero(s[:, j])[0].min() > np.nonzero(hip_l[:, j, k])[0].min()
+        if hip_r[:, :, k].any():
+            rows = s.any(axis=0) & hip_r[:, :, k].any(axis=0)
+            for j in np.nonzero(rows)[0]:
+                assert np.nonzero(s[:, j])[0].max() < np.nonzero(hip_r[:, j, k])[0].max()
+        assert len(sx) * 3.0 <= 130.0 + 3.0
+    del xs
+    f = real.frame
+    xl = f.to_frame_mm(real.landmarks["left.ala_lateral"].xyz_ras_mm)[0]
+    xr = f.to_frame_mm(real.landmarks["right.ala_lateral"].xyz_ras_mm)[0]
+    assert xl <= -35.0 and xr >= 35.0, (xl, xr)
+
+
+def test_frame_and_landmarks_plausible(real) -> None:
+    f = real.frame
+    slope = np.degrees(np.arctan2(f.cranial_ras[1], f.cranial_ras[2]))
+    assert 25.0 <= slope <= 65.0, slope
+    assert 25.0 <= real.provenance["endplate_fit"]["depth_mm"] <= 45.0
+    fr = {k: f.to_frame_mm(v.xyz_ras_mm) for k, v in real.landmarks.items()}
+    assert fr["promontory"][1] > fr["canal"][1] + 20.0
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        e = fr[f"{side}.entry"]
+        assert e[1] < -10.0 and s * e[0] > 15.0, (side, e)
+        assert fr[f"{side}.ala_anterior"][1] > fr[f"{side}.pedicle"][1]
+    for name in ("pedicle", "sap_facet", "ala_anterior"):
+        left, right = fr[f"left.{name}"], fr[f"right.{name}"]
+        mirrored = left * np.array([-1.0, 1.0, 1.0])
+        assert np.linalg.norm(mirrored - right) <= 12.0, (name, left, right)
+    bq = real.bone_quality
+    assert set(bq.trabecular_hu) >= {"s1", "l5", "l1"}
+    assert all(50.0 < v < 400.0 for v in bq.trabecular_hu.values())
+    assert any("Pickhardt" in r for r in bq.references)
+
+
+def test_total_v1_sacrum_label_is_used_as_is(real_ct_dir: Path) -> None:
+    an = run_anatomy(real_ct_dir / "ct.nii.gz", seg_paths=[real_ct_dir / "total_v1.nii.gz"])
+    ref = load_nifti(real_ct_dir / "total_v1.nii.gz", is_label=True).array == 92
+    assert np.array_equal(an.sacrum.array, ref)
+    assert an.provenance["sacrum_mask"].startswith("supplied sacrum label")
+    assert 25.0 <= an.provenance["endplate_fit"]["depth_mm"] <= 45.0
+
+
+def test_nifti_nrrd_dicom_copies_agree(real, real_ct_dir: Path, tmp_path: Path) -> None:
+    from alarscrew.io import load_ct, save_nrrd, write_dicom_series
+
+    ct = load_ct(real_ct_dir / "ct.nii.gz")
+    save_nrrd(ct, tmp_path / "ct.nrrd")
+    write_dicom_series(ct.with_array(np.asarray(ct.array, np.int16)), tmp_path / "dicom")
+    base = save_anatomy(real, tmp_path / "nifti")
+    ref = json.loads((base / "anatomy.json").read_text())
+    for src in (tmp_path / "ct.nrrd", tmp_path / "dicom"):
+        an = run_anatomy(src, seg_paths=[real_ct_dir / "vertebrae.nii.gz"])
+        out = json.loads((save_anatomy(an, tmp_path / src.stem) / "anatomy.json").read_text())
+        for key in ("origin_ras_mm",):
+            np.testing.assert_allclose(out["frame"][key], ref["frame"][key], atol=3.0)
+        for key in ("right_ras", "anterior_ras", "cranial_ras"):
+            np.testing.assert_allclose(out["frame"][key], ref["frame"][key], atol=0.05)
+        assert set(out["landmarks"]) == set(ref["landmarks"])
+        for name, lm in ref["landmarks"].items():
+            np.testing.assert_allclose(out["landmarks"][name]["xyz_ras_mm"], lm["xyz_ras_mm"],
+                                       atol=3.0, err_msg=f"{src.name}: {name}")
+        assert out["body_loss"]["pedicle_level_percent"] == pytest.approx(
+            ref["body_loss"]["pedicle_level_percent"], abs=2.0)
+
+
+def test_save_refuses_overwrite_and_writes_json(real, tmp_path: Path) -> None:
+    out = save_anatomy(real, tmp_path / "a")
+    data = json.loads((out / "anatomy.json").read_text())
+    assert "not a medical device" in data["disclaimer"]
+    assert set(data) >= {"frame", "landmarks", "body_loss", "bone_quality", "provenance",
+                         "findings"}
+    assert all(not v["supplied"] for v in data["landmarks"].values())
+    mask = load_nifti(out / "sacrum_mask.nii.gz", is_label=True)
+    assert np.array_equal(mask.array.astype(bool), real.sacrum.array)
+    np.testing.assert_allclose(mask.affine, real.ct.affine)
+    with pytest.raises(OutputExistsError):
+        save_anatomy(real, out)
+    save_anatomy(real, out, force=True)
+
+
+def test_overlay_png(real, tmp_path: Path) -> None:
+    p = render_overlay(real, tmp_path / "overlay.png")
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(OutputExistsError):
+        render_overlay(real, p)
+
+
+def test_slicer_landmarks_lps_are_converted(real_ct_dir: Path, tmp_path: Path) -> None:
+    f = tmp_path / "points.mrk.json"
+    f.write_text(json.dumps({"markups": [{"type": "Fiducial", "coordinateSystem": "LPS",
+                                          "controlPoints": [{"label": "left.entry",
+                                                             "position": [30.0, -95.0, 240.0]}]}
+                                         ]}))
+    pts = load_landmarks_file(f)
+    np.testing.assert_allclose(pts["left.entry"], [-30.0, 95.0, 240.0])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"left.entri": [0, 0, 0]}))
+    with pytest.raises(InputError, match="unknown landmark name 'left.entri'"):
+        load_landmarks_file(bad)
+    bad.write_text(json.dumps({"left.entry": [0, "a", 0]}))
+    with pytest.raises(InputError, match="3 finite numbers"):
+        load_landmarks_file(bad)
+
+
+def test_cli_anatomy(real_ct_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                     ) -> None:
+    lm = tmp_path / "lm.json"
+    lm.write_text(json.dumps({"right.entry": [25.0, 100.0, 243.0]}))
+    out = tmp_path / "out"
+    argv = ["anatomy", str(real_ct_dir / "ct.nii.gz"), "--seg",
+            str(real_ct_dir / "vertebrae.nii.gz"), "--landmarks", str(lm), "--out", str(out)]
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0
+    assert "landmarks: 14 detected, 1 supplied" in stdout
+    data = json.loads((out / "anatomy.json").read_text())
+    assert data["landmarks"]["right.entry"]["supplied"] is True
+    assert (out / "sacrum_mask.nii.gz").exists() and (out / "anatomy_overlay.png").exists()
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "exists already" in err
+    code, _, _ = run_cli([*argv, "--force", "--no-png"], capsys)
+    assert code == 0
+
+
+def test_cli_sacrum_outside_fov(real_ct_dir: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The DICOM series is the upper abdomen: no sacrum -> one-line error, nothing written."""
+    out = tmp_path / "none"
+    code, _, err = run_cli(["anatomy", str(real_ct_dir / "dicom"), "--out", str(out)], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and "sacrum" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "anatomy.json").exists()
+
+
+def test_analyze_refuses_labels_on_another_grid(real, real_ct_dir: Path) -> None:
+    from alarscrew.errors import GeometryError
+
+    ct = real.ct
+    other = ct.with_array(np.zeros(ct.shape, bool), is_label=True)
+    shifted = other.__class__(other.array, ct.affine + np.array(
+        [[0, 0, 0, 5.0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), is_label=True)
+    with pytest.raises(GeometryError, match="not on the CT grid"):
+        analyze_anatomy(ct, labels={"s1": shifted})
+
+
+def test_empty_supplied_sacrum_label(real) -> None:
+    ct = real.ct
+    empty = ct.with_array(np.zeros(ct.shape, bool), is_label=True)
+    with pytest.raises(AnatomyNotFoundError, match="empty"):
+        analyze_anatomy(ct, labels={"sacrum": empty})
