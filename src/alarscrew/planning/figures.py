@@ -90,8 +90,8 @@ def draw_plan_on_ct(ct: Image, plan: dict, path: str | os.PathLike[str], *,
                     force: bool = True) -> Path:
     """Nominal (dashed) and optimal (solid) screws of both sides on CT slabs -> PNG.
 
-    Three maximum-intensity projections (8 mm slabs) through the mean optimal entry:
-    axial, coronal and sagittal in voxel axes (the atlas and test CTs are RAS-aligned).
+    Three maximum-intensity projections, axial, coronal and sagittal in voxel axes (the atlas
+    and test CTs are RAS-aligned), each over the slab that contains all screws plus 4 mm.
     """
     import matplotlib
 
@@ -110,24 +110,29 @@ def draw_plan_on_ct(ct: Image, plan: dict, path: str | os.PathLike[str], *,
             length = sc.get("screw_length_mm") or sc["length_mm"]
             ijk = np.array([e, e + length * d]) @ inv[:3, :3].T + inv[:3, 3]
             screws.append((ijk, color, style, f"{side} {kind}"))
-    if not screws:
-        center = np.array(arr.shape) / 2
+    # each view projects the slab that holds the screws (their extent along the projection
+    # axis, plus 4 mm), so the screws lie inside what is shown
+    shape = np.array(arr.shape)
+    if screws:
+        pts = np.vstack([s[0] for s in screws])
+        pad = np.rint(4.0 / ct.spacing_mm).astype(int)
+        lo = np.clip(np.floor(pts.min(axis=0)).astype(int) - pad, 0, shape - 1)
+        hi = np.clip(np.ceil(pts.max(axis=0)).astype(int) + pad + 1, 1, shape)
     else:
-        center = np.mean([s[0][0] for s in screws], axis=0)
-    c = np.clip(np.rint(center).astype(int), 0, np.array(arr.shape) - 1)
-    half = np.maximum(np.rint(4.0 / ct.spacing_mm).astype(int), 1)
+        lo, hi = np.zeros(3, int), shape
     views = [
-        ("axial (i, j)", arr[:, :, max(c[2] - half[2], 0):c[2] + half[2] + 1].max(2), (0, 1)),
-        ("coronal (i, k)", arr[:, max(c[1] - half[1], 0):c[1] + half[1] + 1, :].max(1), (0, 2)),
-        ("sagittal (j, k)", arr[max(c[0] - half[0], 0):c[0] + half[0] + 1].max(0), (1, 2)),
+        ("axial (i, j)", arr[:, :, lo[2]:hi[2]].max(2), (0, 1), 2),
+        ("coronal (i, k)", arr[:, lo[1]:hi[1], :].max(1), (0, 2), 1),
+        ("sagittal (j, k)", arr[lo[0]:hi[0]].max(0), (1, 2), 0),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5))
-    for ax, (title, img, (u, v)) in zip(axes, views, strict=True):
+    for ax, (title, img, (u, v), w) in zip(axes, views, strict=True):
         ax.imshow(img.T, origin="lower", cmap="gray", vmin=-200, vmax=1200)
         for ijk, color, style, label in screws:
             ax.plot(ijk[:, u], ijk[:, v], style, color=color, lw=2, label=label)
             ax.plot(ijk[0, u], ijk[0, v], "o", color=color, ms=4)
-        ax.set_title(f"{title}, 8 mm MIP")
+        thick = (hi[w] - lo[w]) * ct.spacing_mm[w]
+        ax.set_title(f"{title}, MIP of a {thick:.0f} mm slab around the screws")
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle("planned screws (solid: optimal, recommended length; dashed: nominal 30/45)")
     fig.tight_layout()
