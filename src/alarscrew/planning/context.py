@@ -30,11 +30,10 @@ from alarscrew.planning.fields import (
     crop_slices,
     cropped_affine,
     signed_distance_mm,
-    unsigned_distance_mm,
 )
 from alarscrew.spatial.frame import S1Frame
 
-#: Crop margin around the sacrum (mm); distances to structures are exact up to this value.
+#: Crop margin around the sacrum (mm) of the distance fields.
 CROP_PAD_MM = 15.0
 #: Estimated vessel surface: anterior sacral cortex at or above this S1-frame height (mm).
 VESSEL_CRANIAL_MIN_MM = -40.0
@@ -45,6 +44,43 @@ ROOT_CRANIAL_MM = (-30.0, 5.0)
 ANTERIOR_COS = 0.5
 #: 'Anterior surface' also lies no more than this far behind the frame origin (S1 frame mm).
 ANTERIOR_MIN_MM = -10.0
+
+
+@dataclass(frozen=True, eq=False)
+class PointSet:
+    """Voxel centres of a structure (world RAS mm) with an exact nearest-point query.
+
+    Parameters
+    ----------
+    points_ras_mm : (N, 3) ndarray
+        N >= 1.
+    half_voxel_mm : float
+        Half the smallest voxel size: voxel centres lie that far inside the structure's
+        surface, so :meth:`distance_mm` subtracts it (negative inside the structure).
+    """
+
+    points_ras_mm: np.ndarray
+    half_voxel_mm: float
+
+    def __post_init__(self) -> None:
+        from scipy.spatial import cKDTree
+
+        pts = np.asarray(self.points_ras_mm, float).reshape(-1, 3)
+        if len(pts) == 0:
+            raise AnatomyNotFoundError("empty structure: no voxel to measure distances to")
+        object.__setattr__(self, "points_ras_mm", pts)
+        object.__setattr__(self, "_tree", cKDTree(pts))
+
+    def distance_mm(self, xyz_ras_mm: np.ndarray) -> np.ndarray:
+        """Distance (mm) from points (..., 3) to the structure's surface."""
+        p = np.asarray(xyz_ras_mm, float)
+        d = self._tree.query(p.reshape(-1, 3))[0]  # type: ignore[attr-defined]
+        return (d - self.half_voxel_mm).reshape(p.shape[:-1])
+
+
+def _voxel_points(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """World RAS mm (N, 3) of the True voxels of ``mask``."""
+    return np.argwhere(mask).astype(float) @ affine[:3, :3].T + affine[:3, 3]
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,17 +100,20 @@ class PlanningContext:
         ``min(bone, -distance into the S1 body)``: what a safe alar screw must keep positive.
     hu : GridField
         CT attenuation (HU).
-    vessel : GridField
-        Distance (mm) to the iliac vessels (label, capped at the crop margin) or to their
-        estimated surface; for reported distances use :meth:`vessel_distance_mm`.
-    root : GridField
-        Distance (mm) to the estimated L5 root band on the anterior ala.
-    ilium : GridField or None
-        Signed distance to the iliac bones (both sides), when labelled.
+    vessels : PointSet
+        Iliac vessel voxels (label, whole scan) or, without a label, the estimated vessel
+        surface (anterior sacral cortex at S1); see :meth:`vessel_distance_mm`.
+    vessels_estimated : bool
+        True when :attr:`vessels` is the estimate.
+    root : PointSet or None
+        Estimated L5 root band on the anterior ala (surface voxels); see
+        :meth:`root_distance_mm`.
+    ilium : PointSet or None
+        Iliac bone voxels (both sides, within the crop), when labelled.
     sacroiliac : GridField or None
         Signed distance to sacrum union ilium (S2-alar-iliac corridor), when ilium is labelled.
-    canal : GridField or None
-        Signed distance to the spinal canal label, when present.
+    canal : PointSet or None
+        Spinal canal voxels, when labelled.
     sources : dict[str, str]
         How each structure was obtained ('label' or 'estimated: ...').
     """
@@ -85,28 +124,31 @@ class PlanningContext:
     bone: GridField
     clearance: GridField
     hu: GridField
-    vessel: GridField
-    root: GridField
-    ilium: GridField | None
+    vessels: PointSet
+    vessels_estimated: bool
+    root: PointSet | None
+    ilium: PointSet | None
     sacroiliac: GridField | None
-    canal: GridField | None
+    canal: PointSet | None
     sources: dict[str, str] = field(default_factory=dict)
-    vessel_points_ras_mm: np.ndarray | None = None
-    half_voxel_mm: float = 0.5
 
     def vessel_distance_mm(self, xyz_ras_mm: np.ndarray) -> np.ndarray:
         """Distance (mm) from points (N, 3) to the vessels' surface.
 
-        Exact (k-d tree over every labelled vessel voxel of the whole scan, minus half a
-        voxel) when vessels are labelled; otherwise the estimated field :attr:`vessel`.
+        Exact (k-d tree over every labelled vessel voxel, minus half a voxel) when labelled.
+        Estimated vessels lie on the bone surface, so no point is nearer to them than to that
+        surface: ``max(distance to the band, signed distance into the bone)``.
         """
         p = np.asarray(xyz_ras_mm, float).reshape(-1, 3)
-        if self.vessel_points_ras_mm is None or len(self.vessel_points_ras_mm) == 0:
-            return self.vessel.sample(p)
-        from scipy.spatial import cKDTree
+        d = self.vessels.distance_mm(p)
+        return np.maximum(d, self.bone.sample(p)) if self.vessels_estimated else d
 
-        tree = cKDTree(self.vessel_points_ras_mm)
-        return tree.query(p)[0] - self.half_voxel_mm
+    def root_distance_mm(self, xyz_ras_mm: np.ndarray) -> np.ndarray:
+        """Distance (mm) from points (N, 3) to the estimated L5 root band (NaN without one)."""
+        p = np.asarray(xyz_ras_mm, float).reshape(-1, 3)
+        if self.root is None:
+            return np.full(len(p), np.nan)
+        return np.maximum(self.root.distance_mm(p), self.bone.sample(p))
 
     def point(self, name: str) -> np.ndarray | None:
         """Landmark position (RAS mm) or None."""
@@ -204,53 +246,45 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
     # processes and the dorsal elements)
     ant_s = ((normals_s @ frame.anterior_ras) > ANTERIOR_COS) & (fr_s[:, 1] >= ANTERIOR_MIN_MM)
 
-    def scatter(flags: np.ndarray) -> np.ndarray:
-        out = np.zeros(bone_mask.shape, bool)
-        out[tuple(s_ijk[flags].T)] = True
-        return out
-
-    anterior_surface = scatter(ant_s)
-
+    s_xyz = s_ijk.astype(float) @ aff[:3, :3].T + aff[:3, 3]
     vessels = arrays.get("iliac_vessels")
-    vessel_points = None
-    if vessels is not None and vessels[sl].any():
-        vessel_d = np.minimum(unsigned_distance_mm(vessels[sl], sp) - half, pad_mm)
-        ijk_v = np.argwhere(vessels).astype(float)
-        vessel_points = ijk_v @ ct.affine[:3, :3].T + ct.affine[:3, 3]
+    if vessels is not None and vessels.any():
+        vessel_set = PointSet(_voxel_points(vessels, ct.affine), half)
+        estimated = False
         sources["iliac_vessels"] = "label"
     else:
-        band = scatter(ant_s & (fr_s[:, 2] >= VESSEL_CRANIAL_MIN_MM))
+        band = ant_s & (fr_s[:, 2] >= VESSEL_CRANIAL_MIN_MM)
         if not band.any():
-            band = anterior_surface
+            band = ant_s
         if not band.any():
             raise AnatomyNotFoundError("cannot find the anterior sacral cortex to estimate "
                                        "the iliac vessels")
-        # the band lies on the bone surface: no point is nearer to it than to that surface
-        vessel_d = np.maximum(unsigned_distance_mm(band, sp) - half, bone_sd)
+        vessel_set = PointSet(s_xyz[band], half)
+        estimated = True
         sources["iliac_vessels"] = ("estimated: vessels taken to lie on the anterior sacral "
                                     "cortex at the S1 level (lower bound)")
     lat = np.abs(fr_s[:, 0])
-    root_band = scatter(ant_s & (lat >= ROOT_LATERAL_MM[0]) & (lat <= ROOT_LATERAL_MM[1])
-                        & (fr_s[:, 2] >= ROOT_CRANIAL_MM[0]) & (fr_s[:, 2] <= ROOT_CRANIAL_MM[1]))
+    root_band = (ant_s & (lat >= ROOT_LATERAL_MM[0]) & (lat <= ROOT_LATERAL_MM[1])
+                 & (fr_s[:, 2] >= ROOT_CRANIAL_MM[0]) & (fr_s[:, 2] <= ROOT_CRANIAL_MM[1]))
     if not root_band.any():
-        root_band = anterior_surface
-    root_d = (np.maximum(unsigned_distance_mm(root_band, sp) - half, bone_sd)
-              if root_band.any() else np.full(hu.shape, np.nan))
+        root_band = ant_s
+    root_set = PointSet(s_xyz[root_band], half) if root_band.any() else None
     sources["l5_root"] = ("estimated: anterior alar cortex "
                           f"{ROOT_LATERAL_MM[0]:g}-{ROOT_LATERAL_MM[1]:g} mm lateral")
 
-    ilium = sacroiliac = None
+    ilium = None
+    sacroiliac = None
     il = [arrays[k][sl] for k in ("ilium_left", "ilium_right") if k in arrays]
     if il and np.any([m.any() for m in il]):
         ilium_mask = np.logical_or.reduce(il)
-        ilium = GridField(signed_distance_mm(ilium_mask, sp), aff)
+        ilium = PointSet(_voxel_points(ilium_mask, aff), half)
         sacroiliac = GridField(signed_distance_mm(ilium_mask | bone_mask, sp), aff)
         sources["ilium"] = "label"
     else:
         sources["ilium"] = "absent (SI joint judged from the ala_lateral landmark)"
     canal = None
     if "canal" in arrays and arrays["canal"][sl].any():
-        canal = GridField(signed_distance_mm(arrays["canal"][sl], sp), aff)
+        canal = PointSet(_voxel_points(arrays["canal"][sl], aff), half)
         sources["canal"] = "label"
     else:
         sources["canal"] = "estimated from the canal landmark"
@@ -259,7 +293,6 @@ def build_context(ct: Image, masks: dict[str, Image], frame: S1Frame,
         ct=ct, frame=frame,
         landmarks={k: np.asarray(v, float) for k, v in landmarks.items()},
         bone=GridField(bone_sd, aff), clearance=GridField(clear, aff), hu=GridField(hu, aff),
-        vessel=GridField(vessel_d, aff), root=GridField(root_d, aff), ilium=ilium,
+        vessels=vessel_set, vessels_estimated=estimated, root=root_set, ilium=ilium,
         sacroiliac=sacroiliac, canal=canal, sources=sources,
-        vessel_points_ras_mm=vessel_points, half_voxel_mm=half,
     )

@@ -142,14 +142,14 @@ def classify_surface(ctx: PlanningContext, point_ras_mm: np.ndarray, normal_ras:
     pf = fr.to_frame_mm(p)
     lat_sign = 1.0 if side == "right" else -1.0
     if ctx.ilium is not None:
-        if float(ctx.ilium.sample(p)) > -3.0:
+        if float(ctx.ilium.distance_mm(p)) < 3.0:
             return "si_joint_ilium"
     else:
         ala = ctx.point(f"{side}.ala_lateral")
         if ala is not None and lat_sign * pf[0] > lat_sign * fr.to_frame_mm(ala)[0] - 3.0:
             return "si_joint_ilium"
     if ctx.canal is not None:
-        if float(ctx.canal.sample(p)) > -3.0:
+        if float(ctx.canal.distance_mm(p)) < 3.0:
             return "spinal_canal"
     else:
         canal = ctx.point("canal")
@@ -259,7 +259,7 @@ def evaluate_screw(ctx: PlanningContext, screw: Screw, *, side: Side | None = No
     s_all = axial_samples(start_mm=0.0, stop_mm=screw.length_mm, step_mm=st.step_mm)
     p_all = e + s_all[:, None] * d
     vessel = float(ctx.vessel_distance_mm(p_all).min() - r)
-    root = ctx.root.sample(p_all)
+    root = ctx.root_distance_mm(p_all)
     root_min = float(root.min() - r) if np.all(np.isfinite(root)) else None
     hu = ctx.hu.sample(p_all)
     mean_hu = float(hu.mean())
