@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from alarscrew.anatomy.grid import bounding_box
 from alarscrew.anatomy.landmarks import PEDICLE_LEVEL_MM, ray_crossing
 from alarscrew.anatomy.model import BodyLoss, BoneQuality
 from alarscrew.anatomy.s1frame import FrameVolume
@@ -221,9 +222,14 @@ def measure_bone_quality(ct: Image, fv: FrameVolume, model: dict, *,
     for name in ("l5", "l1"):
         if labels and name in labels:
             m = np.asarray(labels[name].array, bool)
+            bb = bounding_box(m)
+            if bb is None:
+                continue
+            lo, hi = bb
+            box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
             it = max(1, int(np.ceil(3.0 / float(np.min(ct.spacing_mm)))))
-            core = ndi.binary_erosion(m, iterations=it)
+            core = ndi.binary_erosion(np.pad(m[box], 1), iterations=it)[1:-1, 1:-1, 1:-1]
             if core.sum() >= 20:
-                hu[name] = float(np.mean(np.asarray(ct.array, float)[core]))
+                hu[name] = float(np.mean(np.asarray(ct.array[box], float)[core]))
     verdicts = {k: _verdict(v, k) for k, v in hu.items()}
     return BoneQuality(hu, verdicts, BONE_QUALITY_REFERENCES)

@@ -80,14 +80,27 @@ class WorkGrid:
         sh = self.shape
         crop = canon[: sh[0] * f[0], : sh[1] * f[1], : sh[2] * f[2]]
         if np.all(f == 1):
-            return crop.astype(np.float32)
-        out = np.zeros(sh, np.float32)
-        # sum the blocks offset by offset: memory stays at one working-size buffer
-        for a in range(f[0]):
-            for b in range(f[1]):
-                for c in range(f[2]):
-                    out += crop[a::f[0], b::f[1], c::f[2]]
+            return np.asarray(crop, np.float32)
+        out = _block_sum(crop, f)
         out /= float(np.prod(f))
+        return out
+
+    def downsample_fraction(self, canon_mask: np.ndarray) -> np.ndarray:
+        """Fraction of each working block covered by a canonical bool mask (float32).
+
+        Only the mask's bounding box is processed, so small structures on large grids are cheap.
+        """
+        out = np.zeros(self.shape, np.float32)
+        box = bounding_box(canon_mask)
+        if box is None:
+            return out
+        first, last = box[0], box[1] - 1
+        f = self.factor
+        lo = np.asarray(first) // f
+        hi = np.minimum(np.asarray(last) // f + 1, np.asarray(self.shape))
+        sub = canon_mask[lo[0] * f[0]: hi[0] * f[0], lo[1] * f[1]: hi[1] * f[1],
+                         lo[2] * f[2]: hi[2] * f[2]]
+        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = _block_sum(sub, f) / float(np.prod(f))
         return out
 
     def downsample_any(self, canon: np.ndarray) -> np.ndarray:
@@ -110,6 +123,41 @@ class WorkGrid:
         if any(p[1] for p in pad):
             out = np.pad(out, pad, mode="edge")
         return out
+
+
+def bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lo, hi) voxel bounds (hi exclusive) of a 3D bool mask, or None when empty.
+
+    Uses axis projections, which is much cheaper than ``argwhere`` on large volumes.
+    """
+    lo, hi = [], []
+    for ax in range(3):
+        present = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0]
+        if len(present) == 0:
+            return None
+        lo.append(int(present[0]))
+        hi.append(int(present[-1]) + 1)
+    return np.asarray(lo), np.asarray(hi)
+
+
+def _block_sum(x: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Sum of ``factor``-sized blocks of a 3D array (float32), by strided slices per axis."""
+    out = x
+    for ax in range(3):
+        f = int(factor[ax])
+        if f == 1:
+            out = np.asarray(out, np.float32)
+            continue
+        n = out.shape[ax] // f
+
+        def take(o: int, ax: int = ax, f: int = f, n: int = n) -> tuple:
+            return tuple(slice(o, o + n * f, f) if a == ax else slice(None) for a in range(3))
+
+        acc = np.asarray(out[take(0)], np.float32).copy()
+        for o in range(1, f):
+            acc += out[take(o)]
+        out = acc
+    return out
 
 
 def _inverse_ornt(ornt: np.ndarray) -> np.ndarray:
@@ -150,7 +198,7 @@ def make_work_grid(ct: Image, *, target_mm: float = WORK_SPACING_MM) -> WorkGrid
             m[in_ax, 3] = shape[in_ax] - 1
     canon_affine = ct.affine @ m
     canon_sp = np.sqrt((canon_affine[:3, :3] ** 2).sum(axis=0))
-    factor = np.maximum(1, np.round(target_mm / canon_sp)).astype(int)
+    factor = np.maximum(1, np.floor(target_mm / canon_sp + 0.5)).astype(int)  # half up
     factor = np.minimum(factor, np.asarray(canon_shape))
     scale = np.eye(4)
     scale[:3, :3] = np.diag(factor)

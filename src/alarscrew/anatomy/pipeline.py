@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
-from alarscrew.anatomy.grid import make_work_grid
+from alarscrew.anatomy.grid import bounding_box, make_work_grid
 from alarscrew.anatomy.landmarks import POINT_NAMES, detect_landmarks
 from alarscrew.anatomy.model import Anatomy, Landmark
 from alarscrew.anatomy.s1frame import (
@@ -80,8 +80,8 @@ def _check_field_of_view(sac_canon: np.ndarray, canon_affine: np.ndarray, ct: Im
             "reaches the superior edge of the scan, so the S1 endplate is not in view (the "
             "scan must cover L5 to S3)")
     sp = np.sqrt((canon_affine[:3, :3] ** 2).sum(axis=0))
-    xs = np.nonzero(sac_canon.any(axis=(1, 2)))[0]
-    width = (xs.max() - xs.min() + 1) * sp[0]
+    lo, hi = bounding_box(sac_canon)  # type: ignore[misc]
+    width = (hi[0] - lo[0]) * sp[0]
     if not MIN_SACRUM_WIDTH_MM <= width <= MAX_SACRUM_WIDTH_MM:
         raise AnatomyNotFoundError(
             f"{where}: sacrum not found: the bone found is {width:.0f} mm wide, a sacrum with "
@@ -128,7 +128,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     label_work: dict[str, np.ndarray] = {}
     for name in _USED_LABELS:
         if name in labels:
-            frac = grid.downsample_mean(grid.to_canon(np.asarray(labels[name].array, bool)))
+            frac = grid.downsample_fraction(grid.to_canon(np.asarray(labels[name].array, bool)))
             label_work[name] = frac >= 0.5
     timings["grid_s"] = time.perf_counter() - t0
 
@@ -164,9 +164,9 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
 
     _step(progress, 2)
     t = time.perf_counter()
-    idx = np.argwhere(geo_canon)
-    lo = np.maximum(idx.min(axis=0) - 3, 0)
-    hi = np.minimum(idx.max(axis=0) + 4, np.asarray(geo_canon.shape))
+    lo, hi = bounding_box(geo_canon)  # type: ignore[misc]
+    lo = np.maximum(lo - 3, 0)
+    hi = np.minimum(hi + 3, np.asarray(geo_canon.shape))
     sub = geo_canon[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     aff = grid.canon_affine.copy()
     aff[:3, 3] = grid.canon_affine[:3, :3] @ lo + grid.canon_affine[:3, 3]
@@ -191,11 +191,12 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         result = isolate_sacrum(hu_work, grid, labels=label_work,
                                 cranial_hint=z_frame > L5_MARKER_MM)
         sac_canon = refine_full_resolution(result, canon_hu, grid)
+        _check_field_of_view(sac_canon, grid.canon_affine, ct)
         sacrum_how = "detected from CT: " + result.method
         geo_canon = sac_canon if lesion is None else sac_canon | les_canon
-        idx = np.argwhere(geo_canon)
-        lo = np.maximum(idx.min(axis=0) - 3, 0)
-        hi = np.minimum(idx.max(axis=0) + 4, np.asarray(geo_canon.shape))
+        lo, hi = bounding_box(geo_canon)  # type: ignore[misc]
+        lo = np.maximum(lo - 3, 0)
+        hi = np.minimum(hi + 3, np.asarray(geo_canon.shape))
         sub = geo_canon[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
         aff = grid.canon_affine.copy()
         aff[:3, 3] = grid.canon_affine[:3, :3] @ lo + grid.canon_affine[:3, 3]
@@ -246,9 +247,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     if lesion is not None:
         masks["lesion"] = lesion
     timings["total_s"] = time.perf_counter() - t0
-    sac_pts = np.argwhere(sac_canon[:, :, :])
-    extent = (sac_pts.max(axis=0) - sac_pts.min(axis=0) + 1) * np.sqrt(
-        (grid.canon_affine[:3, :3] ** 2).sum(axis=0))
+    s_lo, s_hi = bounding_box(sac_canon)  # type: ignore[misc]
+    extent = (s_hi - s_lo) * np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
     provenance = {
         "sacrum_mask": sacrum_how,
         "labels_used": sorted(k for k in labels if k in (*_USED_LABELS, "lesion")),

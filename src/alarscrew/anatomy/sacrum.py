@@ -356,11 +356,13 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     """
     if np.all(grid.factor == 1) or result.method.startswith("supplied sacrum"):
         return grid.upsample(result.sacrum) if not np.all(grid.factor == 1) else result.sacrum
-    regions = expand_labels(np.where(result.bone, result.regions, 0), distance=1)
-    sac_work = regions == SACRUM
-    idx = np.argwhere(sac_work)
-    lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
-    hi = np.minimum(idx.max(axis=0) + margin_vox + 1, np.asarray(sac_work.shape))
+    idx = np.argwhere(result.sacrum)
+    lo = np.maximum(idx.min(axis=0) - margin_vox - 1, 0)
+    hi = np.minimum(idx.max(axis=0) + margin_vox + 2, np.asarray(result.sacrum.shape))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    # grow the regions by one working voxel into background, inside the box only
+    regions = np.zeros(result.regions.shape, np.int32)
+    regions[box] = expand_labels(np.where(result.bone[box], result.regions[box], 0), distance=1)
     f = grid.factor
     lo_c, hi_c = lo * f, np.minimum(hi * f, np.asarray(grid.canon_shape))
     sl_c = tuple(slice(int(a), int(b)) for a, b in zip(lo_c, hi_c, strict=True))
