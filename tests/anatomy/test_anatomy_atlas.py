@@ -5,7 +5,8 @@ atlas/SOURCE.md); the labels are withheld from the analysis. To make the synthet
 Gaussian noise (SD 30 HU, seeded) is added. To keep the suite fast every case runs on a 2 mm
 copy (2x2x2 block mean of CT; label by majority), and two cases also at the native 1 mm.
 Pass: Dice >= 0.9 (issue 3), and the frame and landmarks anatomically plausible:
-sacral slope (to the scanner axial plane, supine) 10-70 deg, left-right axis within 15 deg of the scanner's, endplate 20-45 mm
+sacral slope (to the scanner axial plane, supine) 10-70 deg, left-right axis within 15 deg
+of the scanner's, endplate 20-45 mm
 deep, promontory anterior to the canal, alae 35-80 mm from the midline and symmetric within
 15 mm, sacral width 90-150 mm.
 """
@@ -60,7 +61,8 @@ def _check(ct: Image, ref: np.ndarray) -> None:
     fr = {k: f.to_frame_mm(v.xyz_ras_mm) for k, v in an.landmarks.items()}
     assert fr["promontory"][1] > fr["canal"][1] + 15.0
     xl, xr = fr["left.ala_lateral"][0], fr["right.ala_lateral"][0]
-    assert 35.0 <= -xl <= 80.0 and 35.0 <= xr <= 80.0, (xl, xr)
+    assert 35.0 <= -xl <= 80.0, xl
+    assert 35.0 <= xr <= 80.0, xr
     assert abs(xl + xr) <= 15.0
     assert 90.0 <= an.provenance["sacrum_extent_mm"]["left_right"] <= 150.0
 

@@ -7,12 +7,14 @@ is segmented without labels unless a test says otherwise.
 Tolerances (stated per quantity):
 - frame axes within 2 deg, origin within 2 mm (issue 3 "done when");
 - landmarks within 2 mm, except
-  * ``sap_facet`` / ``entry``: 3.5 mm (2.5 voxels at 2 mm) -- the 2 mm L5-S1 facet joint space is partly merged by
-    partial volume and blur, so the facet surface is found a voxel or so off; and the entry is a
-    region ("lateral-inferior part of the inferior half"), of which we report the centroid;
-  * ``ala_lateral``: 2 mm (1 voxel) along the lateral axis, 10 mm in 3D -- the most lateral point of a
-    section lies on a nearly sagittal SI face, so its anterior-posterior position is
-    ill-conditioned (a 0.1 mm change in width moves it by millimetres along the face);
+  * ``sap_facet`` / ``entry``: 3.5 mm (2.5 voxels at 2 mm). The 2 mm L5-S1 facet joint space
+    is partly merged by partial volume and blur, so the facet surface is found a voxel or so
+    off, and the entry is a region ("lateral-inferior part of the inferior half") of which we
+    report the centroid. Two cases (tilt +20 deg; 2 mm with 40 HU noise) are strict xfails:
+    there the CT-only mask keeps part of the L5 inferior articular process on the S1 facet.
+  * ``ala_lateral``: 2 mm (1 voxel) along the lateral axis, 10 mm in 3D. The most lateral
+    point of a section lies on a nearly sagittal SI face, so its anterior-posterior position
+    is ill-conditioned (a 0.1 mm change in width moves it by millimetres along the face).
 - body loss at the pedicle level within 5 percentage points; by volume within 7 points (the
   elliptic-cylinder body model is measured on the segmented surface, about half a voxel
   outside the bone, and its height from the S1-S2 waist).
@@ -68,13 +70,14 @@ def test_frame_matches_truth(solved) -> None:
     assert np.linalg.norm(an.frame.origin_ras_mm - truth.origin_ras_mm) <= 2.0
 
 
-def _errors(ph, an) -> dict[str, float]:  # noqa: ANN001
+def _errors(ph, an) -> dict[str, float]:
     errors = {}
     for name, xyz in ph.truth["landmarks"].items():
         assert name in an.landmarks, f"{name} not found"
         lm = an.landmarks[name]
         assert not lm.supplied
-        assert 0.0 < lm.confidence <= 1.0 and lm.method
+        assert 0.0 < lm.confidence <= 1.0
+        assert lm.method
         errors[name] = float(np.linalg.norm(lm.xyz_ras_mm - np.asarray(xyz)))
     return errors
 
@@ -90,8 +93,8 @@ def test_landmarks_match_truth(solved) -> None:
         name = f"{side}.ala_lateral"
         lat_err = abs(truth.to_frame_mm(an.landmarks[name].xyz_ras_mm)[0]
                       - ph.truth["landmarks_frame_mm"][name][0])
-        assert lat_err <= max(2.0, voxel) and errors[name] <= 10.0, (
-            name, lat_err, errors[name])
+        assert lat_err <= max(2.0, voxel), (name, lat_err)
+        assert errors[name] <= 10.0, (name, errors[name])
 
 
 #: Cases where the CT-only mask keeps part of the L5 inferior articular process on the S1
@@ -119,7 +122,8 @@ def test_sacrum_mask_matches_phantom_labels(solved) -> None:
     m = an.sacrum.array
     dice = 2.0 * (m & ref).sum() / (m.sum() + ref.sum())
     assert dice >= 0.9
-    assert an.body_loss is not None and an.body_loss.pedicle_level_percent is not None
+    assert an.body_loss is not None
+    assert an.body_loss.pedicle_level_percent is not None
     # an intact body: the CT estimate finds (almost) no loss and no indication
     assert an.body_loss.pedicle_level_percent <= 5.0
     assert an.body_loss.indication_met is False
@@ -189,5 +193,5 @@ def test_no_sacrum_is_a_clear_error() -> None:
     """A CT without bone between two ilia (soft tissue only) says why it failed."""
     ph = make_phantom(voxel_mm=3.0, noise_hu=0.0)
     soft = ph.ct.with_array(np.full(ph.ct.shape, 40, dtype=np.int16))
-    with pytest.raises(AnatomyNotFoundError, match="bone|sacrum"):
+    with pytest.raises(AnatomyNotFoundError, match=r"bone|sacrum"):
         analyze_anatomy(soft)

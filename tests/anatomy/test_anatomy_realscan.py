@@ -66,7 +66,8 @@ def test_sacrum_has_both_alae_and_no_ilium(real, real_ct_dir: Path) -> None:
     f = real.frame
     xl = f.to_frame_mm(real.landmarks["left.ala_lateral"].xyz_ras_mm)[0]
     xr = f.to_frame_mm(real.landmarks["right.ala_lateral"].xyz_ras_mm)[0]
-    assert xl <= -35.0 and xr >= 35.0, (xl, xr)
+    assert xl <= -35.0, xl
+    assert xr >= 35.0, xr
 
 
 def test_frame_and_landmarks_plausible(real) -> None:
@@ -78,7 +79,8 @@ def test_frame_and_landmarks_plausible(real) -> None:
     assert fr["promontory"][1] > fr["canal"][1] + 20.0
     for side, s in (("left", -1.0), ("right", 1.0)):
         e = fr[f"{side}.entry"]
-        assert e[1] < -10.0 and s * e[0] > 15.0, (side, e)
+        assert e[1] < -10.0, (side, e)
+        assert s * e[0] > 15.0, (side, e)
         assert fr[f"{side}.ala_anterior"][1] > fr[f"{side}.pedicle"][1]
     for name in ("pedicle", "sap_facet", "ala_anterior"):
         left, right = fr[f"left.{name}"], fr[f"right.{name}"]
@@ -153,7 +155,7 @@ def test_slicer_landmarks_lps_are_converted(real_ct_dir: Path, tmp_path: Path) -
     np.testing.assert_allclose(pts["left.entry"], [-30.0, 95.0, 240.0])
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"left.entri": [0, 0, 0]}))
-    with pytest.raises(InputError, match="unknown landmark name 'left.entri'"):
+    with pytest.raises(InputError, match=r"unknown landmark name 'left\.entri'"):
         load_landmarks_file(bad)
     bad.write_text(json.dumps({"left.entry": [0, "a", 0]}))
     with pytest.raises(InputError, match="3 finite numbers"):
@@ -172,9 +174,11 @@ def test_cli_anatomy(real_ct_dir: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert "landmarks: 14 detected, 1 supplied" in stdout
     data = json.loads((out / "anatomy.json").read_text())
     assert data["landmarks"]["right.entry"]["supplied"] is True
-    assert (out / "sacrum_mask.nii.gz").exists() and (out / "anatomy_overlay.png").exists()
+    assert (out / "sacrum_mask.nii.gz").exists()
+    assert (out / "anatomy_overlay.png").exists()
     code, _, err = run_cli(argv, capsys)
-    assert code == 2 and "exists already" in err
+    assert code == 2
+    assert "exists already" in err
     code, _, _ = run_cli([*argv, "--force", "--no-png"], capsys)
     assert code == 0
 
@@ -185,7 +189,9 @@ def test_cli_sacrum_outside_fov(real_ct_dir: Path, tmp_path: Path,
     out = tmp_path / "none"
     code, _, err = run_cli(["anatomy", str(real_ct_dir / "dicom"), "--out", str(out)], capsys)
     assert code == 2
-    assert err.startswith("error: ") and "sacrum" in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: ")
+    assert "sacrum" in err
+    assert len(err.strip().splitlines()) == 1
     assert not (out / "anatomy.json").exists()
 
 

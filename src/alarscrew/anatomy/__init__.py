@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy import keeps matplotlib out of startup
+def __getattr__(name: str):
     if name == "render_overlay":
         from alarscrew.anatomy.overlay import render_overlay
 

@@ -98,8 +98,8 @@ def body_model(fv: FrameVolume, *, depth_mm: float) -> dict:
     ant_arr = np.asarray(ant)
     ref = np.nanmedian(ant_arr[(zs <= -3.0) & (zs >= -12.0)]) if np.isfinite(ant_arr[:10]).any() \
         else np.nan
-    below = np.nonzero((zs <= -MIN_S1_HEIGHT_MM) & (ant_arr < ref - WAIST_DROP_MM))[0] if np.isfinite(
-        ref) else []
+    below = (np.nonzero((zs <= -MIN_S1_HEIGHT_MM) & (ant_arr < ref - WAIST_DROP_MM))[0]
+             if np.isfinite(ref) else [])
     if len(below):
         height = float(-zs[below[0]])
     else:

@@ -16,7 +16,8 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
 - ``{side}.sap_facet``: centroid of the mask's surface points whose outward normal is within
   35 degrees of the posteromedial direction at 45 degrees to the sagittal plane (lumbosacral
   facet orientation, Masharawi et al., Spine 2004), 13-45 mm from the midline, posterior to the
-  body, largest connected patch. ``{side}.entry``: centroid of the inferior-lateral quarter of the same facet surface
+  body, largest connected patch. ``{side}.entry``: centroid of the inferior-lateral quarter
+  of the same facet surface
   (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
   surface").
 - ``{side}.ala_lateral``: the most lateral sacrum point of the pedicle-level section (before
@@ -58,9 +59,10 @@ FACET_MIN_X_MM, FACET_MAX_X_MM = 13.0, 45.0
 #: Facet surface normals within this angle of the posteromedial 45-degree direction.
 FACET_CONE_DEG = 35.0
 
-POINT_NAMES: tuple[str, ...] = ("promontory", "canal", "endplate_center") + tuple(
-    f"{side}.{n}" for side in SIDES
-    for n in ("sap_facet", "entry", "pedicle", "ala_lateral", "ala_anterior", "s1_foramen"))
+POINT_NAMES: tuple[str, ...] = (
+    "promontory", "canal", "endplate_center",
+    *(f"{side}.{n}" for side in SIDES
+      for n in ("sap_facet", "entry", "pedicle", "ala_lateral", "ala_anterior", "s1_foramen")))
 
 
 def _sampler(fv: FrameVolume) -> np.ndarray:
@@ -176,7 +178,7 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float) -> dict[str, La
     return out
 
 
-def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add) -> None:  # noqa: ANN001
+def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add) -> None:
     idx, nrm = _surface_normals(fv)
     pts = np.column_stack([fv.x_mm[idx[:, 0]], fv.y_mm[idx[:, 1]], fv.z_mm[idx[:, 2]]])
     y_body = canal[3] if canal is not None else -16.0
@@ -219,7 +221,7 @@ def _scatter(fv: FrameVolume, p: np.ndarray) -> np.ndarray:
     return m
 
 
-def _alae(vol: np.ndarray, fv: FrameVolume, add) -> None:  # noqa: ANN001
+def _alae(vol: np.ndarray, fv: FrameVolume, add) -> None:
     k = int(np.argmin(np.abs(fv.z_mm - ALA_LEVEL_MM)))
     sl = fv.mask[:, :, k]
     for side, s in (("left", -1.0), ("right", 1.0)):
@@ -259,7 +261,7 @@ def _alae(vol: np.ndarray, fv: FrameVolume, add) -> None:  # noqa: ANN001
                 "pedicle level")
 
 
-def _foramina(fv: FrameVolume, add) -> None:  # noqa: ANN001
+def _foramina(fv: FrameVolume, add) -> None:
     m = fv.mask
     has = m.any(axis=1)  # (x, z)
     first = np.argmax(m, axis=1)  # posterior-most inside index along y

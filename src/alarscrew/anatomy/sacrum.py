@@ -310,7 +310,8 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         # distance map has no neck there; the joint gap survives as a dark seam in the HU
         elevation = (-ndi.gaussian_filter(hu.astype(np.float32), COARSE_SMOOTH_VOX)
                      / COARSE_HU_SCALE - edt / COARSE_EDT_SCALE_MM)
-        method += "; coarse voxels: watershed on smoothed HU plus thickness (joint gap = dark seam)"
+        method += ("; coarse voxels: watershed on smoothed HU plus thickness "
+                   "(joint gap = dark seam)")
     else:
         elevation = -edt
     regions = watershed(elevation, markers, mask=bone)
