@@ -64,8 +64,7 @@ def demo(
         ct = out / "phantom" / "ct.nii.gz"
         seg = out / "phantom" / "labels.nii.gz"
     plan_dir = out / "plan"
-    _run(["plan", str(ct), "--seg", str(seg), "--out", str(plan_dir), "--force"])
-    _run(["report", str(plan_dir), "--force"])
+    _run(["plan", str(ct), "--seg", str(seg), "--out", str(plan_dir), "--force", "--report"])
 
     console.rule("where to look")
     console.print(f"cohort report:   {cohort_html.resolve()}")

@@ -138,6 +138,11 @@ def register(app: typer.Typer) -> None:
                            ] = False,
         png: Annotated[bool, typer.Option(
             "--png", help="Also draw the screws on CT slabs (PLAN_DIR/plan.png).")] = False,
+        report: Annotated[bool, typer.Option(
+            "--report", help="Also write the planning report (report.html) and the exports "
+                             "(as 'alarscrew report PLAN_DIR').")] = False,
+        pdf: Annotated[bool, typer.Option(
+            "--pdf", help="With --report: also print the report to PDF.")] = False,
     ) -> None:
         """Plan both S1 alar screws (nominal 30/45 and optimal) and write PLAN_DIR.
 
@@ -156,6 +161,8 @@ def register(app: typer.Typer) -> None:
         from alarscrew.planning.screw import SafetySettings
 
         check_overwrite(out, force=force)
+        if pdf and not report:
+            raise InputError("--pdf needs --report", column="--pdf")
         if objective not in ("length", "density"):
             raise InputError(f"--objective must be 'length' or 'density', not {objective!r}",
                              column="--objective")
@@ -201,6 +208,14 @@ def register(app: typer.Typer) -> None:
                     from alarscrew.planning.figures import draw_plan_on_ct
 
                     draw_plan_on_ct(anat.ct, result, tmp / "plan.png")
+        if report:
+            from alarscrew.report.exports import write_exports
+            from alarscrew.report.plan_report import build_plan_report
+
+            html = build_plan_report(out, pdf=pdf, force=True)
+            write_exports(out, force=True)
+            if not as_json:
+                Console(stderr=True).print(f"report: {html}")
         if as_json:
             typer.echo(plan_to_json(result), nl=False)
             return
