@@ -92,12 +92,18 @@ def test_frame_and_landmarks_plausible(real) -> None:
     assert any("Pickhardt" in r for r in bq.references)
 
 
-def test_total_v1_sacrum_label_is_used_as_is(real_ct_dir: Path) -> None:
+def test_total_v1_sacrum_label_is_used_as_is(real, real_ct_dir: Path) -> None:
+    """With the v1 whole-sacrum label the mask is that label; the frame found on it agrees with
+    the frame found on our CT segmentation (S1 label only) within 3 mm and 5 deg: two masks
+    from different sources (TotalSegmentator v1 vs bone threshold + watershed)."""
     an = run_anatomy(real_ct_dir / "ct.nii.gz", seg_paths=[real_ct_dir / "total_v1.nii.gz"])
     ref = load_nifti(real_ct_dir / "total_v1.nii.gz", is_label=True).array == 92
     assert np.array_equal(an.sacrum.array, ref)
     assert an.provenance["sacrum_mask"].startswith("supplied sacrum label")
     assert 25.0 <= an.provenance["endplate_fit"]["depth_mm"] <= 45.0
+    assert np.linalg.norm(an.frame.origin_ras_mm - real.frame.origin_ras_mm) <= 3.0
+    cos = float(np.clip(an.frame.cranial_ras @ real.frame.cranial_ras, -1.0, 1.0))
+    assert np.degrees(np.arccos(cos)) <= 5.0
 
 
 def test_nifti_nrrd_dicom_copies_agree(real, real_ct_dir: Path, tmp_path: Path) -> None:

@@ -82,8 +82,9 @@ def body_model(fv: FrameVolume, *, depth_mm: float) -> dict:
     b = depth_mm / 2.0
     exits = [ray_crossing(vol, fv, np.array([0.0, 0.0, -1.5]), np.array([s, 0.0, 0.0]),
                           max_mm=90.0) for s in (-1.0, 1.0)]
-    if all(e is not None for e in exits):
-        a = 0.5 * (abs(exits[0][0]) + abs(exits[1][0]))
+    e_left, e_right = exits
+    if e_left is not None and e_right is not None:
+        a = 0.5 * (abs(e_left[0]) + abs(e_right[0]))
     else:
         a = np.inf
     if not (0.9 * b <= a <= 1.9 * b):
@@ -98,8 +99,8 @@ def body_model(fv: FrameVolume, *, depth_mm: float) -> dict:
     ant_arr = np.asarray(ant)
     ref = np.nanmedian(ant_arr[(zs <= -3.0) & (zs >= -12.0)]) if np.isfinite(ant_arr[:10]).any() \
         else np.nan
-    below = (np.nonzero((zs <= -MIN_S1_HEIGHT_MM) & (ant_arr < ref - WAIST_DROP_MM))[0]
-             if np.isfinite(ref) else [])
+    waist = (zs <= -MIN_S1_HEIGHT_MM) & (ant_arr < ref - WAIST_DROP_MM)
+    below: np.ndarray | list[int] = np.nonzero(waist)[0] if np.isfinite(ref) else []
     if len(below):
         height = float(-zs[below[0]])
     else:

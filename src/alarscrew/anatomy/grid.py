@@ -108,7 +108,7 @@ class WorkGrid:
         f = self.factor
         sh = self.shape
         crop = np.asarray(canon, bool)[: sh[0] * f[0], : sh[1] * f[1], : sh[2] * f[2]]
-        return crop.reshape(sh[0], f[0], sh[1], f[1], sh[2], f[2]).any(axis=(1, 3, 5))
+        return np.asarray(crop.reshape(sh[0], f[0], sh[1], f[1], sh[2], f[2]).any(axis=(1, 3, 5)))
 
     def upsample(self, work: np.ndarray) -> np.ndarray:
         """Nearest-neighbour (block repeat) of a working array onto the canonical grid.

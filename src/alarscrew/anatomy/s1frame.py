@@ -143,12 +143,10 @@ def midsagittal_plane(mask: np.ndarray, affine: np.ndarray, *, midline_x_mm: flo
         dist = ndi.map_coordinates(outside_mm, ijk.T, order=1, mode="nearest")
         return float(np.mean(np.minimum(dist, 15.0)))
 
-    best = None
-    for yaw0 in (-8.0, 0.0, 8.0):
-        res = minimize(cost, np.array([yaw0, 0.0, midline_x_mm]), method="Powell",
-                       options={"xtol": 0.05, "ftol": 1e-4, "maxiter": 2000})
-        if best is None or res.fun < best.fun:
-            best = res
+    results = [minimize(cost, np.array([yaw0, 0.0, midline_x_mm]), method="Powell",
+                        options={"xtol": 0.05, "ftol": 1e-4, "maxiter": 2000})
+               for yaw0 in (-8.0, 0.0, 8.0)]
+    best = min(results, key=lambda r: float(r.fun))
     n = normal_of(best.x)
     return n, float(best.x[2])
 
@@ -257,7 +255,7 @@ def _endplate_pass(sampler: MaskSampler, r: np.ndarray, c0: np.ndarray, cranial:
         if good.all():
             break
         pts2 = pts2[good]
-    if len(pts2) < 5 or direction is None:
+    if len(pts2) < 5 or direction is None or normal2 is None or centre is None:
         raise AnatomyNotFoundError("S1 superior endplate not found: fewer than 5 points on "
                                    "the top of the sacral body column")
     rms = float(np.sqrt(np.mean(((pts2 - centre) @ normal2) ** 2)))

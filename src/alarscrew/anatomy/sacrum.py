@@ -137,12 +137,12 @@ def find_midline_x_mm(bone: np.ndarray, grid: WorkGrid) -> float:
     """
     x_mm = _coords_mm(bone.shape, grid.affine, 0)
     present = bone.any(axis=1)  # (I, K)
-    any_k = present.any(axis=0)
+    any_k: np.ndarray = np.asarray(present.any(axis=0))
     if not any_k.any():
         raise AnatomyNotFoundError("no bone above the HU threshold in the image: is this a CT "
                                    "of the pelvis?")
     first = np.argmax(present, axis=0)
-    last = present.shape[0] - 1 - np.argmax(present[::-1], axis=0)
+    last = present.shape[0] - 1 - np.argmax(np.asarray(present)[::-1], axis=0)
     width = (last - first) * grid.spacing_mm[0]
     centre = (x_mm[first] + x_mm[last]) / 2.0
     wide = any_k & (width > 150.0)
@@ -190,9 +190,9 @@ def auto_sacrum_seed(bone: np.ndarray, edt_mm: np.ndarray, grid: WorkGrid,
     # posterior part of the pelvis: within the posterior 60 % of each slice's bone y-extent
     y_present = bone.any(axis=0)  # (J, K)
     ny = bone.shape[1]
-    has = y_present.any(axis=0)
+    has: np.ndarray = np.asarray(y_present.any(axis=0))
     first = np.argmax(y_present, axis=0)
-    last = ny - 1 - np.argmax(y_present[::-1], axis=0)
+    last = ny - 1 - np.argmax(np.asarray(y_present)[::-1], axis=0)
     ylim = np.where(has, first + 0.6 * (last - first), -1)
     jj = np.arange(ny)[:, None]
     cand &= (jj <= ylim[None, :])[None, :, :]
