@@ -85,20 +85,25 @@ def _summary_table(plan: dict) -> Any:
     t = Table(title="alarscrew plan (S1 frame angles)")
     for col in ("side", "axis", "status", "D x L", "safe", "bone", "tr", "sag", "GR", "win"):
         t.add_column(col, no_wrap=True)
-    t.caption = ("D x L recommended screw mm; safe = safe length mm; bone = axis in bone mm; "
+    t.caption = ("nom / nom-ax: the paper's 30/45 read in the S1 frame / in the scanner axial "
+                 "plane (docs/angles.md); "
+                 "D x L recommended screw mm; safe = safe length mm; bone = axis in bone mm; "
                  "tr/sag = transverse/sagittal deg; GR = Gertzbein-Robbins; win = safe window "
                  "radius deg")
     for side in ("left", "right"):
         s = plan["sides"][side]
-        for kind in ("nominal", "optimal"):
+        for kind in ("nominal", "nominal_axial", "optimal"):
             sc = s.get(kind)
             if sc is None:
+                if kind == "nominal_axial":
+                    continue
                 t.add_row(side, kind, s["status"], "-", "-", "-", "-", "-", "-", s["reason"])
                 continue
             rec = sc.get("recommended_screw")
             win = s.get("safe_window_deg") if kind == "optimal" else None
             t.add_row(
-                side, kind[:3], s["status"] if kind == "optimal" else
+                side, {"nominal": "nom", "nominal_axial": "nom-ax", "optimal": "opt"}[kind],
+                s["status"] if kind == "optimal" else
                 ("safe" if sc["contained"] else "unsafe"),
                 f"{rec['diameter_mm']:g}x{rec['length_mm']:g}" if rec else "none",
                 f"{sc['length_mm']:.1f}", f"{sc['axis_in_bone_mm']:.1f}",
@@ -129,6 +134,11 @@ def register(app: typer.Typer) -> None:
         objective: Annotated[str, typer.Option(
             "--objective", help="'length' (longest safe screw, default) or 'density' "
                                 "(most integrated HU along a safe screw).")] = "length",
+        tip_zone: Annotated[str, typer.Option(
+            "--tip-zone", help="'any' (default: the whole cone, sagittal 0-75 deg) or 'ala' "
+                               "(keep the optimal screw cranial to the first sacral foramen "
+                               "level: the paper's 'upper lateral' ala; docs/angles.md).")
+                           ] = "any",
         levels: Annotated[int | None, typer.Option(
             "--levels", help="Levels fused to the sacrum (for the decision summary).")] = None,
         force: Annotated[bool, typer.Option("--force", "-f", help="Replace PLAN_DIR.")] = False,
@@ -166,6 +176,11 @@ def register(app: typer.Typer) -> None:
         if objective not in ("length", "density"):
             raise InputError(f"--objective must be 'length' or 'density', not {objective!r}",
                              column="--objective")
+        from alarscrew.planning.plan import TIP_ZONES
+
+        if tip_zone not in TIP_ZONES:
+            raise InputError(f"--tip-zone must be one of {list(TIP_ZONES)}, not {tip_zone!r}",
+                             column="--tip-zone")
         settings = SafetySettings(margin_mm=margin_mm)
         cat = DEFAULT_CATALOG if catalog is None else load_catalog(catalog)
         if levels is not None and levels < 1:
@@ -187,7 +202,8 @@ def register(app: typer.Typer) -> None:
                       "lesion": None if lesion is None else str(lesion)}
             result = make_plan(ctx, body_loss=anat.body_loss, bone_quality=anat.bone_quality,
                                catalog=cat, settings=settings, levels=levels, inputs=inputs,
-                               progress=say, objective=objective, timings_out=steps)
+                               progress=say, objective=objective, timings_out=steps,
+                               tip_zone=tip_zone)
             times["planning"] = time.perf_counter() - t0
             times.update({f"planning.{k}": v for k, v in steps.items()})
             times = {k: round(v, 4) for k, v in times.items()}

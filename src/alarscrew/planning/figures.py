@@ -102,7 +102,7 @@ def draw_plan_on_ct(ct: Image, plan: dict, path: str | os.PathLike[str], *,
     arr = np.asarray(ct.array, float)
     screws = []
     for side, color in (("left", "lime"), ("right", "orange")):
-        for kind, style in (("nominal", "--"), ("optimal", "-")):
+        for kind, style in (("nominal", "--"), ("nominal_axial", ":"), ("optimal", "-")):
             sc = (plan["sides"][side] or {}).get(kind)
             if sc is None:
                 continue
@@ -134,7 +134,8 @@ def draw_plan_on_ct(ct: Image, plan: dict, path: str | os.PathLike[str], *,
         thick = (hi[w] - lo[w]) * ct.spacing_mm[w]
         ax.set_title(f"{title}, MIP of a {thick:.0f} mm slab around the screws")
     axes[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle("planned screws (solid: optimal, recommended length; dashed: nominal 30/45)")
+    fig.suptitle("planned screws (solid: optimal, recommended length; dashed: nominal 30/45 "
+                 "in the S1 frame; dotted: nominal 30/45 from the axial plane)")
     fig.tight_layout()
     with atomic_path(path, force=force) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from alarscrew.planning.catalog import DEFAULT_CATALOG, ScrewCatalog, choose_scr
 from alarscrew.planning.context import PlanningContext, build_context
 from alarscrew.planning.decision import body_loss_percent, decide
 from alarscrew.planning.evaluate import evaluate_screw
+from alarscrew.planning.fields import GridField
 from alarscrew.planning.screw import SafetySettings, Screw
 from alarscrew.planning.search import (
     AngleGrid,
@@ -36,6 +38,96 @@ NOMINAL_SAGITTAL_DEG = 45.0
 NOMINAL_LENGTH_MM = 40.0
 DESIGN_DIAMETER_MM = 7.0
 PLAN_SCHEMA_VERSION = 1
+
+#: The scanner (body) frame: axial plane = scanner x-y plane, +A anterior, +S cranial; the
+#: same axes :func:`alarscrew.spatial.frame.scanner_angles_deg` measures against.
+SCANNER_FRAME = S1Frame(np.zeros(3), np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]),
+                        np.array([0.0, 0.0, 1.0]))
+
+#: The two readings of the paper's "30 degrees lateral and 45 degrees inferior" (Fang et al.
+#: 2022, Methods; the paper does not say from which plane "inferior" is measured):
+#: ``nominal`` = angles in the S1 frame (45 deg below the sloped S1 endplate, the issue's
+#: convention); ``nominal_axial`` = angles in the scanner frame (45 deg below the body's axial
+#: plane, 30 deg lateral from the anterior axis in the axial plane). See docs/angles.md.
+NOMINAL_READINGS: dict[str, str] = {
+    "nominal": "30 deg lateral, 45 deg caudal to the S1 endplate plane (S1 frame)",
+    "nominal_axial": "30 deg lateral, 45 deg caudal to the body's axial plane (scanner frame)",
+}
+
+#: ``tip_zone`` choices of the optimal search (see :func:`ala_zone_context`).
+TIP_ZONES = ("any", "ala")
+
+
+def nominal_direction(frame: S1Frame, side: Side, reading: str = "nominal") -> np.ndarray:
+    """Unit RAS direction of the paper's 30/45 trajectory in one of :data:`NOMINAL_READINGS`.
+
+    Parameters
+    ----------
+    frame : S1Frame
+    side : {'left', 'right'}
+    reading : {'nominal', 'nominal_axial'}
+        ``nominal``: ``direction_from_angles(frame, side, 30, 45)``; ``nominal_axial``: the same
+        formula with :data:`SCANNER_FRAME`, so that
+        ``scanner_angles_deg(d, side) == (30, 45)``.
+
+    Returns
+    -------
+    (3,) ndarray
+    """
+    if reading not in NOMINAL_READINGS:
+        raise InputError(f"nominal reading must be one of {sorted(NOMINAL_READINGS)}, not "
+                         f"{reading!r}", column="reading")
+    ref = frame if reading == "nominal" else SCANNER_FRAME
+    return direction_from_angles(ref, side, np.asarray(NOMINAL_TRANSVERSE_DEG),
+                                 np.asarray(NOMINAL_SAGITTAL_DEG))
+
+
+def ala_zone_context(ctx: PlanningContext, side: Side) -> PlanningContext:
+    """``ctx`` with the clearance field restricted to the ala above the first sacral foramen.
+
+    The paper aims "about 40 mm into the lateral sacral ala", an "upper anterior-lateral
+    trajectory ... upper and lateral in the sacrum" (Fang et al. 2022, Methods and
+    Discussion); the ala's narrowest section, the sacral pedicle, lies directly cephalad to the
+    first sacral foramen (CT model of the sacral ala, PubMed 10630800). This zone keeps the
+    whole screw (radius + margin, as every clearance) cranial to the plane through the
+    ``{side}.s1_foramen`` landmark parallel to the S1 endplate, i.e. it refuses screws that run
+    down the lateral mass to the S2 level, as the unrestricted optimum does on a steep sacrum.
+
+    Notes
+    -----
+    ``clearance_zone(x) = min(clearance(x), (x - foramen) . cranial)``. The plane term is
+    linear, so its trilinear interpolant is exact and 1-Lipschitz: the search's pruning bound
+    (:data:`~alarscrew.planning.fields.TRILINEAR_LIPSCHITZ`) still holds and the optimum still
+    equals the exhaustive search of the grid.
+
+    Raises
+    ------
+    NoSafeTrajectoryError
+        Without the ``{side}.s1_foramen`` landmark.
+
+    References
+    ----------
+    Fang et al., BMC Musculoskeletal Disorders 2022 (S1 alar screws).
+    "Cross-sectional geometry of the sacral ala for safe insertion of iliosacral lag screws: a
+    computed tomography model" (PubMed 10630800; 13 adult pelvic CTs): the narrowest alar
+    section lies directly cephalad to the first sacral foramen, mean height 27.8 mm, width
+    28.1 mm, alar slope 45 deg (25-65).
+    """
+    foramen = ctx.point(f"{side}.s1_foramen")
+    if foramen is None:
+        raise NoSafeTrajectoryError(
+            f"{side}: tip zone 'ala' needs the '{side}.s1_foramen' landmark (the zone's caudal "
+            "limit); none was found or supplied")
+    fld = ctx.clearance
+    # (x(ijk) - foramen) . cranial, separable in i, j, k (no (I, J, K, 3) temporary)
+    per_index = fld.affine[:3, :3].T @ ctx.frame.cranial_ras  # mm per voxel step along i, j, k
+    ni, nj, nk = fld.values.shape
+    above_mm = (np.arange(ni)[:, None, None] * per_index[0]
+                + np.arange(nj)[None, :, None] * per_index[1]
+                + np.arange(nk)[None, None, :] * per_index[2]
+                + float((fld.affine[:3, 3] - foramen) @ ctx.frame.cranial_ras))
+    zone = GridField(np.minimum(fld.values, above_mm), fld.affine)
+    return replace(ctx, clearance=zone)
 
 Progress = Callable[[str], None]
 
@@ -134,9 +226,12 @@ def optimal_trajectory(ctx: PlanningContext, side: Side, *,
                        catalog: ScrewCatalog = DEFAULT_CATALOG,
                        settings: SafetySettings | None = None, grid: AngleGrid | None = None,
                        design_diameter_mm: float = DESIGN_DIAMETER_MM,
-                       entry_radius_mm: float = 4.0, objective: str = "length"
-                       ) -> SearchResult:
+                       entry_radius_mm: float = 4.0, objective: str = "length",
+                       tip_zone: str = "any") -> SearchResult:
     """Longest safe trajectory on ``side``; raises NoSafeTrajectoryError with the reason.
+
+    ``tip_zone='ala'`` searches in :func:`ala_zone_context` (screw cranial to the first sacral
+    foramen level) instead of the whole cone; ``'any'`` (default) is the issue's cone.
 
     ``objective='density'`` instead maximises the integrated HU along the safe length among
     trajectories at least as long as the shortest stocked screw
@@ -148,9 +243,14 @@ def optimal_trajectory(ctx: PlanningContext, side: Side, *,
         When no entry landmark exists or the longest safe axis is shorter than the shortest
         stocked screw ("left ala too narrow: longest safe axis 18.0 mm ...").
     """
+    if tip_zone not in TIP_ZONES:
+        raise InputError(f"tip_zone must be one of {list(TIP_ZONES)}, not {tip_zone!r}",
+                         column="tip_zone")
     entry, how = entry_landmark(ctx, side)
     if entry is None:
         raise NoSafeTrajectoryError(f"{side}: {how} to start from")
+    if tip_zone == "ala":
+        ctx = ala_zone_context(ctx, side)
     try:
         entries = entry_candidates(ctx, side, entry, radius_mm=entry_radius_mm)
     except AlarscrewError as exc:
@@ -166,9 +266,10 @@ def optimal_trajectory(ctx: PlanningContext, side: Side, *,
         raise InputError(f"objective must be 'length' or 'density', not {objective!r}",
                          column="objective")
     if res.safe_length_mm < catalog.min_length_mm:
+        where = "" if tip_zone == "any" else " above the first sacral foramen level"
         raise NoSafeTrajectoryError(
-            f"{side} ala too narrow: longest safe axis {res.safe_length_mm:.1f} mm for a "
-            f"{design_diameter_mm:g} mm screw (shortest stocked {catalog.min_length_mm:g} mm)")
+            f"{side} ala too narrow: longest safe axis{where} {res.safe_length_mm:.1f} mm for "
+            f"a {design_diameter_mm:g} mm screw (shortest stocked {catalog.min_length_mm:g} mm)")
     return res
 
 
@@ -180,9 +281,14 @@ def _screw_entry(ev_dict: dict, choice_dict: dict | None, reason: str) -> dict:
 
 def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAULT_CATALOG,
               settings: SafetySettings | None = None, grid: AngleGrid | None = None,
-              design_diameter_mm: float = DESIGN_DIAMETER_MM, objective: str = "length"
-              ) -> dict:
-    """Nominal (paper) and optimal screw of one side, with map and safe window."""
+              design_diameter_mm: float = DESIGN_DIAMETER_MM, objective: str = "length",
+              tip_zone: str = "any") -> dict:
+    """Nominal (paper, both readings) and optimal screw of one side, with map and window.
+
+    The nominal screws (``nominal``, ``nominal_axial``: :data:`NOMINAL_READINGS`) are judged
+    against the whole sacrum (outside the S1 body), whatever ``tip_zone``; the optimal screw,
+    its map and safe window within the ``tip_zone`` (:func:`optimal_trajectory`).
+    """
     st = settings or SafetySettings()
     g = grid or (AngleGrid() if objective == "length"
                  else AngleGrid.regular((0, 60), (0, 75), 1.0))
@@ -191,25 +297,29 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
     out["entry_source"] = how
     if entry is None:
         reason = f"{how}: cannot place the paper's entry point"
-        return {"side": side, "entry_source": how, "nominal": None, "optimal": None,
-                "status": "refused", "reason": reason, "safe_length_map": None,
-                "safe_window_deg": None}
+        return {"side": side, "entry_source": how, "nominal": None, "nominal_axial": None,
+                "optimal": None, "status": "refused", "reason": reason,
+                "safe_length_map": None, "safe_window_deg": None}
 
-    d_nom = direction_from_angles(ctx.frame, side, np.asarray(NOMINAL_TRANSVERSE_DEG),
-                                  np.asarray(NOMINAL_SAGITTAL_DEG))
-    nominal = evaluate_screw(ctx, Screw(entry, d_nom, NOMINAL_LENGTH_MM, design_diameter_mm),
-                             side=side, settings=st)
-    ch = choose_screw(ctx, entry, d_nom, catalog=catalog, settings=st,
-                      label=f"{side} nominal 30/45 axis")
-    out["nominal"] = _screw_entry(nominal.to_dict(), ch.to_dict(), ch.reason)
+    for kind in NOMINAL_READINGS:
+        d_nom = nominal_direction(ctx.frame, side, kind)
+        nominal = evaluate_screw(ctx, Screw(entry, d_nom, NOMINAL_LENGTH_MM,
+                                            design_diameter_mm), side=side, settings=st)
+        ch = choose_screw(ctx, entry, d_nom, catalog=catalog, settings=st,
+                          label=f"{side} {kind.replace('_', ' ')} 30/45 axis")
+        out[kind] = {**_screw_entry(nominal.to_dict(), ch.to_dict(), ch.reason),
+                     "reading": NOMINAL_READINGS[kind]}
 
     try:
         res = optimal_trajectory(ctx, side, catalog=catalog, settings=st, grid=g,
-                                 design_diameter_mm=design_diameter_mm, objective=objective)
+                                 design_diameter_mm=design_diameter_mm, objective=objective,
+                                 tip_zone=tip_zone)
     except NoSafeTrajectoryError as exc:
         out.update({"optimal": None, "status": "refused", "reason": str(exc),
                     "safe_length_map": None, "safe_window_deg": None})
         return out
+    if tip_zone == "ala":
+        ctx = ala_zone_context(ctx, side)  # the optimum's screw, map and window in the zone
     choice = choose_screw(ctx, res.entry_ras_mm, res.direction_ras, catalog=catalog, settings=st,
                           label=f"{side} optimal axis")
     if choice.diameter_mm is None or choice.length_mm is None:
@@ -219,7 +329,7 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
     ev = evaluate_screw(ctx, Screw(res.entry_ras_mm, res.direction_ras, choice.length_mm,
                                    choice.diameter_mm), side=side, settings=st)
     opt = _screw_entry(ev.to_dict(), choice.to_dict(), choice.reason)
-    opt["search"] = {"objective": objective,
+    opt["search"] = {"objective": objective, "tip_zone": tip_zone,
                      "design_diameter_mm": design_diameter_mm,
                      "design_safe_length_mm": round(res.safe_length_mm, 3),
                      ("clearance_mm" if objective == "length" else "integrated_hu_mm"):
@@ -255,7 +365,8 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
               settings: SafetySettings | None = None, grid: AngleGrid | None = None,
               levels: int | None = None, inputs: dict | None = None,
               progress: Progress | None = None, timing: bool = False,
-              objective: str = "length", timings_out: dict[str, float] | None = None) -> dict:
+              objective: str = "length", timings_out: dict[str, float] | None = None,
+              tip_zone: str = "any") -> dict:
     """The bilateral plan as a JSON-ready dict (contract: docs/plan-json.md).
 
     ``timing_s`` is None unless ``timing`` is True, so the same input gives the same dict;
@@ -270,7 +381,7 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
         say(f"{side}: optimal trajectory")
         t0 = time.perf_counter()
         sides[side] = plan_side(ctx, side, catalog=catalog, settings=st, grid=grid,
-                                objective=objective)
+                                objective=objective, tip_zone=tip_zone)
         times[f"{side}_plan"] = time.perf_counter() - t0
         say(f"{side}: alternatives")
         t0 = time.perf_counter()
@@ -293,7 +404,7 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
         "body_loss": None if body_loss is None else body_loss.to_dict(),
         "bone_quality": None if bone_quality is None else bone_quality.to_dict(),
         "sources": dict(sorted(ctx.sources.items())),
-        "settings": {"objective": objective, "margin_mm": st.margin_mm,
+        "settings": {"objective": objective, "tip_zone": tip_zone, "margin_mm": st.margin_mm,
                      "insertion_mm": st.insertion_mm,
                      "seat_mm": st.seat_mm, "step_mm": st.step_mm,
                      "max_length_mm": st.max_length_mm},
@@ -301,7 +412,8 @@ def make_plan(ctx: PlanningContext, *, body_loss: BodyLoss | None = None,
         "nominal_technique": {"transverse_angle_deg": NOMINAL_TRANSVERSE_DEG,
                               "sagittal_angle_deg": NOMINAL_SAGITTAL_DEG,
                               "length_mm": NOMINAL_LENGTH_MM,
-                              "diameter_mm": DESIGN_DIAMETER_MM},
+                              "diameter_mm": DESIGN_DIAMETER_MM,
+                              "readings": dict(NOMINAL_READINGS)},
         "sides": sides,
         "alternatives": alts,
         "decision": decision,

@@ -52,14 +52,17 @@ SLICER_MARKUPS_SCHEMA_ID = (
 #: Label codes of ``screw_labels.nii.gz``.
 SCREW_LABEL_CODES: dict[str, int] = {
     "left_optimal": 1, "right_optimal": 2, "left_nominal": 3, "right_nominal": 4,
+    "left_nominal_axial": 5, "right_nominal_axial": 6,
 }
 #: Drawing order in the label map: later codes overwrite earlier ones where screws overlap,
 #: so the optimal screw (the plan) wins over the nominal trajectory.
-_LABEL_ORDER = ("left_nominal", "right_nominal", "left_optimal", "right_optimal")
+_LABEL_ORDER = ("left_nominal_axial", "right_nominal_axial", "left_nominal", "right_nominal",
+                "left_optimal", "right_optimal")
 
 SCREW_COLORS_RGB: dict[str, tuple[float, float, float]] = {
     "optimal": (0.10, 0.75, 0.20),
     "nominal": (0.95, 0.60, 0.05),
+    "nominal_axial": (0.20, 0.55, 0.95),
 }
 
 EXPORT_DIR = "exports"

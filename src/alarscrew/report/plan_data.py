@@ -1,7 +1,8 @@
 """Read a PLAN_DIR (plan.json, anatomy.json, sacrum_mask.nii.gz) for reports and exports.
 
 The plan.json contract is issue 4 / ``docs/plan-json.md``: ``sides.left`` and ``sides.right``
-each hold ``nominal`` and ``optimal`` screws (``entry_ras_mm``, ``direction_ras``, ``length_mm``,
+each hold ``nominal``, ``nominal_axial`` (the two readings of the paper's 30/45 trajectory,
+docs/angles.md) and ``optimal`` screws (``entry_ras_mm``, ``direction_ras``, ``length_mm``,
 ``axis_in_bone_mm``, ``diameter_mm``, angles, ``breaches``, ``min_vessel_distance_mm``,
 ``mean_hu``, ``recommended_screw`` or null with ``reason``), ``safe_length_map`` and
 ``safe_window_deg``; the top level holds ``frame``, ``body_loss_percent``, ``alternatives``,
@@ -28,7 +29,9 @@ from alarscrew.spatial.frame import SIDES, S1Frame
 PLAN_FILE = "plan.json"
 ANATOMY_FILE = "anatomy.json"
 SACRUM_MASK_FILE = "sacrum_mask.nii.gz"
-SCREW_KINDS: tuple[str, str] = ("nominal", "optimal")
+#: Screw objects of ``sides.{side}`` that are drawn, tabulated and exported (absent ones are
+#: skipped, so plans written before ``nominal_axial`` existed still load).
+SCREW_KINDS: tuple[str, ...] = ("nominal", "nominal_axial", "optimal")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class ScrewGeometry:
     name : str
         ``"{side}_{kind}"``, e.g. ``left_optimal``.
     side, kind : str
-        ``left``/``right`` and ``nominal``/``optimal``.
+        ``left``/``right`` and one of :data:`SCREW_KINDS`.
     entry_ras_mm, tip_ras_mm : (3,) ndarray
         Axis end points (entry on the dorsal cortex, tip = entry + length * direction).
     direction_ras : (3,) ndarray
