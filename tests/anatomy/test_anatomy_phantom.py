@@ -195,3 +195,11 @@ def test_no_sacrum_is_a_clear_error() -> None:
     soft = ph.ct.with_array(np.full(ph.ct.shape, 40, dtype=np.int16))
     with pytest.raises(AnatomyNotFoundError, match=r"bone|sacrum"):
         analyze_anatomy(soft)
+
+
+def test_destroyed_body_without_labels_is_refused() -> None:
+    """With 70 % of the S1 body destroyed the thickest midline bone is L5: the automatic seed
+    would build the frame on the wrong vertebra, so analysis refuses and asks for a label."""
+    ph = make_phantom(body_destruction_percent=70.0, voxel_mm=2.0)
+    with pytest.raises(AnatomyNotFoundError, match=r"supply an S1 or sacrum label"):
+        analyze_anatomy(ph.ct)

@@ -60,6 +60,10 @@ COARSE_MM = 2.5
 ILIUM_LATERAL_MM = 75.0
 #: Half-width of the midline band searched for the sacral seed.
 MIDLINE_BAND_MM = 15.0
+#: Midline bone (at least LUMBAR_CHECK_VOLUME_MM3) within this distance below an automatic
+#: region means the region was a lumbar vertebra, not the sacrum.
+LUMBAR_CHECK_MM = 20.0
+LUMBAR_CHECK_VOLUME_MM3 = 3000.0
 #: Midline bone this far cranial to the seed belongs to the lumbar column.
 CRANIAL_MARKER_MM = 45.0
 
@@ -332,6 +336,26 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         sizes = np.bincount(lab.ravel())
         sizes[0] = 0
         sac = lab == int(np.argmax(sizes))
+    if not labels:
+        # the automatic seed lands in L5 when the S1 body is destroyed (the clinical case of the
+        # reference paper); the sacrum is the lowest vertebra, so substantial midline bone just
+        # caudal to the region means the region is a lumbar vertebra. The frame found from a
+        # re-seed would rest on a destroyed endplate, so refuse instead of guessing.
+        z_idx = np.nonzero(sac.any(axis=(0, 1)))[0]
+        k_lo = int(z_idx.min())
+        n_below = round(LUMBAR_CHECK_MM / float(sp[2]))
+        y_idx = np.nonzero(sac.any(axis=(0, 2)))[0]
+        n_y = round(10.0 / float(sp[1]))
+        yy = np.arange(bone.shape[1])
+        band = (np.abs(dx) <= MIDLINE_BAND_MM)[:, None] & (
+            (yy >= y_idx.min() - n_y) & (yy <= y_idx.max() + n_y))[None, :]
+        slab = bone[:, :, max(0, k_lo - n_below):k_lo] & band[:, :, None]
+        if slab.sum() * float(np.prod(sp)) >= LUMBAR_CHECK_VOLUME_MM3:
+            raise AnatomyNotFoundError(
+                "the automatic sacral seed fell in a vertebra with more midline bone below it "
+                f"(seed at RAS {np.round(seed_ras, 1).tolist()} mm): the S1 body may be "
+                "destroyed or the lumbosacral junction atypical; supply an S1 or sacrum label "
+                "with --seg")
     return SacrumResult(sac, regions, bone, seed_ras, mid, method)
 
 
