@@ -217,3 +217,10 @@ def test_empty_supplied_sacrum_label(real) -> None:
     empty = ct.with_array(np.zeros(ct.shape, bool), is_label=True)
     with pytest.raises(AnatomyNotFoundError, match="empty"):
         analyze_anatomy(ct, labels={"sacrum": empty})
+
+
+def test_ct_only_on_the_real_scan_fails_loudly(real_ct_dir: Path) -> None:
+    """Without labels, the 3 mm scan's fatty sacrum loses its alae to the ilia in the automatic
+    segmentation (a known limitation): the analysis must refuse, not return a wrong frame."""
+    with pytest.raises(AnatomyNotFoundError, match=r"no (left|right) ala.*--seg"):
+        run_anatomy(real_ct_dir / "ct.nii.gz")

@@ -89,6 +89,25 @@ def _check_field_of_view(sac_canon: np.ndarray, canon_affine: np.ndarray, ct: Im
             "the field of view? supply an S1 or sacrum label with --seg)")
 
 
+#: A detected sacrum must reach at least this far either side of the midline at the pedicle
+#: level (sacral alae; the S1 body alone is about 25 mm wide per side).
+MIN_ALA_HALF_WIDTH_MM = 35.0
+
+
+def _check_alae(found: dict[str, Landmark], frame: S1Frame, ct: Image) -> None:
+    """Refuse a CT-detected sacrum without both alae (the segmentation has failed)."""
+    for side in ("left", "right"):
+        lm = found.get(f"{side}.ala_lateral")
+        half = None if lm is None else abs(float(frame.to_frame_mm(lm.xyz_ras_mm)[0]))
+        if half is None or half < MIN_ALA_HALF_WIDTH_MM:
+            got = "none" if half is None else f"{half:.0f} mm"
+            raise AnatomyNotFoundError(
+                f"{ct.source or 'CT'}: the sacrum segmented from the CT has no {side} ala "
+                f"(lateral extent at the pedicle level {got}, expected >= "
+                f"{MIN_ALA_HALF_WIDTH_MM:g} mm): the automatic segmentation failed; supply an "
+                "S1 or sacrum label with --seg")
+
+
 def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
                     landmarks: dict[str, np.ndarray] | None = None,
                     progress: ProgressFn | None = None) -> Anatomy:
@@ -215,6 +234,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     t = time.perf_counter()
     fv = frame_volume(sampler, frame)
     found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"])
+    if not sacrum_how.startswith("supplied"):
+        _check_alae(found, frame, ct)
     lms: dict[str, Landmark] = dict(found)
     for name, xyz in supplied.items():
         lms[name] = Landmark(name, xyz, 1.0, "supplied by the user (landmarks file)",
