@@ -130,7 +130,8 @@ def test_ala_zone_needs_foramen_landmark_and_valid_name():
     out = plan_side(bare, "right", tip_zone="ala", grid=AngleGrid.regular((0, 60), (0, 75), 3))
     assert out["status"] == "refused"
     assert "s1_foramen" in out["reason"]
-    assert out["nominal"] is not None and out["nominal_axial"] is not None
+    assert out["nominal"] is not None
+    assert out["nominal_axial"] is not None
 
 
 def test_plan_side_carries_both_readings():
