@@ -32,7 +32,6 @@ from alarscrew.anatomy.sacrum import (
     CRANIAL,
     ILIUM_LEFT,
     ILIUM_RIGHT,
-    SACRUM,
     isolate_sacrum,
     refine_full_resolution,
 )
@@ -257,14 +256,18 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         "sacrum": ct.with_array(grid.from_canon(sac_canon), is_label=True,
                                 source="alarscrew sacrum mask"),
     }
-    if np.any(result.regions != SACRUM):
-        # the other watershed regions, at working resolution (block-repeated)
-        for name, code in (("ilium_left", ILIUM_LEFT), ("ilium_right", ILIUM_RIGHT),
-                           ("l5", CRANIAL)):
-            reg = result.regions == code
-            if reg.any() and name not in masks:
-                masks[name] = ct.with_array(grid.from_canon(grid.upsample(reg)), is_label=True,
-                                            source=f"alarscrew {name} (working grid)")
+    # neighbours: supplied labels where given, else the watershed regions (working grid,
+    # block-repeated; "l5" is then all lumbar bone cranial to the sacrum)
+    for name, label_name, code in (("ilium_left", "hip_left", ILIUM_LEFT),
+                                   ("ilium_right", "hip_right", ILIUM_RIGHT),
+                                   ("l5", "l5", CRANIAL)):
+        if label_name in labels:
+            masks[name] = labels[label_name]
+            continue
+        reg = result.regions == code
+        if reg.any():
+            masks[name] = ct.with_array(grid.from_canon(grid.upsample(reg)), is_label=True,
+                                        source=f"alarscrew {name} region (working grid)")
     if lesion is not None:
         masks["lesion"] = lesion
     timings["total_s"] = time.perf_counter() - t0
