@@ -101,8 +101,8 @@ def render_overlay(anatomy: Anatomy, path: str | os.PathLike[str], *, force: boo
         if len(lo):
             c = lo.mean(axis=0)
             half = max(70.0 / sp[h], 70.0 / sp[v])
-            ax.set_xlim(c[0] - half, c[0] + half)
-            ax.set_ylim(c[1] - half, c[1] + half)
+            ax.set_xlim(max(c[0] - half, ext[0]), min(c[0] + half, ext[1]))
+            ax.set_ylim(max(c[1] - half, ext[2]), min(c[1] + half, ext[3]))
     fig.suptitle((title or "alarscrew anatomy") + "  |  green: sacrum, cyan: ilia, "
                  "yellow +: landmarks, arrows: S1 frame (red cranial, orange anterior, "
                  "blue right)\n" + DISCLAIMER, fontsize=9)
