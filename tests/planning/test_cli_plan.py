@@ -84,6 +84,45 @@ def test_plan_bad_objective_exit_2(fake_anatomy, phantom_dir, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_plan_bad_tip_zone_exit_2(fake_anatomy, phantom_dir, tmp_path, capsys):
+    out = tmp_path / "ZONE"
+    code, _, err = run_cli(["plan", str(phantom_dir[1] / "ct.nii.gz"), "--out", str(out),
+                            "--tip-zone", "caudal"], capsys)
+    assert code == 2
+    assert "--tip-zone" in err
+    assert not out.exists()
+
+
+def test_plan_tip_zone_ala_keeps_screw_above_foramen(fake_anatomy, phantom_dir, tmp_path,
+                                                     capsys):
+    """--tip-zone ala: recorded in plan.json; each optimal screw (axis plus radius and the
+    1 mm margin, i.e. 4.5 mm for 7 mm) stays cranial to its s1_foramen level (truth landmark,
+    S1 frame), checked on the axis end points to 1e-6 mm; both nominal readings present."""
+    ph, ph_dir = phantom_dir
+    out = tmp_path / "ALA"
+    code, _, err = run_cli(["plan", str(ph_dir / "ct.nii.gz"), "--out", str(out),
+                            "--tip-zone", "ala"], capsys)
+    assert code == 0, err
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["settings"]["tip_zone"] == "ala"
+    frame = plan["frame"]
+    cranial = np.asarray(frame["cranial_ras"])
+    for side in ("left", "right"):
+        s = plan["sides"][side]
+        assert s["nominal"] is not None
+        assert s["nominal_axial"] is not None
+        if s["status"] != "safe":
+            assert "foramen" in s["reason"] or "narrow" in s["reason"]
+            continue
+        opt = s["optimal"]
+        assert opt["search"]["tip_zone"] == "ala"
+        floor = np.asarray(ph.truth["landmarks"][f"{side}.s1_foramen"]) @ cranial
+        tip = (np.asarray(opt["entry_ras_mm"])
+               + opt["recommended_screw"]["length_mm"] * np.asarray(opt["direction_ras"]))
+        need = 0.5 * opt["recommended_screw"]["diameter_mm"] + plan["settings"]["margin_mm"]
+        assert tip @ cranial - floor >= need - 1e-6
+
+
 def test_plan_without_sacrum_writes_nothing(fake_anatomy, phantom_dir, tmp_path, capsys):
     fake_anatomy["empty"] = True
     out = tmp_path / "NONE"
