@@ -35,8 +35,8 @@ from alarscrew.anatomy.sacrum import (
     isolate_sacrum,
     refine_full_resolution,
 )
-from alarscrew.errors import AnatomyNotFoundError, GeometryError
-from alarscrew.io.atomic import atomic_path, check_overwrite, write_text
+from alarscrew.errors import AnatomyNotFoundError, GeometryError, InputError
+from alarscrew.io.atomic import atomic_path, check_overwrite
 from alarscrew.io.image import Image
 from alarscrew.spatial.frame import S1Frame
 
@@ -223,7 +223,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     supplied = {k: np.asarray(v, float) for k, v in (landmarks or {}).items()}
     bad = sorted(set(supplied) - set(POINT_NAMES))
     if bad:
-        raise GeometryError(f"unknown landmark names {bad}; expected {list(POINT_NAMES)}")
+        raise InputError(f"unknown landmark names {bad}; expected {list(POINT_NAMES)}",
+                         column="landmarks")
     if "endplate_center" in supplied:
         frame = S1Frame(supplied["endplate_center"], frame.right_ras, frame.anterior_ras,
                         frame.cranial_ras)
@@ -401,8 +402,9 @@ def save_anatomy(anatomy: Anatomy, out_dir: str | os.PathLike[str], *, force: bo
         check_overwrite(f, force=force)
     out.mkdir(parents=True, exist_ok=True)
     sac = anatomy.sacrum
-    with atomic_path(m, force=True) as tmp:
-        save_nifti(sac.with_array(np.asarray(sac.array, np.uint8)), tmp, force=True)
     text = json.dumps(anatomy_to_dict(anatomy), indent=2, allow_nan=False) + "\n"
-    write_text(j, text, force=True)
+    # both files are built under temporary names and renamed only when both are complete
+    with atomic_path(m, force=True) as tmp_m, atomic_path(j, force=True) as tmp_j:
+        save_nifti(sac.with_array(np.asarray(sac.array, np.uint8)), tmp_m, force=True)
+        tmp_j.write_text(text, encoding="utf-8")
     return out
