@@ -54,6 +54,8 @@ COARSE_HU_SCALE = 300.0
 COARSE_EDT_SCALE_MM = 3.0
 #: A voxel darker by this much than its 3x3x3 grey closing lies in a joint space (HU).
 SEAM_HU = 200.0
+#: Working voxels this close to another structure are re-decided at full resolution.
+UNSURE_BAND_VOX = 1
 #: Working voxels at least this large (mm) take the coarse path.
 COARSE_MM = 2.5
 #: Bone more lateral than this from the midline is never sacrum (sacral half-width ~45-65 mm).
@@ -407,7 +409,7 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     for code in (SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL):
         here = reg_sub == code
         others = (reg_sub > 0) & ~here
-        unsure |= here & ndi.binary_dilation(others, iterations=1)
+        unsure |= here & ndi.binary_dilation(others, iterations=UNSURE_BAND_VOX)
     markers_work = np.where(unsure, 0, reg_sub).astype(np.int32)
     markers = _upsample_sub(markers_work, f, sub_hu.shape)
     regions_up = _upsample_sub(reg_sub, f, sub_hu.shape)
