@@ -146,3 +146,16 @@ def test_plan_side_carries_both_readings():
     assert out["nominal_axial"]["scanner_transverse_angle_deg"] == pytest.approx(30.0, abs=1e-6)
     assert out["nominal_axial"]["scanner_sagittal_angle_deg"] == pytest.approx(45.0, abs=1e-6)
     assert out["optimal"]["search"]["tip_zone"] == "any"
+
+
+def test_entry_warning_lateral_of_pedicle():
+    """Offset measured along the side's lateral axis (S1 frame): 12 mm passes, 12.5 warns."""
+    from dataclasses import replace
+
+    ctx = column_case()
+    ok = replace(ctx, landmarks={**ctx.landmarks, "right.pedicle": np.array([-12.0, 5.0, 0.0])})
+    assert plan_side(ok, "right", grid=AngleGrid.regular((0, 60), (0, 75), 3))["warnings"] == []
+    far = replace(ctx, landmarks={**ctx.landmarks, "right.pedicle": np.array([-12.5, 5.0, 0.0])})
+    w = plan_side(far, "right", grid=AngleGrid.regular((0, 60), (0, 75), 3))["warnings"]
+    assert len(w) == 1
+    assert "12.5 mm lateral of the right.pedicle" in w[0]

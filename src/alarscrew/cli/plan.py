@@ -237,6 +237,9 @@ def register(app: typer.Typer) -> None:
             return
         console = Console()
         console.print(_summary_table(result))
+        for side in ("left", "right"):
+            for w in result["sides"][side].get("warnings") or []:
+                console.print(f"[yellow]warning:[/yellow] {w}")
         console.print(f"decision: {result['decision']['verdict']}")
         console.print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()
                                                   if "." not in k))

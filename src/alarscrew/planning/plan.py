@@ -54,6 +54,12 @@ NOMINAL_READINGS: dict[str, str] = {
     "nominal_axial": "30 deg lateral, 45 deg caudal to the body's axial plane (scanner frame)",
 }
 
+#: Largest plausible lateral offset (mm, S1 frame) of the entry from the ``{side}.pedicle``
+#: landmark: the paper's entry is on the S1 superior articular process, dorsal to the pedicle;
+#: about one S1 pedicle width. A heuristic: on the 20 atlas sacra (anatomy stage) the offset is
+#: at most 8.1 mm; on the shared real CT the anatomy stage's entry lies 20 mm lateral of it.
+ENTRY_PEDICLE_MAX_LATERAL_MM = 12.0
+
 #: ``tip_zone`` choices of the optimal search (see :func:`ala_zone_context`).
 TIP_ZONES = ("any", "ala")
 
@@ -222,6 +228,27 @@ def entry_landmark(ctx: PlanningContext, side: Side) -> tuple[np.ndarray | None,
     return None, f"no '{side}.entry' or '{side}.sap_facet' landmark"
 
 
+def entry_warnings(ctx: PlanningContext, side: Side, entry_ras_mm: np.ndarray) -> list[str]:
+    """Plausibility warnings about the entry point (empty when none or when unverifiable).
+
+    Flags an entry more than :data:`ENTRY_PEDICLE_MAX_LATERAL_MM` lateral of the
+    ``{side}.pedicle`` landmark (S1 frame): such an entry lies on the lateral sacral mass
+    rather than the S1 superior articular process, and every trajectory from it (nominal and
+    optimal) is judged from the wrong place.
+    """
+    ped = ctx.point(f"{side}.pedicle")
+    if ped is None:
+        return []
+    lat = ctx.frame.lateral_ras(side)
+    offset_mm = float((np.asarray(entry_ras_mm, float) - ped) @ lat)
+    if offset_mm <= ENTRY_PEDICLE_MAX_LATERAL_MM:
+        return []
+    return [f"{side} entry lies {offset_mm:.1f} mm lateral of the {side}.pedicle landmark "
+            f"(plausible: <= {ENTRY_PEDICLE_MAX_LATERAL_MM:g} mm): it may sit on the lateral "
+            "sacral mass instead of the S1 superior articular process; check the entry "
+            "landmark (supply it with --landmarks) before using this plan"]
+
+
 def optimal_trajectory(ctx: PlanningContext, side: Side, *,
                        catalog: ScrewCatalog = DEFAULT_CATALOG,
                        settings: SafetySettings | None = None, grid: AngleGrid | None = None,
@@ -297,9 +324,10 @@ def plan_side(ctx: PlanningContext, side: Side, *, catalog: ScrewCatalog = DEFAU
     out["entry_source"] = how
     if entry is None:
         reason = f"{how}: cannot place the paper's entry point"
-        return {"side": side, "entry_source": how, "nominal": None, "nominal_axial": None,
-                "optimal": None, "status": "refused", "reason": reason,
+        return {"side": side, "entry_source": how, "warnings": [], "nominal": None,
+                "nominal_axial": None, "optimal": None, "status": "refused", "reason": reason,
                 "safe_length_map": None, "safe_window_deg": None}
+    out["warnings"] = entry_warnings(ctx, side, entry)
 
     for kind in NOMINAL_READINGS:
         d_nom = nominal_direction(ctx.frame, side, kind)
