@@ -75,3 +75,46 @@ def test_atlas_case_plans_safely(atlas_dir, case):
         assert np.all(hit == SACRUM), (
             f"{case} {side}: {np.count_nonzero(hit != SACRUM)} of {len(hit)} screw points "
             "outside the sacrum label")
+
+
+@pytest.mark.slow
+def test_atlas_nominal_readings(atlas_dir):
+    """The paper's 30/45 in both readings (docs/angles.md) on the 40 atlas sides.
+
+    Measured with the frames and entries of tests/planning/simple_anatomy.py (sacral slope
+    median 35.5 deg, range 16.9-47.0), 7.0 x 40 mm screw, 1 mm margin: ``nominal`` (S1 frame)
+    safe length median 5.5 mm (1.2-47.9), axis in bone 47.3 mm (21.6-69.8); ``nominal_axial``
+    (scanner axial plane) safe 30.8 mm (3.9-43.1), axis in bone 37.4 mm (29.2-53.0); the axial
+    reading is safe for longer on 38 of 40 sides. Asserted with margins: the axial reading is
+    the safer one, the endplate reading keeps its axis in bone longer (it runs under the dorsal
+    cortex), and neither is safe for the paper's shortest screw (35 mm) in the median.
+    """
+    from alarscrew.planning.evaluate import evaluate_screw
+    from alarscrew.planning.plan import nominal_direction
+    from alarscrew.planning.screw import Screw
+
+    rows = []
+    for case in ATLAS_CASES:
+        lab = nib.load(str(atlas_dir / f"{case}_labels.nii.gz"))
+        ctn = nib.load(str(atlas_dir / f"{case}_ct.nii.gz"))
+        sacrum = np.asarray(lab.dataobj) == SACRUM
+        ct = Image(np.asarray(ctn.dataobj, float), ctn.affine, source=f"{case}_ct")
+        frame, lms = frame_and_landmarks(sacrum, lab.affine)
+        ctx = build_context(ct, {"sacrum": ct.with_array(sacrum, is_label=True)}, frame, lms)
+        for side in ("left", "right"):
+            entry = lms.get(f"{side}.entry")
+            if entry is None:
+                continue
+            row = []
+            for kind in ("nominal", "nominal_axial"):
+                ev = evaluate_screw(ctx, Screw(entry, nominal_direction(frame, side, kind),
+                                               40.0, 7.0), side=side)
+                row += [ev.safe_length_mm, ev.axis_in_bone_mm]
+            rows.append(row)
+    a = np.asarray(rows)
+    assert len(a) == 2 * len(ATLAS_CASES)
+    nom_safe, nom_bone, ax_safe, ax_bone = np.median(a, axis=0)
+    assert np.count_nonzero(a[:, 2] > a[:, 0]) >= 35
+    assert ax_safe >= 20.0 >= 10.0 >= nom_safe
+    assert nom_bone > ax_bone
+    assert max(nom_safe, ax_safe) < 35.0
