@@ -7,7 +7,10 @@ alar screws 7.0-7.5 mm x 35-45 mm, about 40 mm deep, directed 30 deg lateral and
 inferior; its Discussion cites alternative trajectories of 30 deg lateral / 30 deg distal and
 45 deg lateral. Accepted here: recommended length 35-55 mm (the optimiser seeks the longest
 safe screw, up to the 55 mm catalog maximum), diameter 6.5-8.0 mm, transverse angle 25-55 deg,
-sagittal angle 15-50 deg (S1 frame).
+sagittal angle 15-50 deg (S1 frame). The same ranges, with the CT-morphometry sources behind
+them (Xu et al., World Neurosurg 2019;126:e1542, sacral alar trajectories on 3D CT: transverse
+29.8 +- 4.1 / 33.7 +- 6.0 deg, length 43.4 +- 4.0 / 40.8 +- 4.3 mm; the sacral-ala CT model of
+PubMed 10630800), are listed in tests/planning/test_pipeline_real.py.
 """
 
 from __future__ import annotations
