@@ -20,8 +20,13 @@ from alarscrew.planning.decision import decide
 from alarscrew.planning.evaluate import Breach, ScrewEvaluation, classify_surface, evaluate_screw
 from alarscrew.planning.march import MarchResult, march_safe_length
 from alarscrew.planning.plan import (
+    NOMINAL_READINGS,
+    TIP_ZONES,
+    ala_zone_context,
     context_from_anatomy,
+    entry_warnings,
     make_plan,
+    nominal_direction,
     optimal_trajectory,
     plan_from_anatomy,
     plan_side,
@@ -40,6 +45,8 @@ from alarscrew.planning.search import (
 
 __all__ = [
     "DEFAULT_CATALOG",
+    "NOMINAL_READINGS",
+    "TIP_ZONES",
     "AngleGrid",
     "Breach",
     "MarchResult",
@@ -51,17 +58,20 @@ __all__ = [
     "ScrewChoice",
     "ScrewEvaluation",
     "SearchResult",
+    "ala_zone_context",
     "build_context",
     "choose_screw",
     "classify_surface",
     "context_from_anatomy",
     "decide",
     "entry_candidates",
+    "entry_warnings",
     "evaluate_screw",
     "gertzbein_robbins",
     "load_catalog",
     "make_plan",
     "march_safe_length",
+    "nominal_direction",
     "optimal_trajectory",
     "optimize_side",
     "pedicle_alternatives",
