@@ -148,8 +148,8 @@ def test_body_loss_with_lesion_mask(percent: float) -> None:
 
 
 def test_body_loss_estimated_from_ct() -> None:
-    """Without a lesion mask the loss is estimated from HU (30 % destruction, 1 mm)."""
-    ph = make_phantom(body_destruction_percent=30.0)
+    """Without a lesion mask the loss is estimated from HU (30 % destruction, 1.5 mm)."""
+    ph = make_phantom(body_destruction_percent=30.0, voxel_mm=1.5)
     lab = ph.labels
     an = analyze_anatomy(ph.ct, labels={"s1": lab.with_array(lab.array == 26, is_label=True),
                                         "l5": lab.with_array(lab.array == 27, is_label=True)})
