@@ -69,8 +69,17 @@ BONE_QUALITY_REFERENCES: tuple[str, ...] = (
 )
 
 
-def body_model(fv: FrameVolume, *, depth_mm: float) -> dict:
+def body_model(fv: FrameVolume, *, depth_mm: float, surface_bias_mm: float = 0.0) -> dict:
     """Measure the S1 body elliptic cylinder (see the module docstring).
+
+    Parameters
+    ----------
+    fv : FrameVolume
+    depth_mm : float
+        Fitted endplate depth (anterior-posterior).
+    surface_bias_mm : float
+        How far the segmented surface lies outside the bone (partial volume at the bone
+        threshold, about half a CT voxel); subtracted from both semi-axes.
 
     Returns
     -------
@@ -90,6 +99,7 @@ def body_model(fv: FrameVolume, *, depth_mm: float) -> dict:
     if not (0.9 * b <= a <= 1.9 * b):
         a = WIDTH_DEPTH_RATIO * b
         notes.append(f"body width not separable from the alae: {WIDTH_DEPTH_RATIO} x depth")
+    a, b = a - surface_bias_mm, b - surface_bias_mm
     zs = np.arange(-3.0, -50.0, -1.0)
     ant = []
     for z in zs:

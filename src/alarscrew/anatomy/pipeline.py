@@ -244,7 +244,10 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
 
     _step(progress, 5)
     t = time.perf_counter()
-    model = body_model(fv, depth_mm=info["depth_mm"])
+    # the segmented surface lies about half a voxel outside the bone (hysteresis threshold
+    # below the cortex half-maximum); a supplied label is taken as drawn
+    bias = 0.0 if sacrum_how.startswith("supplied") else 0.5 * float(np.mean(ct.spacing_mm))
+    model = body_model(fv, depth_mm=info["depth_mm"], surface_bias_mm=bias)
     intact = None
     if lesion is not None:
         intact = ct.with_array(grid.from_canon(sac_canon) | np.asarray(lesion.array, bool),
