@@ -224,3 +224,51 @@ def test_ct_only_on_the_real_scan_fails_loudly(real_ct_dir: Path) -> None:
     segmentation (a known limitation): the analysis must refuse, not return a wrong frame."""
     with pytest.raises(AnatomyNotFoundError, match=r"no (left|right) ala.*--seg"):
         run_anatomy(real_ct_dir / "ct.nii.gz")
+
+
+def l5_iap_tips_frame_mm(label_path: Path, code: int, frame) -> dict[str, np.ndarray]:
+    """Tip of each L5 inferior articular process (frame mm), from the L5 label alone.
+
+    L5 voxels behind the S1 endplate's posterior edge (frame y < -15 mm: posterior elements,
+    not the body), per side (more than 5 mm from the midline), the caudal-most 4 mm of them,
+    and of these the most lateral quarter: their mean. Only the frame's axes and origin come
+    from the anatomy stage (checked by ``test_frame_and_landmarks_plausible``).
+    """
+    img = load_nifti(label_path, is_label=True)
+    ijk = np.argwhere(np.asarray(img.array) == code)
+    p = frame.to_frame_mm(ijk @ img.affine[:3, :3].T + img.affine[:3, 3])
+    tips = {}
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        q = p[(p[:, 1] < -15.0) & (s * p[:, 0] > 5.0)]
+        q = q[q[:, 2] <= q[:, 2].min() + 4.0]
+        tips[side] = q[s * q[:, 0] >= np.percentile(s * q[:, 0], 75)].mean(axis=0)
+    return tips
+
+
+@pytest.mark.parametrize(("seg", "l5_code"), [("vertebrae.nii.gz", 27), ("total_v1.nii.gz", 18)])
+def test_entry_on_the_s1_facet_next_to_the_l5_iap(real, real_ct_dir: Path, seg: str,
+                                                 l5_code: int) -> None:
+    """The facet and entry land on the S1 superior articular process, at the L5-S1 facet joint.
+
+    Reference: the L5 inferior articular process tip from the L5 label
+    (:func:`l5_iap_tips_frame_mm`). Tolerances: the entry within 10 mm laterally of the tip
+    (the paper's entry is at the lateral-inferior facet, i.e. at the joint; 10 mm = about
+    3 voxels of this 3 mm scan), within 12 mm of it in 3D, and posterior to the pedicle
+    landmark. Before the fix the entry lay on the lateral sacral mass by the SI joint,
+    18-19 mm lateral of the tip with the total_v1 sacrum label (x = -42 / +42 mm RAS).
+    Measured: vertebrae 1.8 / 2.1 mm lateral, total_v1 -0.6 / -1.4 mm.
+    """
+    an = real if seg == "vertebrae.nii.gz" else run_anatomy(
+        real_ct_dir / "ct.nii.gz", seg_paths=[real_ct_dir / seg])
+    f = an.frame
+    tips = l5_iap_tips_frame_mm(real_ct_dir / seg, l5_code, f)
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        e = f.to_frame_mm(an.landmarks[f"{side}.entry"].xyz_ras_mm)
+        c = f.to_frame_mm(an.landmarks[f"{side}.sap_facet"].xyz_ras_mm)
+        ped = f.to_frame_mm(an.landmarks[f"{side}.pedicle"].xyz_ras_mm)
+        tip = tips[side]
+        assert abs(s * e[0] - s * tip[0]) <= 10.0, (side, e, tip)
+        assert np.linalg.norm(e - tip) <= 12.0, (side, e, tip)
+        assert abs(s * c[0] - s * tip[0]) <= 10.0, (side, c, tip)
+        assert e[1] < ped[1], (side, e, ped)
+        assert "L5 inferior articular process" in an.landmarks[f"{side}.sap_facet"].method

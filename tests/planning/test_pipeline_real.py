@@ -114,12 +114,6 @@ def test_both_sides_safe_with_labelled_vessels(pipeline_plan, side):
     assert nom["gertzbein_robbins_grade"] == nax["gertzbein_robbins_grade"] == "E"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known, measured: from the anatomy stage's entry landmarks (x = -42 / +42 mm, on lateral "
-    "islands of the sacrum label by the SI joints, not on the S1 facet) the longest safe axis "
-    "runs down the lateral mass at transverse 10.5 / 12 deg, sagittal 37 / 32.5 deg (S1 frame), "
-    "7.5 x 45 / 7 x 45 mm, below the published 25-55 deg; from facet entries it is in range "
-    "(test_optimum_from_facet_entries_within_published_ranges); see docs/angles.md"))
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_transverse_angle_within_paper_range(pipeline_plan, side):
     assert 25.0 <= pipeline_plan["sides"][side]["optimal"]["transverse_angle_deg"] <= 55.0
@@ -145,10 +139,6 @@ def test_unrestricted_optimum_is_in_bone_far_from_foramen(pipeline_ctx, pipeline
     assert fr.to_frame_mm(pts[-1])[2] < fr.to_frame_mm(foramen)[2]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "anatomy: {side}.entry lies 18 mm lateral of the L5-S1 facet-contact entry in the v1 labels "
-    "(x = -42.0 / +42.1 mm vs -24.1 / +24.2 mm, 18.5 / 18.3 mm apart); fix in alarscrew.anatomy "
-    "(landmarks)"))
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_entry_landmark_on_the_s1_facet(pipeline_ctx, side):
     """The anatomy stage's entry should lie within 8 mm of the facet-contact entry."""

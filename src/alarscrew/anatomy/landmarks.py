@@ -16,7 +16,10 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
 - ``{side}.sap_facet``: centroid of the mask's surface points whose outward normal is within
   35 degrees of the posteromedial direction at 45 degrees to the sagittal plane (lumbosacral
   facet orientation, Masharawi et al., Spine 2004), 13-45 mm from the midline, posterior to the
-  body, largest connected patch. ``{side}.entry``: centroid of the inferior-lateral quarter
+  body, within :data:`FACET_MAX_LATERAL_OF_PEDICLE_MM` lateral of the pedicle landmark; of
+  the connected patches, the one with most points in contact with the L5 mask
+  (:data:`FACET_L5_CONTACT_MM`, the L5 inferior articular process) when L5 is given, else
+  the largest. ``{side}.entry``: centroid of the inferior-lateral quarter
   of the same facet surface
   (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
   surface").
@@ -37,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 
 from alarscrew.anatomy.model import Landmark
 from alarscrew.anatomy.s1frame import FrameVolume
-from alarscrew.errors import InputError
+from alarscrew.errors import GeometryError, InputError
 from alarscrew.io.orientation import LPS_TO_RAS
 from alarscrew.spatial.frame import SIDES
 
@@ -58,6 +62,16 @@ ALA_ANTERIOR_FRACTION = 0.67
 FACET_MIN_X_MM, FACET_MAX_X_MM = 13.0, 45.0
 #: Facet surface normals within this angle of the posteromedial 45-degree direction.
 FACET_CONE_DEG = 35.0
+#: The S1 superior facet lies at most this far lateral of the pedicle landmark: the facet
+#: joint sits dorsal to the pedicle, a few mm lateral of its axis (Fang et al. 2022 entry; the
+#: L5-S1 facet joints of the shared real CT lie 0-5 mm lateral of its pedicle landmarks, the
+#: posteromedial surfaces beyond are the lateral sacral mass by the SI joints).
+FACET_MAX_LATERAL_OF_PEDICLE_MM = 10.0
+#: A facet patch is "in contact" with the L5 inferior articular process when its surface points
+#: lie within this distance of the L5 mask (two 3 mm voxels: the joint space and label edge).
+FACET_L5_CONTACT_MM = 6.0
+#: ... with at least this fraction of their points.
+FACET_L5_CONTACT_FRACTION = 0.5
 
 POINT_NAMES: tuple[str, ...] = (
     "promontory", "canal", "endplate_center",
@@ -117,7 +131,8 @@ def _surface_normals(fv: FrameVolume) -> tuple[np.ndarray, np.ndarray]:
     return idx, n
 
 
-def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float) -> dict[str, Landmark]:
+def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
+                     l5: np.ndarray | None = None) -> dict[str, Landmark]:
     """Detect the model.py landmarks on a frame volume (see the module docstring).
 
     Parameters
@@ -125,11 +140,20 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float) -> dict[str, La
     fv : FrameVolume
     endplate_rms_mm : float
         RMS residual of the endplate fit; lowers the confidence of endplate-based points.
+    l5 : (nx, ny, nz) bool ndarray, optional
+        The L5 vertebra on the frame grid of ``fv`` (same shape as ``fv.mask``). When given,
+        the S1 superior facet is the posteromedial patch that meets the L5 inferior articular
+        process (the L5-S1 facet joint).
 
     Returns
     -------
     dict of str to Landmark
         Landmarks found (world RAS mm); a landmark that cannot be found is absent.
+
+    Raises
+    ------
+    GeometryError
+        ``l5`` is not on the grid of ``fv``.
     """
     vol = _sampler(fv)
     out: dict[str, Landmark] = {}
@@ -172,37 +196,63 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float) -> dict[str, La
                 np.array([xc + s * (half + PEDICLE_HALF_WIDTH_MM), 0.5 * (yc + wall[1]), z]),
                 0.6 * conf, "canal wall + half a nominal pedicle width (7 mm), pedicle level")
 
-    _facets(fv, out, canal, add)
+    if l5 is not None and np.shape(l5) != fv.mask.shape:
+        raise GeometryError(f"l5: mask shape {np.shape(l5)} differs from the frame grid "
+                            f"{fv.mask.shape}; resample it with frame_volume first")
+    _facets(fv, out, canal, add, l5=l5)
     _alae(vol, fv, add)
     _foramina(fv, add)
     return out
 
 
-def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add) -> None:
+def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add, *,
+            l5: np.ndarray | None = None) -> None:
     idx, nrm = _surface_normals(fv)
     pts = np.column_stack([fv.x_mm[idx[:, 0]], fv.y_mm[idx[:, 1]], fv.z_mm[idx[:, 2]]])
     y_body = canal[3] if canal is not None else -16.0
     cos_cone = np.cos(np.radians(FACET_CONE_DEG))
+    l5_tree = None
+    if l5 is not None and l5.any():
+        i5 = np.argwhere(l5)
+        l5_tree = cKDTree(np.column_stack([fv.x_mm[i5[:, 0]], fv.y_mm[i5[:, 1]],
+                                           fv.z_mm[i5[:, 2]]]))
     for side, s in (("left", -1.0), ("right", 1.0)):
+        max_x = FACET_MAX_X_MM
+        if canal is not None:
+            max_x = min(max_x, s * (canal[0] + s * (canal[2] + PEDICLE_HALF_WIDTH_MM))
+                        + FACET_MAX_LATERAL_OF_PEDICLE_MM)
         a = np.radians(45.0)
         n_pm = np.array([-s * np.sin(a), -np.cos(a), 0.0])
         t_lat = np.array([s * np.cos(a), -np.sin(a), 0.0])
-        sel = ((s * pts[:, 0] >= FACET_MIN_X_MM) & (s * pts[:, 0] <= FACET_MAX_X_MM)
+        sel = ((s * pts[:, 0] >= FACET_MIN_X_MM) & (s * pts[:, 0] <= max_x)
                & (pts[:, 1] <= y_body) & (pts[:, 1] >= y_body - 40.0)
                & (pts[:, 2] >= -8.0) & (pts[:, 2] <= 30.0) & (nrm @ n_pm >= cos_cone))
         if sel.sum() < 10:
             continue
         fp = pts[sel]
-        # the facet is the largest connected patch of such points
+        # the facet is a connected patch of such points: the one meeting L5 (the L5-S1 facet
+        # joint) when L5 is known, else the largest
         lab, n = ndi.label(_scatter(fv, fp), structure=np.ones((3, 3, 3)))
-        if n > 1:
-            vals = lab[tuple(_to_idx(fv, fp).T)]
-            big = np.bincount(vals)[1:].argmax() + 1
-            fp = fp[vals == big]
+        vals = lab[tuple(_to_idx(fv, fp).T)]
+        sizes = np.bincount(vals, minlength=n + 1)[1:]
+        keep = np.arange(1, n + 1) == int(sizes.argmax()) + 1
+        how = "largest patch"
+        if l5_tree is not None:
+            d_mm, _ = l5_tree.query(fp, distance_upper_bound=FACET_L5_CONTACT_MM + 1e-6)
+            touch = np.bincount(vals[np.isfinite(d_mm)], minlength=n + 1)[1:]
+            # at 3 mm the joint surface breaks into patches: keep all mostly in contact
+            joint = touch >= FACET_L5_CONTACT_FRACTION * sizes
+            if joint.any():
+                keep = joint
+                how = "patches meeting the L5 inferior articular process"
+            else:
+                how = "largest patch (none meets the L5 label)"
+        fp = fp[keep[vals - 1]]
         c = fp.mean(axis=0)
         conf = float(np.clip(len(fp) / 150.0, 0.3, 0.85))
         add(f"{side}.sap_facet", c, conf,
-            "centroid of the posteromedially facing surface of the superior articular process")
+            "centroid of the posteromedially facing surface of the superior articular process "
+            f"({how}, <= {FACET_MAX_LATERAL_OF_PEDICLE_MM:.0f} mm lateral of the pedicle)")
         low = fp[(fp[:, 2] < c[2]) & ((fp - c) @ t_lat > 0)]
         if len(low) >= 3:
             add(f"{side}.entry", low.mean(axis=0), 0.8 * conf,

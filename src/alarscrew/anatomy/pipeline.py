@@ -233,7 +233,14 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     _step(progress, 4)
     t = time.perf_counter()
     fv = frame_volume(sampler, frame)
-    found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"])
+    l5_frame = None
+    if "l5" in labels:
+        # the L5 label on the frame grid: the S1 facet is the patch meeting its inferior
+        # articular process (L5-S1 facet joint)
+        l5_img = labels["l5"]
+        l5_frame = frame_volume(MaskSampler(np.asarray(l5_img.array, bool), l5_img.affine),
+                                frame).mask
+    found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"], l5=l5_frame)
     if not sacrum_how.startswith("supplied"):
         _check_alae(found, frame, ct)
     lms: dict[str, Landmark] = dict(found)
