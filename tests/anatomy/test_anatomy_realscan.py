@@ -272,3 +272,29 @@ def test_entry_on_the_s1_facet_next_to_the_l5_iap(real, real_ct_dir: Path, seg: 
         assert abs(s * c[0] - s * tip[0]) <= 10.0, (side, c, tip)
         assert e[1] < ped[1], (side, e, ped)
         assert "L5 inferior articular process" in an.landmarks[f"{side}.sap_facet"].method
+
+
+def test_entry_on_the_s1_facet_without_an_l5_label(real_ct_dir: Path, tmp_path: Path) -> None:
+    """Without L5 in the labels the pedicle limit alone keeps the facet off the lateral mass.
+
+    Input: total_v1.nii.gz reduced to its sacrum and hip labels (92, 90, 91), so no L5 label
+    reaches the anatomy stage; reference and tolerance as in
+    ``test_entry_on_the_s1_facet_next_to_the_l5_iap`` (L5 tip from the full v1 file).
+    Measured: entry 0.6 / 1.4 mm medial of the tip, as with L5.
+    """
+    import nibabel as nib
+
+    src = nib.load(str(real_ct_dir / "total_v1.nii.gz"))
+    lab = np.rint(np.asarray(src.dataobj)).astype(np.int16)
+    lab[~np.isin(lab, [90, 91, 92])] = 0
+    seg = tmp_path / "sacrum_hips_v1.nii.gz"
+    nib.save(nib.Nifti1Image(lab, src.affine), str(seg))
+    an = run_anatomy(real_ct_dir / "ct.nii.gz", seg_paths=[seg])
+    f = an.frame
+    tips = l5_iap_tips_frame_mm(real_ct_dir / "total_v1.nii.gz", 18, f)
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        e = f.to_frame_mm(an.landmarks[f"{side}.entry"].xyz_ras_mm)
+        ped = f.to_frame_mm(an.landmarks[f"{side}.pedicle"].xyz_ras_mm)
+        assert abs(s * e[0] - s * tips[side][0]) <= 10.0, (side, e, tips[side])
+        assert e[1] < ped[1], (side, e, ped)
+        assert "largest patch" in an.landmarks[f"{side}.sap_facet"].method
