@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
+from alarscrew.cli._progress import step_progress
 from alarscrew.errors import AlarscrewError, InputError
 
 
@@ -33,29 +34,9 @@ def parse_vec3(text: str, *, option: str) -> np.ndarray:
     return vals
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar on stderr advanced once per step message (no-op when disabled)."""
-    if not enabled:
-        yield lambda _msg: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("[bold]{task.description:<32}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  console=Console(stderr=True)) as bar:
-        task = bar.add_task("plan", total=total)
-        started = [False]
-
-        def step(msg: str) -> None:
-            if started[0]:
-                bar.advance(task)
-            started[0] = True
-            bar.update(task, description=msg)
-
-        yield step
-        bar.update(task, completed=total, description="done")
+def _progress(enabled: bool, total: int) -> contextlib.AbstractContextManager[
+        Callable[[str], None]]:
+    return step_progress(enabled, total, label="plan")
 
 
 def _run_anatomy(ct: Path, seg: list[Path], landmarks: Path | None, say: Callable[[str], None],

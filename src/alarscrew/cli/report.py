@@ -6,37 +6,18 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from alarscrew.cli._progress import step_progress
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar advanced once per step description (no-op when disabled)."""
-    if not enabled:
-        yield lambda _msg: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True)
-    with Progress(TextColumn("[bold]{task.description:<34}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
-        task = bar.add_task("report", total=total)
-        started = [False]
-
-        def step(msg: str) -> None:
-            if started[0]:
-                bar.advance(task)
-            started[0] = True
-            bar.update(task, description=msg)
-
-        yield step
-        bar.update(task, completed=total, description="done")
+def _progress(enabled: bool, total: int) -> contextlib.AbstractContextManager[
+        Callable[[str], None]]:
+    return step_progress(enabled, total, label="report")
 
 
 def report(
