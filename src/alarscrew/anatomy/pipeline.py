@@ -51,6 +51,17 @@ _USED_LABELS = ("sacrum", "s1", "l5", "l4", "l3", "l2", "l1", "hip_left", "hip_r
                 "femur_left", "femur_right")
 
 
+
+def _crop(mask: np.ndarray, affine: np.ndarray, *, pad_vox: int
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Crop ``mask`` to its bounding box plus ``pad_vox``; return it and its shifted affine."""
+    lo, hi = bounding_box(mask)  # type: ignore[misc]
+    lo = np.maximum(lo - pad_vox, 0)
+    hi = np.minimum(hi + pad_vox, np.asarray(mask.shape))
+    aff = affine.copy()
+    aff[:3, 3] = affine[:3, :3] @ lo + affine[:3, 3]
+    return mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], aff
+
 def _step(progress: ProgressFn | None, i: int) -> None:
     if progress is not None:
         progress(STEPS[i], i, len(STEPS))
@@ -182,12 +193,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
 
     _step(progress, 2)
     t = time.perf_counter()
-    lo, hi = bounding_box(geo_canon)  # type: ignore[misc]
-    lo = np.maximum(lo - 3, 0)
-    hi = np.minimum(hi + 3, np.asarray(geo_canon.shape))
-    sub = geo_canon[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    aff = grid.canon_affine.copy()
-    aff[:3, 3] = grid.canon_affine[:3, :3] @ lo + grid.canon_affine[:3, 3]
+    sub, aff = _crop(geo_canon, grid.canon_affine, pad_vox=3)
     # symmetry fit on a <= 2 mm copy (speed); geometry is in world mm either way
     step = np.maximum(1, np.floor(2.0 / np.sqrt((aff[:3, :3] ** 2).sum(axis=0)))).astype(int)
     sub_c = sub[::step[0], ::step[1], ::step[2]]
@@ -212,12 +218,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         _check_field_of_view(sac_canon, grid.canon_affine, ct)
         sacrum_how = "detected from CT: " + result.method
         geo_canon = sac_canon if lesion is None else sac_canon | les_canon
-        lo, hi = bounding_box(geo_canon)  # type: ignore[misc]
-        lo = np.maximum(lo - 3, 0)
-        hi = np.minimum(hi + 3, np.asarray(geo_canon.shape))
-        sub = geo_canon[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        aff = grid.canon_affine.copy()
-        aff[:3, 3] = grid.canon_affine[:3, :3] @ lo + grid.canon_affine[:3, 3]
+        sub, aff = _crop(geo_canon, grid.canon_affine, pad_vox=3)
         sampler = MaskSampler(sub, aff)
         frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)
     supplied = {k: np.asarray(v, float) for k, v in (landmarks or {}).items()}
