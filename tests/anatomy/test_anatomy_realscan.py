@@ -298,3 +298,28 @@ def test_entry_on_the_s1_facet_without_an_l5_label(real_ct_dir: Path, tmp_path: 
         assert abs(s * e[0] - s * tips[side][0]) <= 10.0, (side, e, tips[side])
         assert e[1] < ped[1], (side, e, ped)
         assert "largest patch" in an.landmarks[f"{side}.sap_facet"].method
+
+
+def test_s1_label_only_agrees_with_the_whole_sacrum_label(real, real_ct_dir: Path) -> None:
+    """With S1 labelled but not the ala, the CT-completed sacrum matches the v1 sacrum run.
+
+    Reference: the same pipeline given total_v1's whole-sacrum label (another model version,
+    used as drawn). Tolerances at 3 mm voxels: Dice >= 0.70 (v1's label is drawn generously,
+    209 ml); frame origin within 3 mm and cranial axis within 3 deg; pedicles and entries
+    within 8 mm (under three voxels); S1 dorsal foramina within 15 mm (a pit in the dorsal
+    surface, poorly defined at 3 mm: the two label runs differ by 7-13 mm). Before the coarse
+    alar marrow was completed by enclosure (fill_coarse_sacrum): Dice 0.645, frame origin
+    1.2 mm / 2 deg, pedicles 9 mm off.
+    """
+    ref = run_anatomy(real_ct_dir / "ct.nii.gz", seg_paths=[real_ct_dir / "total_v1.nii.gz"])
+    a, b = real.sacrum.array, ref.sacrum.array
+    assert 2.0 * (a & b).sum() / (a.sum() + b.sum()) >= 0.70
+    assert np.linalg.norm(real.frame.origin_ras_mm - ref.frame.origin_ras_mm) <= 3.0
+    cos = float(np.clip(real.frame.cranial_ras @ ref.frame.cranial_ras, -1.0, 1.0))
+    assert np.degrees(np.arccos(cos)) <= 3.0
+    tol_mm = {"pedicle": 8.0, "entry": 8.0, "s1_foramen": 15.0}
+    for side in ("left", "right"):
+        for kind, tol in tol_mm.items():
+            name = f"{side}.{kind}"
+            d = np.linalg.norm(real.landmarks[name].xyz_ras_mm - ref.landmarks[name].xyz_ras_mm)
+            assert d <= tol, (name, d)

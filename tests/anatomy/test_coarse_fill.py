@@ -1,0 +1,65 @@
+"""fill_coarse_sacrum on an analytic 3 mm box model (known marrow, canal and iliac marrow).
+
+Model (RAS mm, 3 mm voxels, x left-right): a sacral shell of cortex only, as thresholds leave it
+at 3 mm with fatty marrow: an anterior plate (y 27-30), a solid body (|x| < 15), a posterior
+plate with a 15 mm gap on each side (open dorsal cortex), and top/bottom plates; two ilia, each
+a closed cortical ring with its own marrow, 3 mm lateral of the alae (the SI joint gap); a canal
+(|x| < 6, y 6-12) running through the whole height, open at both ends.
+Expected, by construction: the alar marrow (15 < |x| < 42, 3 < y < 27) becomes sacrum; no
+iliac voxel and no iliac marrow does; the canal stays open.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alarscrew.anatomy.sacrum import ILIUM_LEFT, ILIUM_RIGHT, SACRUM, fill_coarse_sacrum
+
+SP = np.array([3.0, 3.0, 3.0])
+
+
+def _model() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    x = np.arange(-75.0, 76.0, 3.0)[:, None, None]
+    y = np.arange(-15.0, 46.0, 3.0)[None, :, None]
+    z = np.arange(-15.0, 46.0, 3.0)[None, None, :]
+    shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
+    inside = (np.abs(x) < 42) & (y > 0) & (y < 30) & (z > 0) & (z < 30)
+    cortex = inside & ((y >= 27) | (np.abs(x) >= 39) | (z <= 3) | (z >= 27))
+    posterior = inside & (y <= 3) & ((np.abs(x) < 15) | (np.abs(x) > 30))
+    body = inside & (np.abs(x) < 15)
+    canal = (np.abs(x) < 6) & (y > 6) & (y < 12)
+    sac = np.broadcast_to((cortex | posterior | body) & ~canal, shape).copy()
+    marrow = np.broadcast_to(inside & ~sac & ~canal & (np.abs(x) > 15) & (np.abs(x) < 39)
+                             & (y > 3) & (y < 27) & (z > 3) & (z < 27), shape).copy()
+    ring = (np.abs(x) > 44) & (np.abs(x) < 60) & (y > -6) & (y < 33) & (z > -6) & (z < 36)
+    ring_in = (np.abs(x) > 47) & (np.abs(x) < 57) & (y > -3) & (y < 30) & (z > -6) & (z < 36)
+    il_shell = np.broadcast_to(ring & ~ring_in, shape)
+    il_marrow = np.broadcast_to(ring_in, shape)
+    regions = np.zeros(shape, np.int32)
+    regions[sac] = SACRUM
+    regions[il_shell & np.broadcast_to(x < 0, shape)] = ILIUM_LEFT
+    regions[il_shell & np.broadcast_to(x > 0, shape)] = ILIUM_RIGHT
+    return regions, {"marrow": marrow, "il_marrow": il_marrow,
+                     "canal": np.broadcast_to(canal & inside, shape),
+                     "ilia": il_shell}
+
+
+def test_alar_marrow_filled_ilia_and_canal_left_out() -> None:
+    regions, truth = _model()
+    sac = regions == SACRUM
+    out = fill_coarse_sacrum(sac, regions, SP)
+    assert (out >= sac).all()  # never removes the watershed sacrum
+    assert out[truth["marrow"]].mean() >= 0.95
+    assert not out[truth["ilia"]].any()
+    assert not out[truth["il_marrow"]].any()
+    assert not out[truth["canal"]].any()
+
+
+def test_input_not_modified_and_empty_passes_through() -> None:
+    regions, _ = _model()
+    sac = regions == SACRUM
+    before = sac.copy()
+    fill_coarse_sacrum(sac, regions, SP)
+    np.testing.assert_array_equal(sac, before)
+    empty = np.zeros_like(sac)
+    assert not fill_coarse_sacrum(empty, regions, SP).any()
