@@ -78,7 +78,9 @@ def _summary_table(plan: dict) -> Any:
             if sc is None:
                 if kind == "nominal_axial":
                     continue
-                t.add_row(side, kind, s["status"], "-", "-", "-", "-", "-", "-", s["reason"])
+                # the reason is printed under the table (a long cell would squeeze every
+                # column to nothing on an 80-column terminal)
+                t.add_row(side, "opt", s["status"], "-", "-", "-", "-", "-", "-", "-")
                 continue
             rec = sc.get("recommended_screw")
             win = s.get("safe_window_deg") if kind == "optimal" else None
@@ -219,6 +221,9 @@ def register(app: typer.Typer) -> None:
         console = Console()
         console.print(_summary_table(result))
         for side in ("left", "right"):
+            if result["sides"][side].get("optimal") is None and result["sides"][side].get("reason"):
+                console.print(f"[red]{side} {result['sides'][side]['status']}:[/red] "
+                              f"{result['sides'][side]['reason']}")
             for w in result["sides"][side].get("warnings") or []:
                 console.print(f"[yellow]warning:[/yellow] {w}")
         console.print(f"decision: {result['decision']['verdict']}")
