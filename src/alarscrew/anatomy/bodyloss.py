@@ -53,6 +53,13 @@ NOMINAL_S1_HEIGHT_MM = 27.0
 MIN_S1_HEIGHT_MM = 18.0
 #: The anterior wall stepping back this far (mm) marks the S1-S2 junction.
 WAIST_DROP_MM = 1.0
+#: Columns (frame x, mm; nodes of the frame grid) of the anterior wall profile.
+WALL_COLUMNS_MM = (-5.0, 0.0, 5.0)
+#: A step of the anterior wall at the S1-S2 junction is completed within this depth (mm).
+STEP_SPAN_MM = 3.0
+#: The body width is fitted on rows from the midline to this fraction of the semi-depth
+#: anteriorly (the posterior half merges with the pedicles).
+WIDTH_ROWS_MAX = 0.6
 #: Mean S1 endplate width / depth ratio (48 x 32 mm; Mirkovic et al., Spine 1991).
 WIDTH_DEPTH_RATIO = 1.5
 #: Opportunistic CT thresholds at L1 (HU), Pickhardt et al. 2013.
@@ -69,6 +76,72 @@ BONE_QUALITY_REFERENCES: tuple[str, ...] = (
 )
 
 
+def _anterior_wall_mm(vol: np.ndarray, fv: FrameVolume, zs: np.ndarray) -> np.ndarray:
+    """Anterior body wall (frame y, mm) per level ``zs``: median over x = -5, 0, 5 mm.
+
+    The median keeps one destroyed or osteophytic column from moving the profile. NaN where
+    no wall is found.
+    """
+    walls = np.full((len(zs), len(WALL_COLUMNS_MM)), np.nan)
+    for i, z in enumerate(zs):
+        for j, x in enumerate(WALL_COLUMNS_MM):
+            e = ray_crossing(vol, fv, np.array([x, -5.0, z]), np.array([0.0, 1.0, 0.0]),
+                             max_mm=60.0)
+            if e is not None:
+                walls[i, j] = e[1]
+    out = np.full(len(zs), np.nan)
+    ok = np.isfinite(walls).any(axis=1)
+    out[ok] = np.nanmedian(walls[ok], axis=1)
+    return out
+
+
+def _junction_depth_mm(zs: np.ndarray, wall: np.ndarray, *, top_mm: float = 0.0
+                       ) -> tuple[float, bool] | None:
+    """Frame z (mm) of the S1-S2 junction on the anterior wall profile, or None.
+
+    Parameters
+    ----------
+    zs : (N,) ndarray
+        Levels (frame z, mm), descending from the endplate, one per millimetre.
+    wall : (N,) ndarray
+        Anterior wall (frame y, mm) at each level; NaN where none.
+    top_mm : float
+        Frame z of the bony endplate.
+
+    Returns
+    -------
+    (z_mm, stepped) or None
+        None when no S1 level (median wall 3-12 mm below the endplate) or no waist is found.
+        The waist is the first level, at least :data:`MIN_S1_HEIGHT_MM` below the endplate,
+        from which the wall stays :data:`WAIST_DROP_MM` behind the S1 level for two levels
+        (one jagged level of a coarse or tilted mask is not a waist). When the wall crosses
+        half the step there (S1 level to the median of the 4 mm below the waist) between two
+        levels within :data:`STEP_SPAN_MM` above to 4 mm below the waist, the junction is that
+        crossing (linear interpolation, the crossing nearest the waist) and ``stepped`` is
+        True; when the wall only recedes gradually, the waist level is returned with
+        ``stepped`` False.
+    """
+    rel = zs - top_mm
+    top = (rel <= -3.0) & (rel >= -12.0)
+    if not np.isfinite(wall[top]).any():
+        return None
+    ref = float(np.nanmedian(wall[top]))
+    behind = wall < ref - WAIST_DROP_MM  # NaN compares False
+    waist = (rel[:-1] <= -MIN_S1_HEIGHT_MM) & behind[:-1] & behind[1:]
+    if not waist.any():
+        return None
+    i = int(np.argmax(waist))
+    s2 = float(np.nanmedian(wall[i:][zs[i:] >= zs[i] - 4.0]))
+    half = 0.5 * (ref + s2)
+    window = (zs[:-1] <= zs[i] + STEP_SPAN_MM) & (zs[1:] >= zs[i] - 4.0)
+    cross = np.nonzero(window & (wall[:-1] >= half) & (wall[1:] < half))[0]
+    if len(cross) == 0:
+        return float(zs[i]), False
+    j = int(cross[np.argmin(np.abs(cross - i))])
+    f = (wall[j] - half) / (wall[j] - wall[j + 1])
+    return float(zs[j] + f * (zs[j + 1] - zs[j])), True
+
+
 def body_model(fv: FrameVolume, *, depth_mm: float, surface_bias_mm: float = 0.0) -> dict:
     """Measure the S1 body elliptic cylinder (see the module docstring).
 
@@ -76,47 +149,68 @@ def body_model(fv: FrameVolume, *, depth_mm: float, surface_bias_mm: float = 0.0
     ----------
     fv : FrameVolume
     depth_mm : float
-        Fitted endplate depth (anterior-posterior).
+        Fitted endplate depth (anterior-posterior), measured on the segmented surface.
     surface_bias_mm : float
         How far the segmented surface lies outside the bone (partial volume at the bone
-        threshold, about half a CT voxel); subtracted from both semi-axes.
+        threshold, about half a CT voxel). Every boundary measured here is moved back by it:
+        both semi-axes, the endplate (the frame origin lies on the segmented endplate
+        surface) and the underside of the S1 anterior lip at the S1-S2 junction.
 
     Returns
     -------
     dict
-        ``semi_x_mm``, ``semi_y_mm``, ``height_mm`` and ``notes`` (list of str).
+        ``semi_x_mm``, ``semi_y_mm``, ``top_mm`` (frame z of the bony endplate, about
+        ``-surface_bias_mm``), ``height_mm`` (from ``top_mm`` down to the S1-S2 junction) and
+        ``notes`` (list of str).
+
+    Notes
+    -----
+    Width: rays along the right axis on the frame-grid row just under the bony endplate
+    (above the alae), from every grid row ``y`` between the midline and
+    :data:`WIDTH_ROWS_MAX` of the semi-depth anteriorly (the posterior half merges with the
+    pedicles); each exit ``x`` gives ``x / sqrt(1 - (y / b)^2)`` for the ellipse through it
+    and the median over both sides is the segmented semi-width. Rows lie on grid nodes
+    because between two rows the interpolated boolean mask sides with the wider one.
+    Height: :func:`_junction_depth_mm` on the anterior wall, one grid row per millimetre.
     """
     vol = fv.mask.astype(np.float32)
     notes: list[str] = []
-    b = depth_mm / 2.0
-    exits = [ray_crossing(vol, fv, np.array([0.0, 0.0, -1.5]), np.array([s, 0.0, 0.0]),
-                          max_mm=90.0) for s in (-1.0, 1.0)]
-    e_left, e_right = exits
-    if e_left is not None and e_right is not None:
-        a = 0.5 * (abs(e_left[0]) + abs(e_right[0]))
-    else:
-        a = np.inf
-    if not (0.9 * b <= a <= 1.9 * b):
-        a = WIDTH_DEPTH_RATIO * b
+    bias = float(surface_bias_mm)
+    b_seg = depth_mm / 2.0
+    top = 0.0 - bias
+    # rays run along rows of the frame grid (nodes every 1 mm): between rows the interpolated
+    # boolean mask would side with the wider row and bias every exit outwards
+    z_w = float(fv.z_mm[fv.z_mm <= top - 0.5].max())
+    # anterior half only: posterolaterally the body merges with the pedicles
+    ys = fv.y_mm[(fv.y_mm >= 0.0) & (fv.y_mm <= WIDTH_ROWS_MAX * b_seg)]
+    per_side = []
+    for s in (-1.0, 1.0):
+        vals = []
+        for y in ys:
+            e = ray_crossing(vol, fv, np.array([0.0, y, z_w]), np.array([s, 0.0, 0.0]),
+                             max_mm=90.0)
+            if e is not None:
+                vals.append(abs(e[0]) / np.sqrt(1.0 - (y / b_seg) ** 2))
+        per_side.append(float(np.median(vals)) if len(vals) >= 5 else np.inf)
+    a_seg = 0.5 * (per_side[0] + per_side[1])
+    if not (0.9 * b_seg <= a_seg <= 1.9 * b_seg):
+        a_seg = WIDTH_DEPTH_RATIO * b_seg
         notes.append(f"body width not separable from the alae: {WIDTH_DEPTH_RATIO} x depth")
-    a, b = a - surface_bias_mm, b - surface_bias_mm
-    zs = np.arange(-3.0, -50.0, -1.0)
-    ant = []
-    for z in zs:
-        e = ray_crossing(vol, fv, np.array([0.0, -5.0, z]), np.array([0.0, 1.0, 0.0]),
-                         max_mm=60.0)
-        ant.append(np.nan if e is None else e[1])
-    ant_arr = np.asarray(ant)
-    ref = np.nanmedian(ant_arr[(zs <= -3.0) & (zs >= -12.0)]) if np.isfinite(ant_arr[:10]).any() \
-        else np.nan
-    waist = (zs <= -MIN_S1_HEIGHT_MM) & (ant_arr < ref - WAIST_DROP_MM)
-    below: np.ndarray | list[int] = np.nonzero(waist)[0] if np.isfinite(ref) else []
-    if len(below):
-        height = float(-zs[below[0]])
+    zs = fv.z_mm[(fv.z_mm <= top - 2.0) & (fv.z_mm >= top - 50.0)][::-1]
+    found = _junction_depth_mm(zs, _anterior_wall_mm(vol, fv, zs), top_mm=top)
+    if found is not None:
+        # the junction lies on the underside of the S1 anterior lip: a surface facing
+        # caudally, so its segmented position lies ``bias`` below the bone
+        height = top - (found[0] + bias)
+        if not found[1]:
+            notes.append("S1-S2 junction: the anterior wall recedes gradually (no step); "
+                         f"height taken where it first lies {WAIST_DROP_MM:g} mm behind the "
+                         "S1 level")
     else:
         height = NOMINAL_S1_HEIGHT_MM
         notes.append(f"S1-S2 waist not found: nominal height {NOMINAL_S1_HEIGHT_MM} mm")
-    return {"semi_x_mm": float(a), "semi_y_mm": float(b), "height_mm": height, "notes": notes}
+    return {"semi_x_mm": float(a_seg - bias), "semi_y_mm": float(b_seg - bias),
+            "top_mm": float(top), "height_mm": float(height), "notes": notes}
 
 
 def _ellipse_points(a: float, b: float, z: float, step: float) -> np.ndarray:
@@ -165,9 +259,10 @@ def measure_body_loss(ct: Image, fv: FrameVolume, model: dict, *,
         Sacrum plus lesion on the CT grid: the denominator (the body model is cut to it).
     """
     a, b, h = model["semi_x_mm"], model["semi_y_mm"], model["height_mm"]
+    top = float(model.get("top_mm", 0.0))
     sec = _ellipse_points(a, b, PEDICLE_LEVEL_MM, 0.25)
     vol_pts = np.concatenate([_ellipse_points(a, b, z, 0.5)
-                              for z in np.arange(-0.25, -h, -0.5)])
+                              for z in np.arange(top - 0.25, top - h, -0.5)])
     to_w = fv.frame.to_world_mm
     if lesion is not None:
         lm = np.asarray(lesion.array, bool)
@@ -190,7 +285,7 @@ def measure_body_loss(ct: Image, fv: FrameVolume, model: dict, *,
         # a 1 mm rim of the model is left out: it straddles the body surface (partial volume)
         sec_i = _ellipse_points(a - 1.0, b - 1.0, PEDICLE_LEVEL_MM, 0.25)
         vol_i = np.concatenate([_ellipse_points(a - 1.0, b - 1.0, z, 0.5)
-                                for z in np.arange(-1.25, -h + 1.0, -0.5)])
+                                for z in np.arange(top - 1.25, top - h + 1.0, -0.5)])
         f_sec = float(np.mean(_sample_smoothed(ct, to_w(sec_i)) < LOSS_HU))
         f_vol = float(np.mean(_sample_smoothed(ct, to_w(vol_i)) < LOSS_HU))
         method = (f"estimated from CT: fraction of the S1 body model (elliptic cylinder "
@@ -221,8 +316,9 @@ def measure_bone_quality(ct: Image, fv: FrameVolume, model: dict, *,
     hu: dict[str, float] = {}
     a, b, h = model["semi_x_mm"] - 5.0, model["semi_y_mm"] - 5.0, model["height_mm"] - 10.0
     if a > 2 and b > 2 and h > 2:
-        pts = np.concatenate([_ellipse_points(a, b, z, 1.0) for z in np.arange(-5.0, -5.0 - h,
-                                                                                 -1.0)])
+        top = float(model.get("top_mm", 0.0))
+        pts = np.concatenate([_ellipse_points(a, b, z, 1.0)
+                              for z in np.arange(top - 5.0, top - 5.0 - h, -1.0)])
         world = fv.frame.to_world_mm(pts)
         vals = _sample(ct, world)
         if lesion is not None:
