@@ -3,12 +3,19 @@
 S1 body model
 -------------
 An elliptic cylinder in the S1 frame: centred on the endplate centre, semi-axes
-``a`` (left-right) and ``b`` (anterior-posterior), from the endplate (z = 0) down to the S1-S2
-junction (z = -height). ``b`` is half the fitted endplate depth; ``a`` is the lateral exit of
-the body 1.5 mm below the endplate along the frame's right axis (falling back to ``1.5 b``, the
-mean width/depth ratio of the S1 endplate, when the body merges with the alae there); the height
-is where the midline anterior wall first falls 1 mm behind its S1 level (S1-S2 waist),
-else 27 mm (mean S1 body height).
+``a`` (left-right) and ``b`` (anterior-posterior), from the bony endplate (``top_mm``) down to
+the S1-S2 junction (``top_mm - height``). The segmented surface lies ``surface_bias_mm`` (about
+half a CT voxel) outside the bone, so every boundary is moved back by it: the frame origin
+sits on the segmented endplate, so the bony endplate is at ``z = -bias``; ``b`` is half the
+fitted endplate depth less the bias; ``a`` is fitted to the lateral exits of the body's
+anterior half just under the endplate (above the alae; falling back to ``1.5 b``, the mean
+width/depth ratio of the S1 endplate, when the body merges with the alae there), less the
+bias. The S1-S2 junction is where the anterior wall steps back from its S1 level to its S2
+level, located at half the step (an edge's half-way point) and moved up by the bias (the step
+is the underside of the S1 anterior lip); where the wall only recedes gradually, the first
+level 1 mm behind the S1 level is used and a note says so; without any waist, 27 mm (mean S1
+body height). Measurements run along rows of the 1 mm frame grid: between two rows the
+interpolated boolean mask would side with the wider row.
 
 Body loss
 ---------
