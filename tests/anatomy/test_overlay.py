@@ -141,6 +141,39 @@ def test_missing_landmarks_are_named_and_planes_fall_back(phantom_anatomy) -> No
     assert all(g in table for g in gone)
 
 
+def test_body_model_outline_lies_on_the_model(phantom_anatomy) -> None:
+    """The dashed S1 body model outline (midsagittal panel [6]) follows the model's faces.
+
+    Each contour vertex, lifted back to world RAS (the panel's plane) and into the S1 frame,
+    lies within 0.6 mm (sampling step 0.4 mm) of the elliptic wall or the top/bottom face.
+    """
+    from matplotlib.colors import to_rgba
+
+    from alarscrew.anatomy.overlay import BODY_MODEL_COLOUR
+
+    _, an = phantom_anatomy
+    model = an.provenance["s1_body_model"]
+    a, b, h = model["semi_x_mm"], model["semi_y_mm"], model["height_mm"]
+    top = model.get("top_mm", 0.0)
+    ov = build_overlay(an)
+    pan = ov.panels[5]
+    gold = np.array(to_rgba(BODY_MODEL_COLOUR))
+    verts = [p.vertices for c in pan.axes.collections
+             if hasattr(c, "get_paths") and len(c.get_edgecolor())
+             and np.allclose(c.get_edgecolor()[0], gold) for p in c.get_paths()]
+    assert verts, "no body model outline on the midsagittal panel"
+    hv = np.concatenate(verts)
+    world = np.zeros((len(hv), 3))
+    world[:, pan.normal_axis] = pan.position_mm
+    world[:, pan.h_axis], world[:, pan.v_axis] = hv[:, 0], hv[:, 1]
+    f = an.frame.to_frame_mm(world)
+    r = np.sqrt((f[:, 0] / a) ** 2 + (f[:, 1] / b) ** 2)
+    wall_mm = np.abs(r - 1.0) * min(a, b)
+    face_mm = np.minimum(np.abs(f[:, 2] - top), np.abs(f[:, 2] - (top - h)))
+    assert np.all(np.minimum(wall_mm, face_mm) <= 0.6)
+    assert any("S1 body model" in t.get_text() for t in ov.figure.legends[0].get_texts())
+
+
 def test_refuses_to_overwrite(phantom_anatomy, tmp_path) -> None:
     _, an = phantom_anatomy
     out = render_overlay(an, tmp_path / "o.png")

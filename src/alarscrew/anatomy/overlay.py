@@ -22,8 +22,9 @@ any other panel whose plane passes within :data:`NEAR_MM`; its label gives the s
 and, when it lies off the plane by more than 0.5 mm, how far and in which direction. A table
 under the panels lists every landmark with its RAS coordinates, confidence, origin (detected
 or supplied) and home panel, and names the landmarks that were not found. Contours: sacrum
-(lime), ilia (cyan), L5 (light blue), lesion (red). The midsagittal panel shows the S1 frame
-(cranial and anterior axes, endplate plane). The disclaimer is printed in the figure.
+(lime), ilia (cyan), L5 (light blue), lesion (red), and the S1 body model used for body loss
+(dashed gold). The midsagittal panel shows the S1 frame (cranial and anterior axes, endplate
+plane). The disclaimer is printed in the figure.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ EXPECTED_LANDMARKS: tuple[str, ...] = (
     *(f"{side}.{kind}" for side in ("left", "right")
       for kind in ("sap_facet", "entry", "pedicle", "ala_lateral", "ala_anterior", "s1_foramen")),
 )
+#: Outline colour of the S1 body model used for body loss (dashed).
+BODY_MODEL_COLOUR = "gold"
 _AXIS_NAMES = "xyz"
 #: Direction words for positive / negative offsets along RAS x, y, z.
 _DIRECTION = (("R", "L"), ("A", "P"), ("S", "I"))
@@ -138,6 +141,28 @@ class OverlayFigure:
     figure: Any
     panels: tuple[Panel, ...]
     placements: tuple[Placement, ...]
+
+
+def _body_model_field(anatomy: Anatomy, world_ras_mm: np.ndarray) -> np.ndarray | None:
+    """Signed inside-ness of the S1 body model (elliptic cylinder) at world points (..., 3).
+
+    Positive inside: ``min(1 - (x/a)^2 - (y/b)^2, scaled distance to the top and bottom
+    faces)``, so its zero contour is the model's outline. None when there is no model.
+    """
+    model = (anatomy.provenance or {}).get("s1_body_model")
+    if not model:
+        return None
+    try:
+        a, b, h = (float(model[k]) for k in ("semi_x_mm", "semi_y_mm", "height_mm"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (a > 0 and b > 0 and h > 0):
+        return None
+    top = float(model.get("top_mm", 0.0))
+    f = anatomy.frame.to_frame_mm(world_ras_mm)
+    radial = 1.0 - (f[..., 0] / a) ** 2 - (f[..., 1] / b) ** 2
+    axial = np.minimum(top - f[..., 2], f[..., 2] - (top - h)) / min(a, b)
+    return np.minimum(radial, axial)
 
 
 def _kind_side(name: str) -> tuple[str, str]:
@@ -344,6 +369,10 @@ def build_overlay(anatomy: Anatomy, *, title: str | None = None) -> OverlayFigur
             if prob.max() > 0.5 > prob.min():
                 ax.contour(H, V, prob, [0.5], colors=colour,
                            linewidths=1.4 if mask_names == ("sacrum",) else 1.0)
+        body = _body_model_field(anatomy, world)
+        if body is not None and body.max() > 0.0 > body.min():
+            ax.contour(H, V, body, [0.0], colors=BODY_MODEL_COLOUR, linewidths=1.0,
+                       linestyles="dashed")
         if idx == 5:  # the S1 frame in the midsagittal plane
             f = anatomy.frame
             for vec, col_, lab in ((f.cranial_ras, "red", "cranial"),
@@ -410,6 +439,9 @@ def build_overlay(anatomy: Anatomy, *, title: str | None = None) -> OverlayFigur
     handles += [Line2D([], [], color=colour, lw=1.5, label=txt)
                 for mask_names, colour, txt in CONTOURS
                 if any(m in anatomy.masks for m in mask_names)]
+    if _body_model_field(anatomy, origin[None, :]) is not None:
+        handles.append(Line2D([], [], color=BODY_MODEL_COLOUR, lw=1.2, linestyle="dashed",
+                              label="S1 body model (body loss)"))
     handles.append(Line2D([], [], linestyle="none", marker="o", ms=8, mfc="grey",
                           mec="white", mew=1.6, label="white rim: supplied by the user"))
     # the eighth slot (bottom right) holds the legend and the landmark table
