@@ -1,20 +1,23 @@
 """Anatomy stage against the analytic phantom (alarscrew.phantom): known frame, landmarks, loss.
 
 Provenance of the references: ``make_phantom(...).truth`` (exact analytic landmarks and frame in
-world RAS, body loss by quadrature of a ball clipped to the elliptic-cylinder S1 body). The CT
-is segmented without labels unless a test says otherwise.
+world RAS, body loss by quadrature of a ball clipped to the elliptic-cylinder S1 body; the facet
+and entry by area quadrature of the exact posteromedially facing facet surface, ala_lateral by
+bisection of the lateral ray through the pedicle centre). The CT is segmented without labels
+unless a test says otherwise.
 
 Tolerances (stated per quantity):
 - frame axes within 2 deg, origin within 2 mm (issue 3 "done when");
-- landmarks within 2 mm, except
-  * ``sap_facet`` / ``entry``: 3.5 mm (2.5 voxels at 2 mm). The 2 mm L5-S1 facet joint space
-    is partly merged by partial volume and blur, so the facet surface is found a voxel or so
-    off, and the entry is a region ("lateral-inferior part of the inferior half") of which we
-    report the centroid. Two cases (tilt +20 deg; 2 mm with 40 HU noise) are strict xfails:
-    there the CT-only mask keeps part of the L5 inferior articular process on the S1 facet.
-  * ``ala_lateral``: 2 mm (1 voxel) along the lateral axis, 10 mm in 3D. The most lateral
-    point of a section lies on a nearly sagittal SI face, so its anterior-posterior position
-    is ill-conditioned (a 0.1 mm change in width moves it by millimetres along the face).
+- every landmark within 2 mm in 3D (issue 3 "done when") on all five cases, 1-2 mm voxels,
+  except ``entry`` (3 mm, below). Measured maxima (this code, 2026-11-23) without entry: 1.9
+  mm (noise40_2mm left.ala_anterior), 1.3 mm for the facet at 1-1.5 mm voxels. Known miss,
+  bounded instead and kept visible as a strict xfail at 2 mm: 2 mm voxels with 40 HU noise,
+  where the 2 mm facet joint space is one voxel wide, so the CT-only mask cuts a corner off
+  the right superior articular process (facet 3.1 mm, entry 2.8 mm).
+- ``entry``: 3 mm. The phantom's entry is still a fixed point of the flat articular face
+  (3.5 mm lateral and 5 mm caudal of its centre) while the detector takes the centroid of the
+  facet surface's inferior-lateral quarter: two readings of Fang et al.'s "lateral-inferior
+  part of the inferior half", 1.6-2.9 mm apart here (measured 2026-11-23).
 - body loss at the pedicle level within 5 percentage points; by volume within 7 points (the
   elliptic-cylinder body model is measured on the segmented surface, about half a voxel
   outside the bone, and its height from the S1-S2 waist).
@@ -29,10 +32,6 @@ from alarscrew.anatomy import analyze_anatomy
 from alarscrew.errors import AnatomyNotFoundError
 from alarscrew.phantom import make_phantom
 from alarscrew.spatial.frame import S1Frame
-
-STRICT = ("promontory", "canal", "endplate_center", "left.pedicle", "right.pedicle",
-          "left.ala_anterior", "right.ala_anterior", "left.s1_foramen", "right.s1_foramen")
-FACET = ("left.sap_facet", "right.sap_facet", "left.entry", "right.entry")
 
 CASES = {
     "neutral_1mm": {},
@@ -82,38 +81,32 @@ def _errors(ph, an) -> dict[str, float]:
     return errors
 
 
-def test_landmarks_match_truth(solved) -> None:
-    ph, an = solved
-    errors = _errors(ph, an)
-    for name in STRICT:
-        assert errors[name] <= 2.0, (name, errors[name])
-    voxel = float(ph.truth["parameters"]["voxel_mm"])
-    truth = S1Frame.from_dict(ph.truth["frame"])
-    for side in ("left", "right"):
-        name = f"{side}.ala_lateral"
-        lat_err = abs(truth.to_frame_mm(an.landmarks[name].xyz_ras_mm)[0]
-                      - ph.truth["landmarks_frame_mm"][name][0])
-        assert lat_err <= max(2.0, voxel), (name, lat_err)
-        assert errors[name] <= 10.0, (name, errors[name])
+#: Issue 3 "done when": landmarks within 2 mm of the truth.
+LANDMARK_TOL_MM = 2.0
+#: Entry: phantom and detector read the paper's entry differently (module docstring).
+ENTRY_TOL_MM = 3.0
+#: (case, landmark) -> bound (mm) met where 2 mm is not yet (see the module docstring).
+KNOWN_MISSES: dict[tuple[str, str], float] = {
+    ("noise40_2mm", "right.sap_facet"): 3.5,
+    ("noise40_2mm", "right.entry"): 3.5,
+}
 
 
-#: Cases where the CT-only mask keeps part of the L5 inferior articular process on the S1
-#: facet (the phantom's 2 mm facet joint space is bridged), so the facet surface found is the
-#: wrong one: a known limitation, kept visible as strict xfails.
-_FACET_XFAIL = pytest.mark.xfail(strict=True, reason="L5 inferior articular process merged "
-                                 "with the S1 facet in the CT-only mask")
-FACET_CASES = [pytest.param(c, marks=_FACET_XFAIL) if c in ("tilt+20", "noise40_2mm") else c
-               for c in CASES]
-
-
-@pytest.mark.parametrize("case", FACET_CASES)
-def test_facet_and_entry_match_truth(case: str) -> None:
+@pytest.mark.parametrize("case", list(CASES))
+def test_landmarks_match_truth(case: str) -> None:
     ph, an = _solve(case)
     errors = _errors(ph, an)
-    voxel = float(ph.truth["parameters"]["voxel_mm"])
-    facet_tol = max(3.5, 2.5 * voxel)  # at 2 mm the 2 mm facet joint space is one voxel
-    for name in FACET:
-        assert errors[name] <= facet_tol, (name, errors[name])
+    for name, err in errors.items():
+        tol = ENTRY_TOL_MM if name.endswith(".entry") else LANDMARK_TOL_MM
+        assert err <= KNOWN_MISSES.get((case, name), tol), (name, err)
+
+
+@pytest.mark.xfail(strict=True, reason="2 mm voxels, 40 HU noise: the 2 mm facet joint space is "
+                   "one voxel, the CT-only mask cuts a corner off the right S1 facet")
+def test_noisy_2mm_landmarks_within_2mm() -> None:
+    ph, an = _solve("noise40_2mm")
+    errors = _errors(ph, an)
+    assert max(v for k, v in errors.items() if not k.endswith(".entry")) <= LANDMARK_TOL_MM
 
 
 def test_sacrum_mask_matches_phantom_labels(solved) -> None:

@@ -18,15 +18,20 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
   facet orientation, Masharawi et al., Spine 2004), 13-45 mm from the midline, posterior to the
   body, within :data:`FACET_MAX_LATERAL_OF_PEDICLE_MM` lateral of the pedicle landmark; of
   the connected patches, the one with most points in contact with the L5 mask
-  (:data:`FACET_L5_CONTACT_MM`, the L5 inferior articular process) when L5 is given, else
+  (:data:`FACET_L5_CONTACT_MM`, the L5 inferior articular process; the L5 label, or without
+  one the lumbar bone region of the CT segmentation) when L5 is given, else
   the largest. ``{side}.entry``: centroid of the inferior-lateral quarter
   of the same facet surface
   (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
   surface").
-- ``{side}.ala_lateral``: the most lateral sacrum point of the pedicle-level section (before
-  the SI joint), refined along lateral rays.
+- ``{side}.ala_lateral``: lateral boundary of the ala (its SI-joint face) where the lateral
+  ray through the pedicle landmark (same frame y and z) leaves the sacrum. The ray crosses the
+  oblique SI face at a steep angle, so the point is well conditioned in all three axes (the
+  most lateral point of the section, used before, slid along the nearly sagittal face).
+  Without a pedicle landmark, or when its ray misses the sacrum, the ray starts at
+  :data:`NOMINAL_PEDICLE_X_MM` in the AP middle of the pedicle-level section.
 - ``{side}.ala_anterior``: anterior surface of the ala at the pedicle level, at
-  :data:`ALA_ANTERIOR_FRACTION` of the distance from the midline to ``ala_lateral``.
+  :data:`ALA_ANTERIOR_FRACTION` of the lateral extent of the pedicle-level section.
 - ``{side}.s1_foramen``: centre of the first dorsal foramen opening: the largest pit of the
   dorsal surface height map (depth > 4 mm below its 15 mm morphological closing) that lies
   most cranially between 15 and 50 mm below the endplate, on the closed (hull) surface.
@@ -53,8 +58,11 @@ from alarscrew.spatial.frame import SIDES
 PEDICLE_LEVEL_MM = -10.0
 #: Half of a mean S1 pedicle width (about 14 mm; Mirkovic et al., Spine 1991).
 PEDICLE_HALF_WIDTH_MM = 7.0
-#: Frame z at which the lateral extent of the ala is measured (the pedicle-level section).
+#: Frame z of the section in which the ala is measured (the pedicle-level section).
 ALA_LEVEL_MM = PEDICLE_LEVEL_MM
+#: Frame |x| of the lateral ray for ``ala_lateral`` when no pedicle landmark was found: a canal
+#: half-width (about 12 mm) plus half a pedicle width.
+NOMINAL_PEDICLE_X_MM = 19.0
 #: Where along the ala (fraction of the midline-to-lateral-edge distance) its anterior cortex is
 #: sampled: the lateral sacral ala targeted by alar screws.
 ALA_ANTERIOR_FRACTION = 0.67
@@ -141,7 +149,8 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
     endplate_rms_mm : float
         RMS residual of the endplate fit; lowers the confidence of endplate-based points.
     l5 : (nx, ny, nz) bool ndarray, optional
-        The L5 vertebra on the frame grid of ``fv`` (same shape as ``fv.mask``). When given,
+        The L5 vertebra (label, or the lumbar region of the CT segmentation) on the frame grid
+        of ``fv`` (same shape as ``fv.mask``). When given,
         the S1 superior facet is the posteromedial patch that meets the L5 inferior articular
         process (the L5-S1 facet joint).
 
@@ -172,6 +181,7 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
     z = PEDICLE_LEVEL_MM
     wall = ray_crossing(vol, fv, np.array([0.0, 0.0, z]), np.array([0.0, -1.0, 0.0]))
     canal = None
+    pedicles: dict[str, np.ndarray] = {}
     if wall is not None:
         roof = ray_crossing(vol, fv, wall + np.array([0.0, -0.5, 0.0]),
                             np.array([0.0, -1.0, 0.0]), max_mm=35.0, exit_=False)
@@ -192,15 +202,16 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
         canal = (xc, yc, half, wall[1])
         add("canal", np.array([xc, yc, z]), conf, f"pedicle level: {how}, between the walls")
         for side, s in (("left", -1.0), ("right", 1.0)):
-            add(f"{side}.pedicle",
-                np.array([xc + s * (half + PEDICLE_HALF_WIDTH_MM), 0.5 * (yc + wall[1]), z]),
-                0.6 * conf, "canal wall + half a nominal pedicle width (7 mm), pedicle level")
+            pedicles[side] = np.array([xc + s * (half + PEDICLE_HALF_WIDTH_MM),
+                                       0.5 * (yc + wall[1]), z])
+            add(f"{side}.pedicle", pedicles[side], 0.6 * conf,
+                "canal wall + half a nominal pedicle width (7 mm), pedicle level")
 
     if l5 is not None and np.shape(l5) != fv.mask.shape:
         raise GeometryError(f"l5: mask shape {np.shape(l5)} differs from the frame grid "
                             f"{fv.mask.shape}; resample it with frame_volume first")
     _facets(fv, out, canal, add, l5=l5)
-    _alae(vol, fv, add)
+    _alae(vol, fv, add, pedicles)
     _foramina(fv, add)
     return out
 
@@ -271,44 +282,47 @@ def _scatter(fv: FrameVolume, p: np.ndarray) -> np.ndarray:
     return m
 
 
-def _alae(vol: np.ndarray, fv: FrameVolume, add) -> None:
+def _alae(vol: np.ndarray, fv: FrameVolume, add, pedicles: dict[str, np.ndarray]) -> None:
     k = int(np.argmin(np.abs(fv.z_mm - ALA_LEVEL_MM)))
     sl = fv.mask[:, :, k]
     for side, s in (("left", -1.0), ("right", 1.0)):
         cols = fv.x_mm * s > 0
         half = sl[cols]
-        xs = np.abs(fv.x_mm[cols])
         if not half.any():
             continue
-        edge = np.where(half, xs[:, None], 0.0).max(axis=0)  # lateral edge per y row
-        rows = np.nonzero(edge >= edge.max() - 0.5)[0]
-        y_far = float(np.mean(fv.y_mm[rows]))
-        # sub-voxel: refine the most lateral row's edge along the lateral ray, then search
-        # +-3 mm of AP for the farthest exit
-        best = None
-        for dy in np.arange(-3.0, 3.01, 0.5):
-            start = np.array([s * (edge.max() - 6.0), y_far + dy, ALA_LEVEL_MM])
-            q = ray_crossing(vol, fv, start, np.array([s, 0.0, 0.0]), max_mm=20.0)
-            if q is not None and (best is None or abs(q[0]) > abs(best[0])):
-                best = q
-        p = best
-        if p is None:
-            continue
-        add(f"{side}.ala_lateral", p, 0.7,
-            "most lateral point of the sacrum in the pedicle-level section (before the SI "
-            "joint)")
-        xa = ALA_ANTERIOR_FRACTION * abs(p[0])
-        col = fv.mask[int(np.argmin(np.abs(fv.x_mm - s * xa))), :,
-                      int(np.argmin(np.abs(fv.z_mm - PEDICLE_LEVEL_MM)))]
-        if not col.any():
-            continue
-        y_front = fv.y_mm[np.nonzero(col)[0].max()]
-        q = ray_crossing(vol, fv, np.array([s * xa, y_front - 2.0, PEDICLE_LEVEL_MM]),
-                         np.array([0.0, 1.0, 0.0]), max_mm=10.0)
-        if q is not None:
-            add(f"{side}.ala_anterior", q, 0.7,
-                f"anterior cortex of the ala at {ALA_ANTERIOR_FRACTION:.0%} of its width, "
-                "pedicle level")
+        # anterior cortex at a fraction of the section's lateral extent (to the voxel)
+        extent = float(np.abs(fv.x_mm[cols])[half.any(axis=1)].max())
+        xa = ALA_ANTERIOR_FRACTION * extent
+        col = sl[int(np.argmin(np.abs(fv.x_mm - s * xa)))]
+        front = None
+        if col.any():
+            y_front = fv.y_mm[np.nonzero(col)[0].max()]
+            front = ray_crossing(vol, fv, np.array([s * xa, y_front - 2.0, ALA_LEVEL_MM]),
+                                 np.array([0.0, 1.0, 0.0]), max_mm=10.0)
+        if front is not None:
+            add(f"{side}.ala_anterior", front, 0.7,
+                f"anterior cortex of the ala at {ALA_ANTERIOR_FRACTION:.0%} of the section's "
+                "lateral extent, pedicle level")
+        # lateral ray midway (AP) between the pedicle and the anterior alar cortex
+        starts = []
+        if side in pedicles and front is not None:
+            ped = pedicles[side]
+            starts.append((np.array([ped[0], 0.5 * (ped[1] + front[1]), ALA_LEVEL_MM]), 0.7,
+                           "lateral ray from the pedicle landmark, midway between it and the "
+                           "anterior alar cortex"))
+        # fallback: the AP middle of the section at a nominal pedicle x
+        col = sl[int(np.argmin(np.abs(fv.x_mm - s * NOMINAL_PEDICLE_X_MM)))]
+        if col.any():
+            starts.append((np.array([s * NOMINAL_PEDICLE_X_MM, float(fv.y_mm[col].mean()),
+                                     ALA_LEVEL_MM]), 0.4,
+                           f"lateral ray at x = {NOMINAL_PEDICLE_X_MM:g} mm through the AP "
+                           "middle of the section"))
+        for start, conf, how in starts:
+            p = ray_crossing(vol, fv, start, np.array([s, 0.0, 0.0]), max_mm=90.0)
+            if p is not None and abs(p[0]) > abs(start[0]):
+                add(f"{side}.ala_lateral", p, conf,
+                    f"lateral boundary of the ala (SI-joint face) on the {how}, pedicle level")
+                break
 
 
 def _foramina(fv: FrameVolume, add) -> None:

@@ -183,12 +183,17 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         raise AnatomyNotFoundError("sacrum not found: the segmentation is empty")
     _check_field_of_view(sac_canon, grid.canon_affine, ct)
     lesion = labels.get("lesion")
-    geo_canon = sac_canon
+    # the intact shape defines the frame and the body model: a supplied S1 label outlines the
+    # vertebra even where its body is destroyed (the clinical case of the reference paper),
+    # while the bone mask loses the lytic part and the endplate fit would tilt onto the defect
+    s1_canon = (grid.to_canon(np.asarray(labels["s1"].array, bool)) if "s1" in labels
+                else np.zeros(sac_canon.shape, bool))
+    geo_canon = sac_canon | s1_canon
     if lesion is not None:
         # the intact shape (sacrum plus defect) defines the frame and the body model
         # (the lesion is grown by one voxel to close partial-volume seams against the bone)
         les_canon = ndi.binary_dilation(grid.to_canon(np.asarray(lesion.array, bool)))
-        geo_canon = sac_canon | les_canon
+        geo_canon = geo_canon | les_canon
     timings["sacrum_s"] = time.perf_counter() - t
 
     _step(progress, 2)
@@ -217,7 +222,9 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         sac_canon = refine_full_resolution(result, canon_hu, grid)
         _check_field_of_view(sac_canon, grid.canon_affine, ct)
         sacrum_how = "detected from CT: " + result.method
-        geo_canon = sac_canon if lesion is None else sac_canon | les_canon
+        geo_canon = sac_canon | s1_canon
+        if lesion is not None:
+            geo_canon = geo_canon | les_canon
         sub, aff = _crop(geo_canon, grid.canon_affine, pad_vox=3)
         sampler = MaskSampler(sub, aff)
         frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)
@@ -241,6 +248,10 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         l5_img = labels["l5"]
         l5_frame = frame_volume(MaskSampler(np.asarray(l5_img.array, bool), l5_img.affine),
                                 frame).mask
+    elif (result.regions == CRANIAL).any():
+        # no L5 label: the lumbar bone region of the segmentation (working grid) stands in
+        # for it when choosing the facet patch that meets L5
+        l5_frame = frame_volume(MaskSampler(result.regions == CRANIAL, grid.affine), frame).mask
     found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"], l5=l5_frame)
     if not sacrum_how.startswith("supplied"):
         _check_alae(found, frame, ct)

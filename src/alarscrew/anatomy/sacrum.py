@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold
-from skimage.morphology import ball
 from skimage.segmentation import expand_labels, watershed
 
 from alarscrew.anatomy.grid import WorkGrid
@@ -55,7 +54,8 @@ COARSE_SMOOTH_VOX = 0.7
 #: Scales that weigh smoothed HU against cortex-free thickness in the coarse elevation.
 COARSE_HU_SCALE = 300.0
 COARSE_EDT_SCALE_MM = 3.0
-#: A voxel darker by this much than its 3x3x3 grey closing lies in a joint space (HU).
+#: A voxel darker by this much than the cortices either side of it lies in a joint space
+#: (HU; :func:`joint_seams`).
 SEAM_HU = 200.0
 #: In-plane closing radius (mm) that completes a coarse-voxel sacrum (:func:`fill_coarse_sacrum`).
 COARSE_CLOSE_MM = 12.0
@@ -468,15 +468,72 @@ def _upsample_sub(work: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) 
     return out
 
 
+#: Half-length (mm) of the line probes of :func:`joint_seams`: a joint space up to about twice
+#: this wide between two cortices is found (lumbosacral facet joints are 1-3 mm wide).
+SEAM_REACH_MM = 2.0
+#: Sacrum voxels this close (mm) to the lumbar region on the working grid are re-decided at
+#: full resolution: the L5 inferior articular processes lie on the S1 facets across a joint
+#: space of 1-3 mm, which a 2 mm working grid does not resolve.
+CRANIAL_UNSURE_BAND_MM = 6.0
+
+
+def joint_seams(hu: np.ndarray, spacing_mm: np.ndarray, *, reach_mm: float = SEAM_REACH_MM,
+                depth_hu: float = SEAM_HU) -> np.ndarray:
+    """Voxels of a thin dark gap between two brighter plates (a joint space), any orientation.
+
+    Along each of the 13 line directions of the 3x3x3 neighbourhood, a voxel is compared with
+    the brightest voxel within ``reach_mm`` on either side; it is a seam when the darker of
+    the two maxima exceeds its own value by more than ``depth_hu`` in some direction (a
+    grey closing with line segments, taken in the direction where it lifts most).
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT values.
+    spacing_mm : (3,) ndarray
+        Voxel size per axis.
+    reach_mm, depth_hu : float
+        Half-length of the line probes and the depth of a seam.
+
+    Returns
+    -------
+    (I, J, K) bool ndarray
+    """
+    hu = np.asarray(hu, np.float32)
+    shape = np.asarray(hu.shape)
+    steps = [np.array(d) - 1 for d in np.ndindex(3, 3, 3)]
+    steps = [d for d in steps if tuple(d) > (0, 0, 0)]  # one of each +-d pair
+    k_max = max(1, int(np.floor(reach_mm / float(np.min(spacing_mm)) + 1e-6)))
+    padded = np.pad(hu, k_max, mode="edge")
+
+    def shifted(offset: np.ndarray) -> np.ndarray:
+        return padded[tuple(slice(k_max + int(o), k_max + int(o) + int(n))
+                            for o, n in zip(offset, shape, strict=True))]
+
+    lift = np.full(hu.shape, -np.inf, np.float32)
+    for d in steps:
+        k = max(1, int(np.floor(reach_mm / float(np.linalg.norm(d * spacing_mm)) + 1e-6)))
+        ahead = np.maximum.reduce([shifted(d * i) for i in range(1, k + 1)])
+        behind = np.maximum.reduce([shifted(-d * i) for i in range(1, k + 1)])
+        np.maximum(lift, np.minimum(ahead, behind) - hu, out=lift)
+    return lift > depth_hu
+
+
 def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: WorkGrid, *,
                            margin_vox: int = 2) -> np.ndarray:
     """Sacrum mask on the canonical full-resolution grid.
 
     The working regions are grown by one working voxel into background (so the full-resolution
     bone surface is not clipped by block rounding), upsampled by block repetition, and
-    intersected with a full-resolution bone mask computed inside the sacrum's bounding box.
+    intersected with a full-resolution bone mask computed inside the sacrum's bounding box,
+    from which joint spaces (:func:`joint_seams`) are removed. Voxels near another region (one
+    working voxel; :data:`CRANIAL_UNSURE_BAND_MM` against the lumbar region, for the L5-S1
+    facet joints) are re-decided by a watershed at full resolution; the largest sacral piece
+    is kept and its enclosed cavities filled. Coarse grids (>= :data:`COARSE_MM`, completed by
+    enclosure in :func:`isolate_sacrum`) and supplied sacrum labels are returned as they are.
     """
-    if np.all(grid.factor == 1) or result.method.startswith("supplied sacrum"):
+    canon_sp = np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
+    if result.method.startswith("supplied sacrum") or float(np.max(canon_sp)) >= COARSE_MM:
         return grid.upsample(result.sacrum) if not np.all(grid.factor == 1) else result.sacrum
     idx = np.argwhere(result.sacrum)
     lo = np.maximum(idx.min(axis=0) - margin_vox - 1, 0)
@@ -488,23 +545,26 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     f = grid.factor
     lo_c, hi_c = lo * f, np.minimum(hi * f, np.asarray(grid.canon_shape))
     sl_c = tuple(slice(int(a), int(b)) for a, b in zip(lo_c, hi_c, strict=True))
-    canon_sp = np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
     sub_hu = np.asarray(hu_canon[sl_c], np.float32)
     bone_sub = bone_mask(sub_hu, canon_sp, min_volume_mm3=0.0,
                          thresholds_hu=(SURFACE_LOW_HU, SURFACE_HIGH_HU))
-    # thin dark seams between two bright cortices (facet and SI joint spaces, 1-3 mm) are
-    # filled by a small grey closing: where the closing lifts a voxel by more than
-    # SEAM_HU, it is joint space, not bone
-    seam = (ndi.grey_closing(sub_hu, footprint=ball(1)) - sub_hu) > SEAM_HU
-    bone_sub &= ~seam
+    bone_sub &= ~joint_seams(sub_hu, canon_sp)
     # working voxels next to another structure are re-decided at full resolution (thin joint
     # gaps such as the 2 mm facet joints are not resolved on the working grid)
     reg_sub = regions[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))]
     unsure = np.zeros(reg_sub.shape, bool)
+    band_cranial = max(1, int(np.ceil(CRANIAL_UNSURE_BAND_MM / float(np.min(grid.spacing_mm)))))
     for code in (SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL):
         here = reg_sub == code
         others = (reg_sub > 0) & ~here
         unsure |= here & ndi.binary_dilation(others, iterations=UNSURE_BAND_VOX)
+    # sacral voxels near the lumbar region; on a coarsened working grid also lumbar voxels
+    # near the sacrum (its blocks straddle the facet joint), while on a native working grid
+    # the lumbar region already rests on the native voxels
+    pairs = [(SACRUM, CRANIAL)] + ([(CRANIAL, SACRUM)] if np.any(f > 1) else [])
+    for code, other in pairs:
+        unsure |= (reg_sub == code) & ndi.binary_dilation(reg_sub == other,
+                                                          iterations=band_cranial)
     markers_work = np.where(unsure, 0, reg_sub).astype(np.int32)
     markers = _upsample_sub(markers_work, f, sub_hu.shape)
     regions_up = _upsample_sub(reg_sub, f, sub_hu.shape)
@@ -519,6 +579,8 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
         sizes = np.bincount(lab.ravel())
         sizes[0] = 0
         sac_sub = lab == int(np.argmax(sizes))
+    # seams inside thin bone (marrow between two close cortices) leave enclosed holes
+    sac_sub = ndi.binary_fill_holes(sac_sub)
     out = np.zeros(grid.canon_shape, bool)
     out[sl_c] = sac_sub
     return out

@@ -16,11 +16,16 @@ part of the S1 body in memory. Files: ``labels.nii.gz`` keeps TotalSegmentator v
     :meth:`S1Frame.to_dict` (origin = S1 endplate centre; right, anterior, cranial axes).
 ``landmarks`` / ``landmarks_frame_mm``
     The landmark names of :mod:`alarscrew.anatomy.model`, in world RAS mm / in the S1 frame.
-    ``sap_facet`` is the centre of the flat facet face; ``entry`` lies on that face 3.5 mm
-    lateral and 5 mm caudal to it; ``pedicle`` and ``canal`` are centres at the pedicle
-    level (frame z = -10 mm); ``ala_lateral`` is the most lateral sacral point of the
-    pedicle-level section; ``ala_anterior`` the anterior alar cortex at mid-ala on that
-    section; ``s1_foramen`` the centre of the dorsal S1 foramen's opening.
+    ``sap_facet`` is the area centroid of the S1 superior facet surface (the sacral surface
+    facing within 35 degrees of the facet's posteromedial normal, connected to the articular
+    face; :func:`alarscrew.phantom._anatomy.facet_surface`), by quadrature on the exact
+    surface; ``entry`` lies on the flat articular face 3.5 mm lateral and 5 mm caudal to the
+    face's centre (Fang et al. 2022: "lateral-inferior part of the inferior half" of the
+    superior articular surface); ``pedicle`` and ``canal`` are centres at the pedicle level
+    (frame z = -10 mm); ``ala_lateral`` is where the lateral ray through ``pedicle`` leaves
+    the sacrum (the SI-joint face of the ala); ``ala_anterior`` the anterior alar cortex at
+    mid-ala on the pedicle-level section; ``s1_foramen`` the centre of the dorsal S1
+    foramen's opening.
 ``body_loss``
     ``pedicle_level_percent`` (exact by construction) and ``volume_percent`` (quadrature),
     the S1 body cylinder, lesion centre and radius.
@@ -399,8 +404,8 @@ def _truth(anat: A.PhantomAnatomy, frame: S1Frame, params: dict, area_frac: floa
             "s1_endplate_width": 2 * A.S1_BODY_SEMI_X_MM,
             "s1_endplate_depth": 2 * A.S1_BODY_SEMI_Y_MM,
             "s1_body_height": A.S1_BODY_HEIGHT_MM,
-            # between the two ala_lateral landmarks: sacral width at the pedicle level
-            "sacral_width_at_pedicle_level": float(lat["right"][0] - lat["left"][0]),
+            # between the two ala_lateral landmarks (SI-joint faces on the pedicle rays)
+            "width_between_ala_lateral": float(lat["right"][0] - lat["left"][0]),
             "si_joint_gap": A.SI_GAP_MM,
             "facet_joint_gap": A.FACET_GAP_MM,
             "cortex": A.CORTEX_MM,

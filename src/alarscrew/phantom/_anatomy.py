@@ -42,10 +42,12 @@ References
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from alarscrew.phantom._sdf import (
     Capsule,
@@ -76,6 +78,11 @@ SI_ANGLE_DEG = 22.0
 SI_GAP_MM = 3.0
 FACET_GAP_MM = 2.0
 FACET_ANGLE_DEG = 45.0
+#: Ends of the L5 inferior articular process (caudal tip, cranial top), frame z relative to
+#: the centre of the S1 facet face (mm). With the tip at -5 mm the process keeps at least
+#: 1.8 mm (about the joint space) from the sacrum everywhere; a tip at -7 mm came within
+#: 0.3 mm of the S1 lamina below it, a bony contact at any CT resolution.
+IAP_TIP_Z_MM, IAP_TOP_Z_MM = -5.0, 17.0
 SAP_HALF_THICK_MM = 6.0
 CORTEX_MM = 1.2
 #: L5/S1 disc: centre height and lordotic wedge angle of the L5 inferior endplate.
@@ -250,6 +257,7 @@ def _vessel(side: str, k: float, pts: list[tuple[float, float, float]], radius_m
                        for a, b in itertools.pairwise(p)))
 
 
+@functools.lru_cache(maxsize=8)
 def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     """Build the phantom's solids and landmarks in the S1 frame.
 
@@ -264,6 +272,8 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
     Returns
     -------
     PhantomAnatomy
+        Cached per ``asymmetry`` (the facet quadrature takes a few tenths of a second), so
+        the same object is shared between calls: treat it as read-only.
     """
     a = float(asymmetry)
     k = {"left": 1.0 + max(-a, 0.0), "right": 1.0 + max(a, 0.0)}
@@ -331,8 +341,10 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
             Op("union", Ellipsoid(at(s * 36.0, -22.0, 20.0), np.array([18.0, 6.0, 7.0]), rl5),
                5.0),
             # inferior articular process: faces the S1 facet across a FACET_GAP_MM joint
+            # and ends above the S1 lamina (IAP_TIP_Z_MM)
             Op("union", _sap_box(side, sap_face_center(side) + n * (FACET_GAP_MM + 3.0)
-                                 + np.array([0.0, 0.0, 5.0]), (3.0, 7.5, 12.0), 1.5),
+                                 + np.array([0.0, 0.0, 0.5 * (IAP_TOP_Z_MM + IAP_TIP_Z_MM)]),
+                                 (3.0, 7.5, 0.5 * (IAP_TOP_Z_MM - IAP_TIP_Z_MM)), 1.5),
                3.0),
         ]
     l5_ops.append(Op("cut", canal_prims[0]))
@@ -392,35 +404,82 @@ def build_anatomy(asymmetry: float = 0.0) -> PhantomAnatomy:
                           n_f, axis, k)
 
 
-def _ala_lateral(sacrum: Shape, side: str, k: float) -> np.ndarray:
-    """Most lateral point of the sacrum in the axial section of the pedicle level (frame mm).
+def _ala_lateral(sacrum: Shape, side: str, start: np.ndarray) -> np.ndarray:
+    """Lateral boundary of the ala on a lateral ray at the pedicle level (frame mm).
 
-    The SI joint plane bounds the ala laterally and turns laterally toward anterior, so in
-    the section the extreme point is the anterior end of the SI-plane face (a corner of the
-    solid). It is found by bisection along the plane's trace in the section, to 1e-4 mm.
+    The ray starts at ``start`` (the pedicle centre's x and z, midway in y between the
+    pedicle centre and the anterior alar cortex) and runs along the frame's lateral axis; its
+    first exit from the sacrum (to 1e-4 mm) lies on the sacroiliac face of the ala, which it
+    crosses at 22 degrees from the face's normal, so a small error in the ray's position
+    moves the point little.
     """
-    plane = si_plane(side, k)
-    nrm = np.asarray(plane.normal, float) / np.linalg.norm(plane.normal)
+    lateral = np.array([_sgn(side), 0.0, 0.0])
+    return surface_along_ray(sacrum, start, lateral)
 
-    def point(y: float) -> np.ndarray:  # on the plane (1e-5 mm inside), pedicle level
-        x = (plane.offset_mm - 1e-5 - nrm[1] * y) / nrm[0]
-        return np.array([x, y, PEDICLE_LEVEL_Z_MM])
 
-    ys = np.arange(SI_Y_MM, SI_Y_MM + 60.0, 0.25)
-    pts = np.array([point(y) for y in ys])
-    inside = sacrum.sdf(pts[:, 0], pts[:, 1], pts[:, 2]) < 0
-    if not inside[0] or inside.all():  # pragma: no cover - guards the geometry
-        raise RuntimeError(f"SI face of the {side} ala not found at the pedicle level")
-    i = int(np.argmin(inside))
-    lo, hi = ys[i - 1], ys[i]
-    while hi - lo > 1e-4:
+#: Sampling step (mm) of the facet-surface quadrature.
+FACET_QUADRATURE_MM = 0.2
+#: The facet surface is the sacral surface whose outward normal lies within this angle of
+#: the facet's posteromedial normal (the definition of :mod:`alarscrew.anatomy.landmarks`).
+FACET_CONE_DEG = 35.0
+
+
+def facet_surface(sacrum: Shape, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """The S1 superior facet surface on ``side``, sampled for area quadrature (frame mm).
+
+    Rays parallel to the facet normal, on a square grid of :data:`FACET_QUADRATURE_MM` across
+    the facet plane, come in from the posteromedial side; where a ray meets the sacrum with an
+    outward surface normal within :data:`FACET_CONE_DEG` of the facet normal, the hit point
+    belongs to the posteromedially facing surface. The facet is the connected piece of such
+    points that holds the centre of the articular face (:func:`sap_face_center`). A hit
+    stands for the surface area ``h**2 / cos(angle)`` (``h`` the grid step, ``angle`` between
+    its normal and the ray).
+
+    Returns
+    -------
+    pts : (N, 3) ndarray
+        Points of the facet surface (frame mm).
+    area_mm2 : (N,) ndarray
+        Surface area each point stands for.
+    """
+    n, t = _facet_axes(side)
+    c = sap_face_center(side)
+    h = FACET_QUADRATURE_MM
+    t_ax = np.arange(-14.0, 14.0 + h / 2, h)
+    z_ax = np.arange(-16.0, 16.0 + h / 2, h)
+    tt, zz = np.meshgrid(t_ax, z_ax, indexing="ij")
+    base = c + tt[..., None] * t + zz[..., None] * np.array([0.0, 0.0, 1.0])  # (T, Z, 3)
+    # march each ray from 12 mm outside the face plane inward (0.5 mm steps: the solid has
+    # no feature thinner than that), then bisect the first entry to 1e-4 mm
+    step = 0.5
+    hit_d = np.full(tt.shape, np.nan)
+    for d in np.arange(12.0, -14.0, -step):
+        q = base + d * n
+        inside = sacrum.sdf(q[..., 0], q[..., 1], q[..., 2]) < 0
+        hit_d[inside & np.isnan(hit_d)] = d
+    found = np.isfinite(hit_d)
+    lo, hi = hit_d[found], hit_d[found] + step  # lo inside, hi outside
+    b = base[found]
+    for _ in range(13):
         mid = 0.5 * (lo + hi)
-        p = point(mid)
-        if sacrum.sdf(p[0], p[1], p[2]) < 0:
-            lo = mid
-        else:
-            hi = mid
-    return point(lo)
+        q = b + mid[:, None] * n
+        ins = sacrum.sdf(q[:, 0], q[:, 1], q[:, 2]) < 0
+        lo, hi = np.where(ins, mid, lo), np.where(ins, hi, mid)
+    pts = b + (0.5 * (lo + hi))[:, None] * n
+    e = 1e-3
+    grad = np.stack([sacrum.sdf(*(pts + e * ax).T) - sacrum.sdf(*(pts - e * ax).T)
+                     for ax in np.eye(3)], axis=1)
+    nrm = grad / np.linalg.norm(grad, axis=1, keepdims=True)
+    cos_a = nrm @ n
+    facing = np.zeros(tt.shape, bool)
+    facing[found] = cos_a >= np.cos(np.radians(FACET_CONE_DEG))
+    cos_a = np.maximum(cos_a, 1e-6)  # only facing points (cos >= 0.8) are used
+    lab, _ = ndimage.label(facing)
+    centre = lab[np.argmin(np.abs(t_ax)), np.argmin(np.abs(z_ax))]
+    if centre == 0:  # pragma: no cover - guards the geometry
+        raise RuntimeError(f"the {side} S1 facet face does not face posteromedially")
+    keep = (lab == centre)[found]
+    return pts[keep], (h * h / cos_a)[keep]
 
 
 def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
@@ -433,19 +492,23 @@ def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
     }
     for side in SIDES:
         s = _sgn(side)
+        # facet: area centroid of the posteromedially facing facet surface
+        pts, area = facet_surface(sacrum, side)
+        lm[f"{side}.sap_facet"] = area @ pts / area.sum()
+        # paper's entry: lateral-inferior part of the inferior half of the facet surface,
+        # here a point on the flat articular face 3.5 mm lateral and 5 mm caudal to its centre
         n, t = _facet_axes(side)
         sap_c = sap_face_center(side) - 4.0 * n
-        # facet centre: from inside the SAP out along the facet normal to the surface
-        lm[f"{side}.sap_facet"] = surface_along_ray(sacrum, sap_c, n)
-        # paper's entry: lateral-inferior part of the inferior half of the facet surface
         lm[f"{side}.entry"] = surface_along_ray(sacrum, sap_c + 3.5 * t
                                                 + np.array([0.0, 0.0, -5.0]), n)
         lm[f"{side}.pedicle"] = np.array([s * 19.0, -22.0, PEDICLE_LEVEL_Z_MM])
-        lm[f"{side}.ala_lateral"] = _ala_lateral(sacrum, side, k[side])
         # anterior cortex of the ala at mid-ala, pedicle level
         lm[f"{side}.ala_anterior"] = surface_along_ray(
             sacrum, np.array([_lat(s * 36.0, k[side]), -9.0, PEDICLE_LEVEL_Z_MM]),
             np.array([0, 1.0, 0]))
+        ped = lm[f"{side}.pedicle"]
+        mid = np.array([ped[0], 0.5 * (ped[1] + lm[f"{side}.ala_anterior"][1]), ped[2]])
+        lm[f"{side}.ala_lateral"] = _ala_lateral(sacrum, side, mid)
         # dorsal S1 foramen: centre of its opening on the dorsal surface (on the tunnel axis)
         a, b = _DORSAL_S1_FORAMEN[side]
         hull = Shape(tuple(op for op in sacrum.ops if not (op.kind == "cut"
