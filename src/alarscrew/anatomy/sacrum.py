@@ -55,7 +55,7 @@ COARSE_SMOOTH_VOX = 0.7
 COARSE_HU_SCALE = 300.0
 COARSE_EDT_SCALE_MM = 3.0
 #: A voxel darker by this much than the cortices either side of it lies in a joint space
-#: (HU; :func:`joint_seams`).
+#: (HU; :func:`seam_depth_hu`).
 SEAM_HU = 200.0
 #: In-plane closing radius (mm) that completes a coarse-voxel sacrum (:func:`fill_coarse_sacrum`).
 COARSE_CLOSE_MM = 12.0
@@ -468,7 +468,7 @@ def _upsample_sub(work: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) 
     return out
 
 
-#: Half-length (mm) of the line probes of :func:`joint_seams`: a joint space up to about twice
+#: Half-length (mm) of the line probes of :func:`seam_depth_hu`: a joint space up to about twice
 #: this wide between two cortices is found (lumbosacral facet joints are 1-3 mm wide).
 SEAM_REACH_MM = 2.0
 #: Sacrum voxels this close (mm) to the lumbar region on the working grid are re-decided at
@@ -477,14 +477,20 @@ SEAM_REACH_MM = 2.0
 CRANIAL_UNSURE_BAND_MM = 6.0
 
 
-def joint_seams(hu: np.ndarray, spacing_mm: np.ndarray, *, reach_mm: float = SEAM_REACH_MM,
-                depth_hu: float = SEAM_HU) -> np.ndarray:
-    """Voxels of a thin dark gap between two brighter plates (a joint space), any orientation.
+#: Full-resolution watershed elevation: joint-space depth (HU, :func:`seam_depth_hu`) divided
+#: by SEAM_ELEVATION_HU minus cortex-free bone thickness (mm) divided by EDT_ELEVATION_MM, so
+#: basins meet in joint spaces where the CT shows them and at the narrowest bone elsewhere.
+SEAM_ELEVATION_HU, EDT_ELEVATION_MM = 100.0, 3.0
+
+
+def seam_depth_hu(hu: np.ndarray, spacing_mm: np.ndarray, *,
+                  reach_mm: float = SEAM_REACH_MM) -> np.ndarray:
+    """How much darker each voxel is than the plates on both sides of it (HU), any orientation.
 
     Along each of the 13 line directions of the 3x3x3 neighbourhood, a voxel is compared with
-    the brightest voxel within ``reach_mm`` on either side; it is a seam when the darker of
-    the two maxima exceeds its own value by more than ``depth_hu`` in some direction (a
-    grey closing with line segments, taken in the direction where it lifts most).
+    the brightest voxel within ``reach_mm`` on either side; its depth is the darker of the two
+    maxima minus its own value, taken in the direction where that is largest (a grey closing
+    with line segments). A thin dark gap between two cortices (a joint space) is deep.
 
     Parameters
     ----------
@@ -492,12 +498,12 @@ def joint_seams(hu: np.ndarray, spacing_mm: np.ndarray, *, reach_mm: float = SEA
         CT values.
     spacing_mm : (3,) ndarray
         Voxel size per axis.
-    reach_mm, depth_hu : float
-        Half-length of the line probes and the depth of a seam.
+    reach_mm : float
+        Half-length of the line probes.
 
     Returns
     -------
-    (I, J, K) bool ndarray
+    (I, J, K) float32 ndarray
     """
     hu = np.asarray(hu, np.float32)
     shape = np.asarray(hu.shape)
@@ -516,7 +522,7 @@ def joint_seams(hu: np.ndarray, spacing_mm: np.ndarray, *, reach_mm: float = SEA
         ahead = np.maximum.reduce([shifted(d * i) for i in range(1, k + 1)])
         behind = np.maximum.reduce([shifted(-d * i) for i in range(1, k + 1)])
         np.maximum(lift, np.minimum(ahead, behind) - hu, out=lift)
-    return lift > depth_hu
+    return lift
 
 
 def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: WorkGrid, *,
@@ -526,11 +532,13 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     The working regions are grown by one working voxel into background (so the full-resolution
     bone surface is not clipped by block rounding), upsampled by block repetition, and
     intersected with a full-resolution bone mask computed inside the sacrum's bounding box,
-    from which joint spaces (:func:`joint_seams`) are removed. Voxels near another region (one
-    working voxel; :data:`CRANIAL_UNSURE_BAND_MM` against the lumbar region, for the L5-S1
-    facet joints) are re-decided by a watershed at full resolution; the largest sacral piece
-    is kept and its enclosed cavities filled. Coarse grids (>= :data:`COARSE_MM`, completed by
-    enclosure in :func:`isolate_sacrum`) and supplied sacrum labels are returned as they are.
+    from which joint spaces (:func:`seam_depth_hu` above :data:`SEAM_HU`) are removed. Voxels
+    near another region (one working voxel; :data:`CRANIAL_UNSURE_BAND_MM` against the lumbar
+    region, for the L5-S1 facet joints) are re-decided by a watershed at full resolution on
+    joint-space depth and bone thickness (:data:`SEAM_ELEVATION_HU`, :data:`EDT_ELEVATION_MM`);
+    the largest sacral piece is kept and its enclosed cavities filled. Coarse grids
+    (>= :data:`COARSE_MM`, completed by enclosure in :func:`isolate_sacrum`) and supplied
+    sacrum labels are returned as they are.
     """
     canon_sp = np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
     if result.method.startswith("supplied sacrum") or float(np.max(canon_sp)) >= COARSE_MM:
@@ -548,7 +556,8 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     sub_hu = np.asarray(hu_canon[sl_c], np.float32)
     bone_sub = bone_mask(sub_hu, canon_sp, min_volume_mm3=0.0,
                          thresholds_hu=(SURFACE_LOW_HU, SURFACE_HIGH_HU))
-    bone_sub &= ~joint_seams(sub_hu, canon_sp)
+    depth_hu = seam_depth_hu(sub_hu, canon_sp)
+    bone_sub &= ~(depth_hu > SEAM_HU)  # joint spaces
     # working voxels next to another structure are re-decided at full resolution (thin joint
     # gaps such as the 2 mm facet joints are not resolved on the working grid)
     reg_sub = regions[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))]
@@ -571,8 +580,10 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
     markers = np.where(bone_sub, markers, 0)
     core = bone_sub & (sub_hu < CORTEX_HU)
     edt = ndi.distance_transform_edt(core, sampling=canon_sp)
+    seam = ndi.gaussian_filter(np.maximum(depth_hu, 0.0), 0.5)
+    elevation = seam / SEAM_ELEVATION_HU - edt / EDT_ELEVATION_MM
     mask = bone_sub & (regions_up > 0)
-    ws = watershed(-edt, markers, mask=mask)
+    ws = watershed(elevation, markers, mask=mask)
     sac_sub = ws == SACRUM
     lab, n = ndi.label(sac_sub)
     if n > 1:
