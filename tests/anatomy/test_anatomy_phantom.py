@@ -13,6 +13,11 @@ Tolerances (stated per quantity):
   1.8 mm (asym-0.2_1.5mm right.ala_lateral, which carries the frame's error at the pedicle
   level and the segmented surface's outward half voxel); sap_facet 1.7 mm (2 mm voxels, 40
   HU noise, where the 2 mm facet joint space is one voxel wide).
+- beyond the five cases (measured 2026-11-23, sap_facet): 1 mm voxels with tilt +10, tilt
+  -10 / asymmetry +0.2, 40 HU noise: <= 0.9 mm; 1.5 mm: <= 1.6 mm, but 3.1 mm (right) at
+  tilt -10; 2 mm with 20 HU noise: 2.1-2.7 mm neutral, 4-8 mm at tilt +15, 3.4-3.7 mm at
+  tilt -15. At 2 mm the 2 mm facet joint space is one voxel wide and the CT-only mask keeps
+  part of the L5 inferior articular process; the 2 mm / tilt +15 case is a strict xfail.
 - ``entry``: 3 mm. The phantom's entry is still a fixed point of the flat articular face
   (3.5 mm lateral and 5 mm caudal of its centre) while the detector takes the centroid of the
   facet surface's inferior-lateral quarter: two readings of Fang et al.'s "lateral-inferior
@@ -93,6 +98,14 @@ def test_landmarks_match_truth(case: str) -> None:
     for name, err in errors.items():
         tol = ENTRY_TOL_MM if name.endswith(".entry") else LANDMARK_TOL_MM
         assert err <= tol, (name, err)
+
+
+@pytest.mark.xfail(strict=True, reason="2 mm voxels: the 2 mm facet joint space is one voxel "
+                   "and the CT-only mask keeps part of the L5 inferior articular process")
+def test_facet_within_2mm_at_2mm_voxels_tilted() -> None:
+    ph = make_phantom(voxel_mm=2.0, pelvic_tilt_deg=15.0)
+    errors = _errors(ph, analyze_anatomy(ph.ct))
+    assert max(errors["left.sap_facet"], errors["right.sap_facet"]) <= LANDMARK_TOL_MM, errors
 
 
 def test_sacrum_mask_matches_phantom_labels(solved) -> None:
