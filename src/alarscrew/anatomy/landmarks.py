@@ -24,12 +24,14 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
   of the same facet surface
   (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
   surface").
-- ``{side}.ala_lateral``: lateral boundary of the ala (its SI-joint face) where the lateral
-  ray through the pedicle landmark (same frame y and z) leaves the sacrum. The ray crosses the
-  oblique SI face at a steep angle, so the point is well conditioned in all three axes (the
-  most lateral point of the section, used before, slid along the nearly sagittal face).
-  Without a pedicle landmark, or when its ray misses the sacrum, the ray starts at
-  :data:`NOMINAL_PEDICLE_X_MM` in the AP middle of the pedicle-level section.
+- ``{side}.ala_lateral``: lateral boundary of the ala (its SI-joint face) where a lateral ray
+  at the pedicle level leaves the sacrum; the ray starts at the pedicle landmark's x, midway in
+  y between the pedicle landmark and ``ala_anterior`` (the middle of the ala's depth: at the
+  pedicle's own y, posterior, a real ala may end well before the SI joint). The ray crosses
+  the oblique SI face at a steep angle, so the point is well conditioned in all three axes
+  (the most lateral point of the section, used before, slid along the nearly sagittal face).
+  Without a pedicle landmark or ``ala_anterior``, or when the ray misses the sacrum, it starts
+  at :data:`NOMINAL_PEDICLE_X_MM` in the AP middle of the pedicle-level section.
 - ``{side}.ala_anterior``: anterior surface of the ala at the pedicle level, at
   :data:`ALA_ANTERIOR_FRACTION` of the lateral extent of the pedicle-level section.
 - ``{side}.s1_foramen``: centre of the first dorsal foramen opening: the largest pit of the

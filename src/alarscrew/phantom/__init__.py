@@ -22,10 +22,10 @@ part of the S1 body in memory. Files: ``labels.nii.gz`` keeps TotalSegmentator v
     surface; ``entry`` lies on the flat articular face 3.5 mm lateral and 5 mm caudal to the
     face's centre (Fang et al. 2022: "lateral-inferior part of the inferior half" of the
     superior articular surface); ``pedicle`` and ``canal`` are centres at the pedicle level
-    (frame z = -10 mm); ``ala_lateral`` is where the lateral ray through ``pedicle`` leaves
-    the sacrum (the SI-joint face of the ala); ``ala_anterior`` the anterior alar cortex at
-    mid-ala on the pedicle-level section; ``s1_foramen`` the centre of the dorsal S1
-    foramen's opening.
+    (frame z = -10 mm); ``ala_lateral`` is where the lateral ray from ``pedicle``, moved
+    forward midway to ``ala_anterior``, leaves the sacrum (the SI-joint face of the ala);
+    ``ala_anterior`` the anterior alar cortex at mid-ala on the pedicle-level section;
+    ``s1_foramen`` the centre of the dorsal S1 foramen's opening.
 ``body_loss``
     ``pedicle_level_percent`` (exact by construction) and ``volume_percent`` (quadrature),
     the S1 body cylinder, lesion centre and radius.
