@@ -107,11 +107,14 @@ def test_both_sides_safe_with_labelled_vessels(pipeline_plan, side):
     assert nax["scanner_transverse_angle_deg"] == pytest.approx(30.0, abs=1e-6)
     assert nax["scanner_sagittal_angle_deg"] == pytest.approx(45.0, abs=1e-6)
     assert nax["entry_ras_mm"] == nom["entry_ras_mm"]
-    # measured on this scan from the facet entries: the endplate reading stays 50.4 / 50.0 mm
-    # in bone (grade B), the axial reading 25.4 / 30.7 mm (grade E, out of the top of the ala);
-    # neither is safe for a 7 mm screw of the stocked lengths (safe 7.5 / 5.2 and 9.0 / 12.2 mm)
+    # measured on this scan from the facet entries (entry = lateral-inferior part of the
+    # inferior facet half): the endplate reading runs 52.7 / 50.2 mm in bone (grade A / B;
+    # the left axis stays in bone), the axial reading 27.4 / 31.6 mm (grade E, out of the top
+    # of the ala); neither is safe for a 7 mm screw of the stocked lengths (safe length
+    # 7.7 / 4.4 and 9.9 / 25.0 mm: the screw's 7 mm body leaves the bone first)
     assert nom["axis_in_bone_mm"] > nax["axis_in_bone_mm"]
-    assert nom["breaches"] and nax["breaches"]
+    assert nax["breaches"]
+    assert nom["length_mm"] < 30.0 and nax["length_mm"] < 30.0
     assert nom["recommended_screw"] is None and nax["recommended_screw"] is None
 
 

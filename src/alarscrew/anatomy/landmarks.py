@@ -20,10 +20,10 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
   the connected patches, the one with most points in contact with the L5 mask
   (:data:`FACET_L5_CONTACT_MM`, the L5 inferior articular process; the L5 label, or without
   one the lumbar bone region of the CT segmentation) when L5 is given, else
-  the largest. ``{side}.entry``: centroid of the inferior-lateral quarter
-  of the same facet surface
-  (Fang et al. 2022: "lateral-inferior part of the inferior half of the S1 superior articular
-  surface").
+  the largest. ``{side}.entry``: Fang et al. 2022 enter at the "lateral-inferior part of the
+  inferior half of the S1 superior articular surface": the inferior half is the facet surface
+  caudal to its centroid, its lateral-inferior part the points of that half caudal to and
+  lateral of the half's own centroid; the entry is their centroid.
 - ``{side}.ala_lateral``: lateral boundary of the ala (its SI-joint face) where a lateral ray
   at the pedicle level leaves the sacrum; the ray starts at the pedicle landmark's x, midway in
   y between the pedicle landmark and ``ala_anterior`` (the middle of the ala's depth: at the
@@ -266,11 +266,18 @@ def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add, *,
         add(f"{side}.sap_facet", c, conf,
             "centroid of the posteromedially facing surface of the superior articular process "
             f"({how}, <= {FACET_MAX_LATERAL_OF_PEDICLE_MM:.0f} mm lateral of the pedicle)")
-        low = fp[(fp[:, 2] < c[2]) & ((fp - c) @ t_lat > 0)]
+        # entry: the inferior half is the facet surface caudal to its centroid; its
+        # lateral-inferior part the points of that half caudal to and lateral of the half's
+        # own centroid
+        half = fp[fp[:, 2] < c[2]]
+        if len(half) < 3:
+            continue
+        c_half = half.mean(axis=0)
+        low = half[(half[:, 2] < c_half[2]) & ((half - c_half) @ t_lat > 0)]
         if len(low) >= 3:
             add(f"{side}.entry", low.mean(axis=0), 0.8 * conf,
-                "centroid of the inferior-lateral quarter of the S1 superior facet surface "
-                "(Fang et al. 2022 entry point)")
+                "centroid of the lateral-inferior part of the inferior half of the S1 superior "
+                "facet surface (Fang et al. 2022 entry point)")
 
 
 def _to_idx(fv: FrameVolume, p: np.ndarray) -> np.ndarray:

@@ -19,13 +19,14 @@ part of the S1 body in memory. Files: ``labels.nii.gz`` keeps TotalSegmentator v
     ``sap_facet`` is the area centroid of the S1 superior facet surface (the sacral surface
     facing within 35 degrees of the facet's posteromedial normal, connected to the articular
     face; :func:`alarscrew.phantom._anatomy.facet_surface`), by quadrature on the exact
-    surface; ``entry`` lies on the flat articular face 3.5 mm lateral and 5 mm caudal to the
-    face's centre (Fang et al. 2022: "lateral-inferior part of the inferior half" of the
-    superior articular surface); ``pedicle`` and ``canal`` are centres at the pedicle level
-    (frame z = -10 mm); ``ala_lateral`` is where the lateral ray from ``pedicle``, moved
-    forward midway to ``ala_anterior``, leaves the sacrum (the SI-joint face of the ala);
-    ``ala_anterior`` the anterior alar cortex at mid-ala on the pedicle-level section;
-    ``s1_foramen`` the centre of the dorsal S1 foramen's opening.
+    surface; ``entry`` the area centroid of the lateral-inferior part of the inferior half of
+    that surface (Fang et al. 2022; the inferior half lies caudal to ``sap_facet``, its
+    lateral-inferior part caudal to and lateral of the half's own centroid); ``pedicle`` and
+    ``canal`` are centres at the pedicle level (frame z = -10 mm); ``ala_lateral`` is where
+    the lateral ray from ``pedicle``, moved forward midway to ``ala_anterior``, leaves the
+    sacrum (the SI-joint face of the ala); ``ala_anterior`` the anterior alar cortex at mid-ala
+    on the pedicle-level section; ``s1_foramen`` the centre of the dorsal S1 foramen's
+    opening.
 ``body_loss``
     ``pedicle_level_percent`` (exact by construction) and ``volume_percent`` (quadrature),
     the S1 body cylinder, lesion centre and radius.

@@ -495,12 +495,15 @@ def _landmarks(sacrum: Shape, body: EllipticCylinder, k: dict[str, float]
         # facet: area centroid of the posteromedially facing facet surface
         pts, area = facet_surface(sacrum, side)
         lm[f"{side}.sap_facet"] = area @ pts / area.sum()
-        # paper's entry: lateral-inferior part of the inferior half of the facet surface,
-        # here a point on the flat articular face 3.5 mm lateral and 5 mm caudal to its centre
-        n, t = _facet_axes(side)
-        sap_c = sap_face_center(side) - 4.0 * n
-        lm[f"{side}.entry"] = surface_along_ray(sacrum, sap_c + 3.5 * t
-                                                + np.array([0.0, 0.0, -5.0]), n)
+        # paper's entry (Fang et al. 2022: "the lateral-inferior part of the inferior half" of
+        # the facet surface): the inferior half is the surface caudal to the facet centroid,
+        # its lateral-inferior part the points of that half caudal to and lateral of the
+        # half's own centroid; area centroid of those
+        _, t_lat = _facet_axes(side)
+        half = pts[:, 2] < lm[f"{side}.sap_facet"][2]
+        c_half = area[half] @ pts[half] / area[half].sum()
+        part = half & (pts[:, 2] < c_half[2]) & ((pts - c_half) @ t_lat > 0)
+        lm[f"{side}.entry"] = area[part] @ pts[part] / area[part].sum()
         lm[f"{side}.pedicle"] = np.array([s * 19.0, -22.0, PEDICLE_LEVEL_Z_MM])
         # anterior cortex of the ala at mid-ala, pedicle level
         lm[f"{side}.ala_anterior"] = surface_along_ray(
