@@ -18,9 +18,9 @@ Tolerances (stated per quantity):
   tilt -10; 2 mm with 20 HU noise: 2.1-2.7 mm neutral, 4-8 mm at tilt +15, 3.4-3.7 mm at
   tilt -15. At 2 mm the 2 mm facet joint space is one voxel wide and the CT-only mask keeps
   part of the L5 inferior articular process; the 2 mm / tilt +15 case is a strict xfail.
-- body loss at the pedicle level within 5 percentage points; by volume within 7 points (the
-  elliptic-cylinder body model is measured on the segmented surface, about half a voxel
-  outside the bone, and its height from the S1-S2 waist).
+- body loss at the pedicle level and by volume within 5 percentage points (issue 3; the body
+  model is corrected for the segmented surface's half-voxel bias at every boundary, measured
+  errors 0.2-1.6 points, tests/anatomy/test_bodyloss.py).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def test_body_loss_with_lesion_mask(percent: float) -> None:
     truth = ph.truth["body_loss"]
     assert an.body_loss.pedicle_level_percent == pytest.approx(
         truth["pedicle_level_percent"], abs=5.0)
-    assert an.body_loss.volume_percent == pytest.approx(truth["volume_percent"], abs=7.0)
+    assert an.body_loss.volume_percent == pytest.approx(truth["volume_percent"], abs=5.0)
     assert an.body_loss.indication_met is (percent > 50.0)
     assert an.body_loss.method.startswith("supplied lesion mask")
     frame = S1Frame.from_dict(ph.truth["frame"])

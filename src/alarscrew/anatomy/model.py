@@ -10,7 +10,8 @@ Landmark names (world RAS mm), fixed so that planning and reports can rely on th
 ``{side}.entry``           paper's entry: lateral-inferior part of the inferior half of
                            the S1 superior articular surface
 ``{side}.pedicle``         S1 pedicle centre
-``{side}.ala_lateral``     most lateral point of the ala (before the SI joint)
+``{side}.ala_lateral``     lateral ala boundary (SI-joint face) on a lateral ray at the
+                           pedicle level, from the pedicle, midway to the anterior cortex
 ``{side}.ala_anterior``    anterior cortex of the ala (L5 root / iliac vessels lie in front)
 ``{side}.s1_foramen``      centre of the first (dorsal) sacral foramen
 =========================  ============================================================
