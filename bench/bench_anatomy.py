@@ -3,9 +3,11 @@
 Cases
 -----
 - ``real3mm``: the shared real scan (122 x 101 x 112, 3 mm) with its vertebra labels.
-- ``big08``: the same scan resampled (trilinear CT, nearest labels) to 0.8 mm and padded with
-  air to 512 x 512 x 400 voxels (the issue's clinical size); written once as uncompressed
-  NIfTI to a temporary folder.
+- ``big08``: the analytic phantom (``alarscrew.phantom``) at 0.8 mm with 30 HU noise, padded
+  with air to 512 x 512 x 400 voxels (the issue's clinical size), with S1 and L5 labels;
+  written once as uncompressed NIfTI to a temporary folder. (Until 2026-11-23 this was the
+  real 3 mm scan upsampled to 0.8 mm; its interpolated fatty alae fall below the bone
+  threshold on the fine path, and the anatomy stage now refuses it: "no right ala".)
 
 Each case runs in a fresh subprocess per repeat (so the peak resident memory, ``ru_maxrss``,
 is that case's alone); the script prints the median wall time of the repeats for loading and
@@ -56,18 +58,17 @@ def _one(ct_path: str, seg_path: str) -> None:
 
 def _make_big(folder: Path) -> tuple[Path, Path]:
     import numpy as np
-    from scipy import ndimage as ndi
 
-    from alarscrew.io import load_nifti
     from alarscrew.io.image import Image
     from alarscrew.io.nifti import save_nifti
+    from alarscrew.phantom import make_phantom
 
-    ct = load_nifti(REAL / "ct.nii.gz")
-    seg = load_nifti(REAL / "vertebrae.nii.gz", is_label=True)
-    zoom = ct.spacing_mm / 0.8
+    # the analytic phantom at 0.8 mm (30 HU noise), centred in 512 x 512 x 400 voxels of air;
+    # labels: S1 and L5 only (TotalSegmentator v2 codes 26/27), as for the real scan
+    ph = make_phantom(voxel_mm=0.8, noise_hu=30.0)
+    hu = np.asarray(ph.ct.array)
+    lab = np.where(np.isin(ph.labels.array, (26, 27)), ph.labels.array, 0).astype(np.uint8)
     target = (512, 512, 400)
-    hu = ndi.zoom(np.asarray(ct.array, np.float32), zoom, order=1, mode="nearest")
-    lab = ndi.zoom(np.asarray(seg.array), zoom, order=0, mode="nearest")
     big = np.full(target, -1000, np.int16)
     big_lab = np.zeros(target, np.uint8)
     n = [min(a, b) for a, b in zip(hu.shape, target, strict=True)]
@@ -76,11 +77,8 @@ def _make_big(folder: Path) -> tuple[Path, Path]:
     dst = tuple(slice(o, o + m) for o, m in zip(off, n, strict=True))
     big[dst] = np.rint(hu[src]).astype(np.int16)
     big_lab[dst] = lab[src]
-    aff = ct.affine.copy()
-    aff[:3, :3] = ct.affine[:3, :3] / zoom
-    # voxel centre of new index 0 (before padding) sits at the old corner + half a new voxel
-    aff[:3, 3] = ct.affine[:3, 3] + ct.affine[:3, :3] @ (0.5 / zoom - 0.5) \
-        - aff[:3, :3] @ np.asarray(off, float)
+    aff = ph.ct.affine.copy()
+    aff[:3, 3] = ph.ct.affine[:3, 3] - ph.ct.affine[:3, :3] @ np.asarray(off, float)
     ct_p, lab_p = folder / "big_ct.nii", folder / "big_seg.nii"
     save_nifti(Image(big, aff, source="bench"), ct_p)
     save_nifti(Image(big_lab, aff, is_label=True, source="bench"), lab_p)
