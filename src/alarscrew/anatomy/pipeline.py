@@ -202,15 +202,17 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     lesion = labels.get("lesion")
     # the intact shape defines the frame and the body model: a supplied S1 label outlines the
     # vertebra even where its body is destroyed (the clinical case of the reference paper),
-    # while the bone mask loses the lytic part and the endplate fit would tilt onto the defect
-    s1_canon = (grid.to_canon(np.asarray(labels["s1"].array, bool)) if "s1" in labels
-                else np.zeros(sac_canon.shape, bool))
-    geo_canon = sac_canon | s1_canon
+    # while the bone mask loses the lytic part and the endplate fit would tilt onto the
+    # defect; a lesion mask is grown by one voxel to close partial-volume seams against bone
+    intact_extra = [grid.to_canon(np.asarray(labels["s1"].array, bool))] if "s1" in labels \
+        else []
     if lesion is not None:
-        # the intact shape (sacrum plus defect) defines the frame and the body model
-        # (the lesion is grown by one voxel to close partial-volume seams against the bone)
-        les_canon = ndi.binary_dilation(grid.to_canon(np.asarray(lesion.array, bool)))
-        geo_canon = geo_canon | les_canon
+        intact_extra.append(ndi.binary_dilation(grid.to_canon(np.asarray(lesion.array, bool))))
+
+    def intact_shape(sac: np.ndarray) -> np.ndarray:
+        return np.logical_or.reduce([sac, *intact_extra])
+
+    geo_canon = intact_shape(sac_canon)
     timings["sacrum_s"] = time.perf_counter() - t
 
     _step(progress, 2)
@@ -239,9 +241,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         sac_canon = refine_full_resolution(result, canon_hu, grid)
         _check_field_of_view(sac_canon, grid.canon_affine, ct)
         sacrum_how = "detected from CT: " + result.method
-        geo_canon = sac_canon | s1_canon
-        if lesion is not None:
-            geo_canon = geo_canon | les_canon
+        geo_canon = intact_shape(sac_canon)
         sub, aff = _crop(geo_canon, grid.canon_affine, pad_vox=3)
         sampler = MaskSampler(sub, aff)
         frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)

@@ -221,10 +221,10 @@ def register(app: typer.Typer) -> None:
         console = Console()
         console.print(_summary_table(result))
         for side in ("left", "right"):
-            if result["sides"][side].get("optimal") is None and result["sides"][side].get("reason"):
-                console.print(f"[red]{side} {result['sides'][side]['status']}:[/red] "
-                              f"{result['sides'][side]['reason']}")
-            for w in result["sides"][side].get("warnings") or []:
+            s = result["sides"][side]
+            if s.get("optimal") is None and s.get("reason"):
+                console.print(f"[red]{side} {s['status']}:[/red] {s['reason']}")
+            for w in s.get("warnings") or []:
                 console.print(f"[yellow]warning:[/yellow] {w}")
         console.print(f"decision: {result['decision']['verdict']}")
         console.print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()
