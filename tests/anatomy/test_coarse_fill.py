@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alarscrew.anatomy.sacrum import ILIUM_LEFT, ILIUM_RIGHT, SACRUM, fill_coarse_sacrum
+from alarscrew.anatomy.fill import fill_coarse_sacrum
+from alarscrew.anatomy.regions import ILIUM_LEFT, ILIUM_RIGHT, SACRUM
 
 SP = np.array([3.0, 3.0, 3.0])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alarscrew.anatomy.sacrum import seam_depth_hu
+from alarscrew.anatomy.refine import seam_depth_hu
 
 SP = np.array([1.0, 1.0, 1.0])
 

@@ -22,19 +22,15 @@ from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bo
 from alarscrew.anatomy.grid import bounding_box, make_work_grid
 from alarscrew.anatomy.landmarks import POINT_NAMES, detect_landmarks
 from alarscrew.anatomy.model import Anatomy, Landmark
+from alarscrew.anatomy.refine import refine_full_resolution
+from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT
 from alarscrew.anatomy.s1frame import (
     MaskSampler,
     fit_endplate,
     frame_volume,
     midsagittal_plane,
 )
-from alarscrew.anatomy.sacrum import (
-    CRANIAL,
-    ILIUM_LEFT,
-    ILIUM_RIGHT,
-    isolate_sacrum,
-    refine_full_resolution,
-)
+from alarscrew.anatomy.sacrum import isolate_sacrum
 from alarscrew.errors import AnatomyNotFoundError, GeometryError, InputError
 from alarscrew.io.atomic import atomic_path, check_overwrite
 from alarscrew.io.image import Image

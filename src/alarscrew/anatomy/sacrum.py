@@ -32,13 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold
-from skimage.segmentation import expand_labels, watershed
+from skimage.segmentation import watershed
 
+from alarscrew.anatomy.fill import fill_coarse_sacrum
 from alarscrew.anatomy.grid import WorkGrid
+from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT, SACRUM
 from alarscrew.errors import AnatomyNotFoundError
-
-#: Marker codes in the watershed label image.
-SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL = 1, 2, 3, 4
 
 #: Bone hysteresis thresholds (HU) for fine (< 2.5 mm) and coarse working voxels.
 BONE_LOW_HU_FINE, BONE_HIGH_HU_FINE = 150.0, 300.0
@@ -57,8 +56,6 @@ COARSE_EDT_SCALE_MM = 3.0
 #: A voxel darker by this much than the cortices either side of it lies in a joint space
 #: (HU; :func:`seam_depth_hu`).
 SEAM_HU = 200.0
-#: In-plane closing radius (mm) that completes a coarse-voxel sacrum (:func:`fill_coarse_sacrum`).
-COARSE_CLOSE_MM = 12.0
 #: Working voxels this close to another structure are re-decided at full resolution.
 UNSURE_BAND_VOX = 1
 #: Working voxels at least this large (mm) take the coarse path.
@@ -215,102 +212,6 @@ def auto_sacrum_seed(bone: np.ndarray, edt_mm: np.ndarray, grid: WorkGrid,
     return np.asarray(np.unravel_index(int(np.argmax(score)), bone.shape))
 
 
-def _plane_structure(axis: int) -> np.ndarray:
-    """3x3x3 structuring element connecting voxels only within planes normal to ``axis``."""
-    s = np.zeros((3, 3, 3), bool)
-    idx: list[slice | int] = [slice(None)] * 3
-    idx[axis] = 1
-    s[tuple(idx)] = ndi.generate_binary_structure(2, 1)
-    return s
-
-
-def _plane_disk(axis: int, radius_mm: float, spacing_mm: np.ndarray) -> np.ndarray:
-    """Disk of ``radius_mm`` in the planes normal to ``axis`` (thickness one voxel)."""
-    in_plane = [a for a in range(3) if a != axis]
-    r_vox = [max(1, int(np.floor(radius_mm / float(spacing_mm[a])))) for a in in_plane]
-    shape = [1, 1, 1]
-    for a, r in zip(in_plane, r_vox, strict=True):
-        shape[a] = 2 * r + 1
-    grids = np.ogrid[tuple(slice(-(n // 2), n // 2 + 1) for n in shape)]
-    d2 = sum((g * float(spacing_mm[a])) ** 2 for a, g in enumerate(grids) if a != axis)
-    return np.asarray(d2 <= radius_mm**2 + 1e-6)
-
-
-def _fill_in_planes(mask: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Union over ``axes`` of the holes filled slice by slice in planes normal to each axis."""
-    out = mask.copy()
-    for ax in axes:
-        out |= ndi.binary_fill_holes(mask, structure=_plane_structure(ax))
-    return out
-
-
-def _close_in_planes(mask: np.ndarray, axis: int, radius_mm: float,
-                     spacing_mm: np.ndarray) -> np.ndarray:
-    """Binary closing with an in-plane disk; padded so the image border does not erode."""
-    disk = _plane_disk(axis, radius_mm, spacing_mm)
-    pad = max(disk.shape) // 2 + 1
-    closed = ndi.binary_closing(np.pad(mask, pad), structure=disk)
-    return closed[pad:-pad, pad:-pad, pad:-pad]
-
-
-def fill_coarse_sacrum(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndarray, *,
-                       radius_mm: float = COARSE_CLOSE_MM) -> np.ndarray:
-    """Complete a coarse-voxel sacrum whose marrow is below the bone threshold.
-
-    At >= 2.5 mm, fatty or osteoporotic marrow of the alae averages to soft-tissue values
-    (median ~40 HU on the shared 3 mm scan, the same as muscle), so thresholds keep only the
-    cortex and the watershed sacrum is a thin shell: anterior alar cortex, body, posterior
-    elements. The marrow is recovered by enclosure, not intensity:
-
-    1. The sacrum region is united with the iliac regions (each closed and filled on its own,
-       so the iliac marrow stays iliac) and closed with a disk of ``radius_mm`` in axial and
-       in coronal planes; holes are filled slice by slice in both orientations. The ilia close
-       the ala laterally, so the alar marrow between the anterior cortex, the body and the
-       SI joint becomes enclosed.
-    2. Each filled voxel goes to the nearest watershed region (Euclidean, on the working
-       grid): voxels nearer an ilium or the lumbar bone than the sacrum are not sacrum.
-    3. Holes that are enclosed in axial slices but open in 3D (spinal canal, foramina) are
-       kept open; marrow enclosed in 3D is kept.
-
-    Parameters
-    ----------
-    sac : (I, J, K) bool ndarray
-        Watershed sacrum on the working grid.
-    regions : (I, J, K) int ndarray
-        Watershed regions (codes of this module).
-    spacing_mm : (3,) ndarray
-        Working voxel size.
-    radius_mm : float
-        In-plane closing radius: gaps in the sacral shell up to about twice this are bridged.
-
-    Returns
-    -------
-    (I, J, K) bool ndarray
-        The completed sacrum (largest connected piece holding the input sacrum).
-    """
-    if not sac.any():
-        return sac
-    ilia = np.zeros(sac.shape, bool)
-    for code in (ILIUM_LEFT, ILIUM_RIGHT):
-        one = _close_in_planes(regions == code, 2, float(np.max(spacing_mm)), spacing_mm)
-        ilia |= _fill_in_planes(one, (2, 1))
-    union = sac | ilia
-    filled = np.zeros(sac.shape, bool)
-    for ax in (2, 1):
-        filled |= _fill_in_planes(_close_in_planes(union, ax, radius_mm, spacing_mm), (ax,))
-    seeds = np.where(np.isin(regions, (SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL)), regions, 0)
-    reach_vox = int(np.ceil(2.0 * radius_mm / float(np.min(spacing_mm))))
-    nearest = expand_labels(seeds, distance=reach_vox)
-    axial_holes = _fill_in_planes(sac, (2,)) & ~sac
-    enclosed_3d = ndi.binary_fill_holes(sac)
-    open_holes = axial_holes & ~enclosed_3d
-    out = (filled & (nearest == SACRUM) & ~ilia & ~open_holes) | sac
-    lab, _ = ndi.label(out)
-    keep = np.bincount(lab[sac].ravel())
-    keep[0] = 0
-    return lab == int(np.argmax(keep))
-
-
 def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
                    labels: dict[str, np.ndarray] | None = None,
                    cranial_hint: np.ndarray | None = None) -> SacrumResult:
@@ -454,144 +355,3 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
                 "destroyed or the lumbosacral junction atypical; supply an S1 or sacrum label "
                 "with --seg")
     return SacrumResult(sac, regions, bone, seed_ras, mid, method)
-
-
-def _upsample_sub(work: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Block-repeat a working sub-array and crop/pad it to a full-resolution sub-shape."""
-    out = work
-    for ax in range(3):
-        out = np.repeat(out, int(factor[ax]), axis=ax)
-    out = out[: shape[0], : shape[1], : shape[2]]
-    pad = [(0, int(t) - int(o)) for t, o in zip(shape, out.shape, strict=True)]
-    if any(p[1] for p in pad):
-        out = np.pad(out, pad, mode="edge")
-    return out
-
-
-#: Half-length (mm) of the line probes of :func:`seam_depth_hu`: a joint space up to about twice
-#: this wide between two cortices is found (lumbosacral facet joints are 1-3 mm wide).
-SEAM_REACH_MM = 2.0
-#: Sacrum voxels this close (mm) to the lumbar region on the working grid are re-decided at
-#: full resolution: the L5 inferior articular processes lie on the S1 facets across a joint
-#: space of 1-3 mm, which a 2 mm working grid does not resolve.
-CRANIAL_UNSURE_BAND_MM = 6.0
-
-
-#: Full-resolution watershed elevation: joint-space depth (HU, :func:`seam_depth_hu`) divided
-#: by SEAM_ELEVATION_HU minus cortex-free bone thickness (mm) divided by EDT_ELEVATION_MM, so
-#: basins meet in joint spaces where the CT shows them and at the narrowest bone elsewhere.
-SEAM_ELEVATION_HU, EDT_ELEVATION_MM = 100.0, 3.0
-
-
-def seam_depth_hu(hu: np.ndarray, spacing_mm: np.ndarray, *,
-                  reach_mm: float = SEAM_REACH_MM) -> np.ndarray:
-    """How much darker each voxel is than the plates on both sides of it (HU), any orientation.
-
-    Along each of the 13 line directions of the 3x3x3 neighbourhood, a voxel is compared with
-    the brightest voxel within ``reach_mm`` on either side; its depth is the darker of the two
-    maxima minus its own value, taken in the direction where that is largest (a grey closing
-    with line segments). A thin dark gap between two cortices (a joint space) is deep.
-
-    Parameters
-    ----------
-    hu : (I, J, K) ndarray
-        CT values.
-    spacing_mm : (3,) ndarray
-        Voxel size per axis.
-    reach_mm : float
-        Half-length of the line probes.
-
-    Returns
-    -------
-    (I, J, K) float32 ndarray
-    """
-    hu = np.asarray(hu, np.float32)
-    shape = np.asarray(hu.shape)
-    steps = [np.array(d) - 1 for d in np.ndindex(3, 3, 3)]
-    steps = [d for d in steps if tuple(d) > (0, 0, 0)]  # one of each +-d pair
-    k_max = max(1, int(np.floor(reach_mm / float(np.min(spacing_mm)) + 1e-6)))
-    padded = np.pad(hu, k_max, mode="edge")
-
-    def shifted(offset: np.ndarray) -> np.ndarray:
-        return padded[tuple(slice(k_max + int(o), k_max + int(o) + int(n))
-                            for o, n in zip(offset, shape, strict=True))]
-
-    lift = np.full(hu.shape, -np.inf, np.float32)
-    for d in steps:
-        k = max(1, int(np.floor(reach_mm / float(np.linalg.norm(d * spacing_mm)) + 1e-6)))
-        ahead = np.maximum.reduce([shifted(d * i) for i in range(1, k + 1)])
-        behind = np.maximum.reduce([shifted(-d * i) for i in range(1, k + 1)])
-        np.maximum(lift, np.minimum(ahead, behind) - hu, out=lift)
-    return lift
-
-
-def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: WorkGrid, *,
-                           margin_vox: int = 2) -> np.ndarray:
-    """Sacrum mask on the canonical full-resolution grid.
-
-    The working regions are grown by one working voxel into background (so the full-resolution
-    bone surface is not clipped by block rounding), upsampled by block repetition, and
-    intersected with a full-resolution bone mask computed inside the sacrum's bounding box,
-    from which joint spaces (:func:`seam_depth_hu` above :data:`SEAM_HU`) are removed. Voxels
-    near another region (one working voxel; :data:`CRANIAL_UNSURE_BAND_MM` against the lumbar
-    region, for the L5-S1 facet joints) are re-decided by a watershed at full resolution on
-    joint-space depth and bone thickness (:data:`SEAM_ELEVATION_HU`, :data:`EDT_ELEVATION_MM`);
-    the largest sacral piece is kept and its enclosed cavities filled. Coarse grids
-    (>= :data:`COARSE_MM`, completed by enclosure in :func:`isolate_sacrum`) and supplied
-    sacrum labels are returned as they are.
-    """
-    canon_sp = np.sqrt((grid.canon_affine[:3, :3] ** 2).sum(axis=0))
-    if result.method.startswith("supplied sacrum") or float(np.max(canon_sp)) >= COARSE_MM:
-        return grid.upsample(result.sacrum) if not np.all(grid.factor == 1) else result.sacrum
-    idx = np.argwhere(result.sacrum)
-    lo = np.maximum(idx.min(axis=0) - margin_vox - 1, 0)
-    hi = np.minimum(idx.max(axis=0) + margin_vox + 2, np.asarray(result.sacrum.shape))
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    # grow the regions by one working voxel into background, inside the box only
-    regions = np.zeros(result.regions.shape, np.int32)
-    regions[box] = expand_labels(np.where(result.bone[box], result.regions[box], 0), distance=1)
-    f = grid.factor
-    lo_c, hi_c = lo * f, np.minimum(hi * f, np.asarray(grid.canon_shape))
-    sl_c = tuple(slice(int(a), int(b)) for a, b in zip(lo_c, hi_c, strict=True))
-    sub_hu = np.asarray(hu_canon[sl_c], np.float32)
-    bone_sub = bone_mask(sub_hu, canon_sp, min_volume_mm3=0.0,
-                         thresholds_hu=(SURFACE_LOW_HU, SURFACE_HIGH_HU))
-    depth_hu = seam_depth_hu(sub_hu, canon_sp)
-    bone_sub &= ~(depth_hu > SEAM_HU)  # joint spaces
-    # working voxels next to another structure are re-decided at full resolution (thin joint
-    # gaps such as the 2 mm facet joints are not resolved on the working grid)
-    reg_sub = regions[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))]
-    unsure = np.zeros(reg_sub.shape, bool)
-    band_cranial = max(1, int(np.ceil(CRANIAL_UNSURE_BAND_MM / float(np.min(grid.spacing_mm)))))
-    for code in (SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL):
-        here = reg_sub == code
-        others = (reg_sub > 0) & ~here
-        unsure |= here & ndi.binary_dilation(others, iterations=UNSURE_BAND_VOX)
-    # sacral voxels near the lumbar region; on a coarsened working grid also lumbar voxels
-    # near the sacrum (its blocks straddle the facet joint), while on a native working grid
-    # the lumbar region already rests on the native voxels
-    pairs = [(SACRUM, CRANIAL)] + ([(CRANIAL, SACRUM)] if np.any(f > 1) else [])
-    for code, other in pairs:
-        unsure |= (reg_sub == code) & ndi.binary_dilation(reg_sub == other,
-                                                          iterations=band_cranial)
-    markers_work = np.where(unsure, 0, reg_sub).astype(np.int32)
-    markers = _upsample_sub(markers_work, f, sub_hu.shape)
-    regions_up = _upsample_sub(reg_sub, f, sub_hu.shape)
-    markers = np.where(bone_sub, markers, 0)
-    core = bone_sub & (sub_hu < CORTEX_HU)
-    edt = ndi.distance_transform_edt(core, sampling=canon_sp)
-    seam = ndi.gaussian_filter(np.maximum(depth_hu, 0.0), 0.5)
-    elevation = seam / SEAM_ELEVATION_HU - edt / EDT_ELEVATION_MM
-    mask = bone_sub & (regions_up > 0)
-    ws = watershed(elevation, markers, mask=mask)
-    sac_sub = ws == SACRUM
-    lab, n = ndi.label(sac_sub)
-    if n > 1:
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        sac_sub = lab == int(np.argmax(sizes))
-    # seams inside thin bone (marrow between two close cortices) leave enclosed holes
-    sac_sub = ndi.binary_fill_holes(sac_sub)
-    out = np.zeros(grid.canon_shape, bool)
-    out[sl_c] = sac_sub
-    return out
