@@ -30,7 +30,7 @@ from alarscrew.anatomy.s1frame import (
     frame_volume,
     midsagittal_plane,
 )
-from alarscrew.anatomy.sacrum import isolate_sacrum
+from alarscrew.anatomy.sacrum import SacrumResult, isolate_sacrum
 from alarscrew.errors import AnatomyNotFoundError, GeometryError, InputError
 from alarscrew.io.atomic import atomic_path, check_overwrite
 from alarscrew.io.image import Image
@@ -208,6 +208,17 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     def intact_shape(sac: np.ndarray) -> np.ndarray:
         return np.logical_or.reduce([sac, *intact_extra])
 
+    def endplate_sampler(result: SacrumResult, geo_sub: np.ndarray, geo_aff: np.ndarray
+                         ) -> MaskSampler:
+        # the S1 endplate is a cortical surface: CT-only on coarse grids it is fitted on the
+        # measured shell, not on the marrow completed by enclosure, whose closing can bridge
+        # the spinal canal and lift the posterior top of the midsagittal section (a supplied
+        # S1 label outlines the body itself)
+        if result.shell is None or "sacrum" in labels or "s1" in labels:
+            return MaskSampler(geo_sub, geo_aff)
+        return MaskSampler(*_crop(intact_shape(grid.upsample(result.shell)), grid.canon_affine,
+                                  pad_vox=3))
+
     geo_canon = intact_shape(sac_canon)
     timings["sacrum_s"] = time.perf_counter() - t
 
@@ -225,7 +236,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     _step(progress, 3)
     t = time.perf_counter()
     sampler = MaskSampler(sub, aff)
-    frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)
+    frame, info = fit_endplate(endplate_sampler(result, sub, aff), normal, offset,
+                               result.seed_ras_mm)
     if "sacrum" not in labels and not any(k in labels for k in ("l5", "l4", "l3")):
         # second pass: without lumbar labels, bone more than L5_MARKER_MM above the fitted
         # endplate (above the S1 facet tips) is L5; it competes for the L5 inferior articular
@@ -240,7 +252,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         geo_canon = intact_shape(sac_canon)
         sub, aff = _crop(geo_canon, grid.canon_affine, pad_vox=3)
         sampler = MaskSampler(sub, aff)
-        frame, info = fit_endplate(sampler, normal, offset, result.seed_ras_mm)
+        frame, info = fit_endplate(endplate_sampler(result, sub, aff), normal, offset,
+                                   result.seed_ras_mm)
     _check_endplate(info, ct)
     supplied = {k: np.asarray(v, float) for k, v in (landmarks or {}).items()}
     bad = sorted(set(supplied) - set(POINT_NAMES))

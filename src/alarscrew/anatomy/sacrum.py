@@ -90,6 +90,11 @@ class SacrumResult:
         RAS x of the pelvic midline used to place markers.
     method : str
         How the sacrum was found (label used, automatic seed...).
+    shell : (I, J, K) bool ndarray or None
+        On coarse grids, the sacrum as the CT shows it before its marrow was completed by
+        enclosure (:func:`~alarscrew.anatomy.fill.fill_coarse_sacrum`): cortex and bright
+        marrow only. The closing that completes the alae can also bridge the spinal canal, so
+        the S1 frame is fitted on this measured shell. None on fine grids.
     """
 
     sacrum: np.ndarray
@@ -98,6 +103,7 @@ class SacrumResult:
     seed_ras_mm: np.ndarray
     midline_x_mm: float
     method: str
+    shell: np.ndarray | None = None
 
 
 def bone_thresholds_hu(spacing_mm: np.ndarray) -> tuple[float, float]:
@@ -212,6 +218,148 @@ def auto_sacrum_seed(bone: np.ndarray, edt_mm: np.ndarray, grid: WorkGrid,
     return np.asarray(np.unravel_index(int(np.argmax(score)), bone.shape))
 
 
+#: Search for the lumbosacral disc (:func:`find_lumbosacral_disc`): disc-centre distances from
+#: the S1 seed along the candidate normal (mm), normal tilts from the RAS superior axis toward
+#: anterior (sagittal, deg) and toward patient left/right (coronal, deg).
+DISC_OFFSETS_MM = (4.0, 36.0)
+DISC_SAGITTAL_TILT_DEG = (-10.0, 80.0)
+DISC_CORONAL_TILT_DEG = (-15.0, 15.0)
+DISC_STEP_DEG = 2.5
+#: Radius (mm) of the disc-plane patch that must be darker than the bone on both sides: wider
+#: than the spinal canal and the nutrient foramina (which otherwise mimic a joint space), well
+#: inside a lumbosacral disc (~35 x 50 mm).
+DISC_PATCH_RADIUS_MM = 16.0
+#: How far (mm) above and below the patch the bounding endplates are looked for.
+DISC_REACH_MM = 8.0
+#: A disc must be darker than both bounding endplates by at least this much on average (HU).
+#: Measured: 125 HU at the L5-S1 disc of the shared 3 mm scan (osteoporotic, fatty marrow).
+DISC_MIN_DEPTH_HU = 60.0
+#: Bone this far (mm) above the disc centre plane, within DISC_COLUMN_RADIUS_MM of the disc
+#: axis, is marked as L5.
+DISC_HALF_HEIGHT_MM = 4.0
+DISC_COLUMN_RADIUS_MM = 28.0
+
+
+@dataclass(frozen=True)
+class DiscPlane:
+    """The lumbosacral (L5-S1) disc found from the CT (:func:`find_lumbosacral_disc`).
+
+    Attributes
+    ----------
+    centre_ras_mm : (3,) ndarray
+        Centre of the disc patch (RAS mm).
+    normal_ras : (3,) ndarray
+        Unit normal of the disc plane, pointing cranially (toward L5).
+    depth_hu : float
+        Mean amount by which the patch is darker than the endplates on both sides (HU).
+    """
+
+    centre_ras_mm: np.ndarray
+    normal_ras: np.ndarray
+    depth_hu: float
+
+
+def _unit_normals(sagittal_deg: np.ndarray, coronal_deg: np.ndarray) -> np.ndarray:
+    """Unit vectors tilted from RAS superior toward anterior (sagittal) and right (coronal)."""
+    th, ph = np.radians(sagittal_deg), np.radians(coronal_deg)
+    return np.stack([np.sin(ph), np.sin(th) * np.cos(ph), np.cos(th) * np.cos(ph)], axis=-1)
+
+
+def find_lumbosacral_disc(hu: np.ndarray, grid: WorkGrid, seed_ras_mm: np.ndarray, *,
+                          patch_radius_mm: float = DISC_PATCH_RADIUS_MM,
+                          reach_mm: float = DISC_REACH_MM,
+                          min_depth_hu: float = DISC_MIN_DEPTH_HU) -> DiscPlane | None:
+    """The L5-S1 disc: the plane patch cranial to the S1 seed darkest between two endplates.
+
+    Candidate planes are centred on rays from the seed (in the S1 body) along candidate normals
+    (sagittal tilt :data:`DISC_SAGITTAL_TILT_DEG`, coronal tilt :data:`DISC_CORONAL_TILT_DEG`, at
+    :data:`DISC_OFFSETS_MM` along the ray). For each, a disk of ``patch_radius_mm`` in the plane
+    is sampled (trilinear), and every point of the disk is compared with the brightest value
+    within ``reach_mm`` above and below it along the normal: its depth is the darker of those
+    two maxima minus its own value. The disc is the candidate with the largest mean depth: a
+    10 mm intervertebral disc between two cortical endplates, wide enough that the spinal canal
+    or a foramen (narrower than the disk) does not qualify. Disc and marrow differ by only
+    ~25-60 HU on coarse scans of fatty bone (the shared 3 mm scan: disc 88 HU, S1/L5 marrow
+    111-148 HU), but the endplates either side of the disc are 200-240 HU.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU on the working grid.
+    grid : WorkGrid
+    seed_ras_mm : (3,) ndarray
+        A point inside the S1 body (RAS mm).
+    patch_radius_mm, reach_mm, min_depth_hu : float
+        See :data:`DISC_PATCH_RADIUS_MM`, :data:`DISC_REACH_MM`, :data:`DISC_MIN_DEPTH_HU`.
+
+    Returns
+    -------
+    DiscPlane or None
+        None when no candidate is darker than its endplates by ``min_depth_hu`` (no disc cranial
+        to the seed in the field of view, e.g. a scan that starts at the sacrum).
+    """
+    seed = np.asarray(seed_ras_mm, float)
+    hu32 = np.asarray(hu, np.float32)
+    step_mm = float(np.min(grid.spacing_mm))
+    offsets_mm = np.arange(DISC_OFFSETS_MM[0], DISC_OFFSETS_MM[1] + 1e-6, 1.0)
+    sag = np.arange(DISC_SAGITTAL_TILT_DEG[0], DISC_SAGITTAL_TILT_DEG[1] + 1e-6, DISC_STEP_DEG)
+    cor = np.arange(DISC_CORONAL_TILT_DEG[0], DISC_CORONAL_TILT_DEG[1] + 1e-6, 2 * DISC_STEP_DEG)
+    best = _best_disc(hu32, grid, seed, sag, cor, offsets_mm, patch_radius_mm, reach_mm, step_mm)
+    if best.depth_hu < min_depth_hu:
+        return None
+    # refine around the best candidate on a grid five times finer
+    th, ph, t0 = best.sagittal_deg, best.coronal_deg, best.offset_mm
+    fine = DISC_STEP_DEG / 5.0
+    return _best_disc(hu32, grid, seed, np.arange(th - DISC_STEP_DEG, th + DISC_STEP_DEG + 1e-6,
+                                                  fine),
+                      np.arange(ph - 2 * DISC_STEP_DEG, ph + 2 * DISC_STEP_DEG + 1e-6, 2 * fine),
+                      np.arange(t0 - 1.0, t0 + 1.0 + 1e-6, 0.25), patch_radius_mm, reach_mm,
+                      step_mm).plane
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    plane: DiscPlane
+    sagittal_deg: float
+    coronal_deg: float
+    offset_mm: float
+
+    @property
+    def depth_hu(self) -> float:
+        return self.plane.depth_hu
+
+
+def _best_disc(hu: np.ndarray, grid: WorkGrid, seed: np.ndarray, sag_deg: np.ndarray,
+               cor_deg: np.ndarray, offsets_mm: np.ndarray, patch_radius_mm: float,
+               reach_mm: float, step_mm: float) -> _Candidate:
+    """The (tilt, offset) candidate of :func:`find_lumbosacral_disc` with the deepest patch."""
+    sag_g, cor_g = (a.ravel() for a in np.meshgrid(sag_deg, cor_deg, indexing="ij"))
+    normals = _unit_normals(sag_g, cor_g)
+    u = np.cross(normals, [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = np.cross(normals, u)
+    radii = np.arange(0.0, patch_radius_mm + 1e-6, step_mm)
+    angles = np.radians(np.arange(0.0, 360.0, 30.0))
+    r = np.concatenate([[0.0], np.repeat(radii[1:], angles.size)])
+    a = np.concatenate([[0.0], np.tile(angles, radii.size - 1)])
+    disk = (r * np.cos(a))[:, None, None] * u[None] + (r * np.sin(a))[:, None, None] * v[None]
+    # profiles along each normal at the offsets' step, reaching past them on both sides
+    dt_mm = float(offsets_mm[1] - offsets_mm[0]) if offsets_mm.size > 1 else 1.0
+    n_reach = max(1, round(reach_mm / dt_mm))
+    t_mm = offsets_mm[0] + dt_mm * np.arange(-n_reach, offsets_mm.size + n_reach)
+    pts = seed + t_mm[:, None, None, None] * normals[None, None] + disk[None]  # (T, P, N, 3)
+    ijk = grid.ras_to_ijk(pts.reshape(-1, 3))
+    vals = ndi.map_coordinates(hu, ijk.T, order=1, mode="nearest").reshape(pts.shape[:3])
+    # brightest value within reach below (t - reach .. t - dt) and above (t + dt .. t + reach)
+    windows = np.lib.stride_tricks.sliding_window_view(vals, n_reach, axis=0).max(axis=-1)
+    below, above = windows[:-n_reach - 1], windows[n_reach + 1:]
+    depth = (np.minimum(below, above) - vals[n_reach:-n_reach]).mean(axis=1)  # (T, N)
+    it, jn = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    t_best = float(offsets_mm[it])
+    plane = DiscPlane(seed + t_best * normals[jn], normals[jn], float(depth[it, jn]))
+    return _Candidate(plane, float(sag_g[jn]), float(cor_g[jn]), t_best)
+
+
 def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
                    labels: dict[str, np.ndarray] | None = None,
                    cranial_hint: np.ndarray | None = None) -> SacrumResult:
@@ -251,6 +399,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     core = bone & (hu < CORTEX_HU)
     edt = ndi.distance_transform_edt(core, sampling=sp)
     markers = np.zeros(bone.shape, np.int32)
+    disc_l5: np.ndarray | None = None
     if "s1" in labels:
         s1 = labels["s1"]
         mid = float(np.median(x_mm[np.nonzero(s1)[0]]))
@@ -281,9 +430,24 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
             slab = ((np.abs(x_c - mid) <= 20.0)[:, None, None]
                     & ((z_c >= zs - 10.0) & (z_c <= zs + 15.0))[None, None, :])
             ball_m |= slab & bone
+        method = ("watershed from an automatic seed (thickest midline bone between the ilia)")
+        disc = find_lumbosacral_disc(hu, grid, grid.ijk_to_ras(seed_ijk))
+        if disc is not None:
+            # the L5-S1 disc bounds the sacral marker, and the bone above it in the body
+            # column is L5 (on coarse fatty scans the disc is barely darker than the marrow,
+            # so an unbounded sacral region floods the lower L5 body)
+            ijk_all = np.indices(bone.shape).reshape(3, -1).T
+            rel = grid.ijk_to_ras(ijk_all) - disc.centre_ras_mm
+            height = (rel @ disc.normal_ras).reshape(bone.shape)
+            radial = np.linalg.norm(rel - np.outer(rel @ disc.normal_ras, disc.normal_ras),
+                                    axis=1).reshape(bone.shape)
+            ball_m &= height < -DISC_HALF_HEIGHT_MM
+            disc_l5 = bone & ~ball_m & (height > DISC_HALF_HEIGHT_MM) & (
+                radial <= DISC_COLUMN_RADIUS_MM)
+            method += (f"; L5-S1 disc found at RAS {np.round(disc.centre_ras_mm, 1).tolist()} mm "
+                       f"(darker than its endplates by {disc.depth_hu:.0f} HU) bounds it")
         markers[ball_m] = SACRUM
         bone = bone | ball_m
-        method = ("watershed from an automatic seed (thickest midline bone between the ilia)")
     seed_ras = grid.ijk_to_ras(seed_ijk)
 
     dx = x_mm - mid
@@ -309,10 +473,13 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         up = (z_mm > seed_ras[2] + CRANIAL_MARKER_MM)[None, None, :]
         band = (np.abs(dx) <= 2 * MIDLINE_BAND_MM)[:, None, None]
         markers[bone & up & band & not_sac] = CRANIAL
+    if disc_l5 is not None:
+        markers[disc_l5 & (markers != SACRUM)] = CRANIAL
     if cranial_hint is not None:
         markers[cranial_hint & bone & (markers != SACRUM)] = CRANIAL
         method += "; second pass with the bone above the fitted endplate as L5 marker"
 
+    shell: np.ndarray | None = None
     if coarse:
         # at >= 2.5 mm the two cortical plates of an SI joint merge into one bright band and the
         # distance map has no neck there; the joint gap survives as a dark seam in the HU
@@ -325,6 +492,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     regions = watershed(elevation, markers, mask=bone)
     sac = regions == SACRUM
     if coarse:
+        shell = sac
         sac = fill_coarse_sacrum(sac, regions, sp)
         regions = np.where(sac, SACRUM, regions)
     lab, n = ndi.label(sac)
@@ -354,4 +522,6 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
                 f"(seed at RAS {np.round(seed_ras, 1).tolist()} mm): the S1 body may be "
                 "destroyed or the lumbosacral junction atypical; supply an S1 or sacrum label "
                 "with --seg")
-    return SacrumResult(sac, regions, bone, seed_ras, mid, method)
+    if shell is not None:
+        shell = shell & sac
+    return SacrumResult(sac, regions, bone, seed_ras, mid, method, shell)
