@@ -201,3 +201,20 @@ def test_plan_passes_lesion_to_anatomy(fake_anatomy, phantom_dir, tmp_path, caps
     assert code == 0, err
     assert str(seen["lesion_path"]) == str(lesion)
     assert json.loads((out / "plan.json").read_text())["inputs"]["lesion"] == str(lesion)
+
+
+def test_summary_table_one_row_per_refused_side_without_entry():
+    """A side refused before any axis exists (no entry point) is one row with no axis name;
+    a side whose optimum was refused but whose nominal axes exist keeps them plus an 'opt' row."""
+    from alarscrew.cli.plan import _summary_table
+
+    nominal = {"recommended_screw": None, "contained": False, "length_mm": 20.0,
+               "axis_in_bone_mm": 30.0, "transverse_angle_deg": 30.0,
+               "sagittal_angle_deg": 45.0, "gertzbein_robbins_grade": "C"}
+    plan = {"sides": {"left": {"status": "refused"},
+                      "right": {"status": "refused", "nominal": nominal}}}
+    table = _summary_table(plan)
+    sides = list(table.columns[0].cells)
+    axes = list(table.columns[1].cells)
+    assert sides == ["left", "right", "right"]
+    assert axes == ["-", "opt", "nom"]

@@ -73,15 +73,15 @@ def _summary_table(plan: dict) -> Any:
                  "radius deg")
     for side in ("left", "right"):
         s = plan["sides"][side]
-        for kind in ("nominal", "nominal_axial", "optimal"):
-            sc = s.get(kind)
-            if sc is None:
-                if kind == "nominal_axial":
-                    continue
-                # the reason is printed under the table (a long cell would squeeze every
-                # column to nothing on an 80-column terminal)
-                t.add_row(side, "opt", s["status"], "-", "-", "-", "-", "-", "-", "-")
-                continue
+        kinds = [k for k in ("nominal", "nominal_axial", "optimal") if s.get(k) is not None]
+        if s.get("optimal") is None:
+            # one row for the side's refusal (no entry point: no axis at all); the reason is
+            # printed under the table (a long cell would squeeze every column to nothing on
+            # an 80-column terminal)
+            t.add_row(side, "opt" if kinds else "-", s["status"], "-", "-", "-", "-", "-", "-",
+                      "-")
+        for kind in kinds:
+            sc = s[kind]
             rec = sc.get("recommended_screw")
             win = s.get("safe_window_deg") if kind == "optimal" else None
             t.add_row(
