@@ -14,7 +14,10 @@ Method (all on the canonical ~2 mm working grid of :mod:`alarscrew.anatomy.grid`
    bone more than 45 mm cranial to the seed (lumbar column).
 3. Marker-controlled watershed on the negated Euclidean distance transform of the bone: basins
    meet at the narrowest bone bridges, i.e. at the sacroiliac joints (thin or absent joint gap)
-   and at the L5-S1 disc/facets.
+   and at the L5-S1 disc/facets. On coarse voxels the two cortical plates of a joint and its gap
+   average to one band darker than a cortex; bright bands with marrow on both sides
+   (:func:`inner_plates`) are removed from the cortex-free bone so the distance map still has
+   a neck at the joint.
 4. Working voxels of 2.5 mm or more: fatty marrow averages to soft-tissue values, so the
    watershed sacrum is a cortical shell; its alar marrow is recovered by enclosure between
    the sacral cortex and the ilia (:func:`fill_coarse_sacrum`).
@@ -48,6 +51,20 @@ BONE_LOW_HU_COARSE, BONE_HIGH_HU_COARSE = 110.0, 250.0
 #: Cortex (HU above this) is removed before the distance transform, so that the cortical
 #: plates on both sides of a sacroiliac joint act as a barrier between the basins.
 CORTEX_HU = 450.0
+#: The same on coarse working voxels (>= 2.5 mm). A voxel holding a fraction f of a cortical
+#: plate (C HU) and marrow (M HU) reads M + f (C - M) by partial volume: a 1-1.5 mm plate
+#: (C ~ 850 HU) spread over one or two 3 mm voxels of 200 HU marrow reads ~330-460 HU, and the
+#: two facing plates of a sacroiliac joint with its 2-4 mm gap read ~290-390 HU (measured on
+#: the analytic phantom at 3 mm), under :data:`CORTEX_HU`, so the joint would stay inside the
+#: cortex-free bone and the distance map would have no neck there. At this threshold a plate
+#: filling about a tenth of a voxel already breaks the cortex-free bone; marrow (150-250 HU in
+#: healthy adults, ~40-150 HU on the shared osteoporotic 3 mm scan) stays below it.
+CORTEX_HU_COARSE = 270.0
+#: Reach (mm) on either side of a bright voxel within which marrow must lie for the voxel to
+#: count as a plate inside bone (:func:`inner_plates`): two coarse voxels, as the facing plates
+#: of a joint blur over up to three 3 mm voxels.
+PLATE_REACH_MM = 6.0
+PLATE_MARROW_HU = 150.0
 #: Gaussian sigma (voxels) of the HU map used as watershed elevation on coarse grids.
 COARSE_SMOOTH_VOX = 0.7
 #: Scales that weigh smoothed HU against cortex-free thickness in the coarse elevation.
@@ -136,6 +153,56 @@ def bone_mask(hu: np.ndarray, spacing_mm: np.ndarray, *, min_volume_mm3: float =
     keep[0] = False
     bone = keep[lab]
     return ndi.binary_fill_holes(bone)
+
+
+def inner_plates(hu: np.ndarray, bone: np.ndarray, spacing_mm: np.ndarray, *,
+                 plate_hu: float = CORTEX_HU_COARSE,
+                 marrow_hu: float = PLATE_MARROW_HU,
+                 reach_mm: float = PLATE_REACH_MM) -> np.ndarray:
+    """Bright plates inside bone: voxels of at least ``plate_hu`` with marrow on both sides.
+
+    A cortex normally bounds a bone, with soft tissue on its outer side. A bright band with
+    marrow (bone darker than ``plate_hu``) on both sides, within ``reach_mm`` along one of the
+    13 line directions of the 3x3x3 neighbourhood, is two cortices facing each other across a
+    joint whose gap partial volume hides on coarse voxels (sacroiliac joint, endplates at a
+    disc), or a septum. Removing these voxels from the cortex-free bone gives the distance map
+    a neck at the joint.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU on the working grid.
+    bone : (I, J, K) bool ndarray
+        Bone mask on the same grid.
+    spacing_mm : (3,) ndarray
+        Voxel size per axis.
+    plate_hu, reach_mm : float
+        See :data:`CORTEX_HU_COARSE` and :data:`PLATE_REACH_MM`.
+
+    Returns
+    -------
+    (I, J, K) bool ndarray
+    """
+    bright = bone & (hu >= plate_hu)
+    # marrow away from the bone surface: the partial-volume rim of an outer cortex is not marrow
+    marrow = ndi.binary_erosion(bone) & (hu >= marrow_hu) & (hu < plate_hu)
+    shape = np.asarray(hu.shape)
+    steps = [np.array(d) - 1 for d in np.ndindex(3, 3, 3)]
+    steps = [d for d in steps if tuple(d) > (0, 0, 0)]  # one of each +-d pair
+    k_max = max(1, int(np.floor(reach_mm / float(np.min(spacing_mm)) + 1e-6)))
+    padded = np.pad(marrow, k_max)
+
+    def shifted(offset: np.ndarray) -> np.ndarray:
+        return padded[tuple(slice(k_max + int(o), k_max + int(o) + int(n))
+                            for o, n in zip(offset, shape, strict=True))]
+
+    between = np.zeros(hu.shape, bool)
+    for d in steps:
+        k = max(1, int(np.floor(reach_mm / float(np.linalg.norm(d * spacing_mm)) + 1e-6)))
+        ahead = np.logical_or.reduce([shifted(d * i) for i in range(1, k + 1)])
+        behind = np.logical_or.reduce([shifted(-d * i) for i in range(1, k + 1)])
+        between |= ahead & behind
+    return bright & between
 
 
 def _coords_mm(shape: tuple[int, ...], affine: np.ndarray, axis: int) -> np.ndarray:
@@ -397,6 +464,8 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
 
     coarse = float(np.max(sp)) >= COARSE_MM
     core = bone & (hu < CORTEX_HU)
+    if coarse:
+        core &= ~inner_plates(hu, bone, sp)
     edt = ndi.distance_transform_edt(core, sampling=sp)
     markers = np.zeros(bone.shape, np.int32)
     disc_l5: np.ndarray | None = None
