@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 
 from alarscrew.anatomy import analyze_anatomy
+from alarscrew.anatomy.sacrum import inner_plates
 from alarscrew.phantom import make_phantom
 from alarscrew.spatial.frame import S1Frame
 
@@ -128,3 +129,20 @@ def test_landmarks_within_2mm_or_missing(case: str) -> None:
         if name in an.landmarks:
             err = float(np.linalg.norm(an.landmarks[name].xyz_ras_mm - np.asarray(xyz)))
             assert err <= 2.0, (name, err)
+
+
+def test_inner_plates_finds_a_joint_band_not_the_outer_cortex() -> None:
+    """Analytic block at 3 mm: two 200 HU marrow blocks joined by a one-voxel 330 HU band (a
+    joint's plates and gap under partial volume), wrapped in a one-voxel 400 HU outer cortex
+    in -100 HU soft tissue. Only the band, between marrow on both sides, is an inner plate."""
+    sp = np.array([3.0, 3.0, 3.0])
+    hu = np.full((24, 14, 14), -100.0)
+    hu[2:22, 2:12, 2:12] = 400.0  # outer cortex
+    hu[3:21, 3:11, 3:11] = 200.0  # marrow
+    hu[12, 3:11, 3:11] = 330.0  # the joint band
+    bone = hu > 110.0
+    plates = inner_plates(hu, bone, sp)
+    band = np.zeros(hu.shape, bool)
+    band[12, 3:11, 3:11] = True
+    assert plates[band].all()
+    assert not plates[~band].any()
