@@ -30,7 +30,7 @@ from alarscrew.anatomy.s1frame import (
     frame_volume,
     midsagittal_plane,
 )
-from alarscrew.anatomy.sacrum import SacrumResult, isolate_sacrum
+from alarscrew.anatomy.sacrum import COARSE_MM, SacrumResult, isolate_sacrum
 from alarscrew.errors import AnatomyNotFoundError, GeometryError, InputError
 from alarscrew.io.atomic import atomic_path, check_overwrite
 from alarscrew.io.image import Image
@@ -282,6 +282,20 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"], l5=l5_frame)
     if not sacrum_how.startswith("supplied"):
         _check_alae(found, frame, ct)
+    withheld: dict[str, str] = {}
+    if float(np.max(grid.spacing_mm)) >= COARSE_MM and not any(
+            k in labels for k in ("sacrum", "s1", "l5")):
+        # CT-only on coarse voxels the L5-S1 facet joint (1-3 mm) is sub-voxel, so the split
+        # between the S1 superior and the L5 inferior articular process is a guess: measured
+        # 5-12 mm facet/entry errors on the phantom at 2.5-3 mm, and the real 3 mm scan's
+        # superior articular processes go to L5. An entry point from it would mislead a plan.
+        reason = (f"CT-only at {float(np.max(grid.spacing_mm)):.1f} mm working voxels the "
+                  "L5-S1 facet joint is not resolved; supply an S1 or L5 label (--seg) or the "
+                  "points (--landmarks)")
+        for name in [k for k in found if k.endswith((".sap_facet", ".entry"))]:
+            del found[name]
+        withheld = {f"{side}.{kind}": reason for side in ("left", "right")
+                    for kind in ("sap_facet", "entry")}
     lms: dict[str, Landmark] = dict(found)
     for name, xyz in supplied.items():
         lms[name] = Landmark(name, xyz, 1.0, "supplied by the user (landmarks file)",
@@ -341,6 +355,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         "landmarks_detected": sorted(k for k, v in lms.items() if not v.supplied),
         "landmarks_supplied": sorted(k for k, v in lms.items() if v.supplied),
         "landmarks_missing": sorted(set(POINT_NAMES) - set(lms)),
+        "landmarks_withheld": {k: v for k, v in withheld.items() if k not in lms},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
     return Anatomy(ct, frame, lms, masks, loss, quality, provenance)
@@ -427,10 +442,14 @@ def findings(anatomy: Anatomy) -> list[str]:
         for k, v in anatomy.bone_quality.verdicts.items():
             hu = anatomy.bone_quality.trabecular_hu[k]
             out.append(f"{k.upper()} trabecular attenuation {hu:.0f} HU: {v}.")
-    missing = anatomy.provenance.get("landmarks_missing") or []
+    withheld = anatomy.provenance.get("landmarks_withheld") or {}
+    missing = [k for k in anatomy.provenance.get("landmarks_missing") or [] if k not in withheld]
     if missing:
         out.append(f"Landmarks not found: {', '.join(missing)} (supply them in a landmarks "
                    "file).")
+    if withheld:
+        out.append(f"Landmarks not reported: {', '.join(sorted(withheld))}: "
+                   f"{next(iter(withheld.values()))}.")
     return out
 
 
