@@ -11,7 +11,11 @@ Method (all on the canonical ~2 mm working grid of :mod:`alarscrew.anatomy.grid`
    transform within +-15 mm of the midsagittal plane) at levels where bone lies on both sides
    far laterally (ilia), in the posterior part of the pelvis. Not sacrum: supplied L5/lumbar,
    hip and femur labels, bone more than 75 mm lateral of the midline (iliac wings), and midline
-   bone more than 45 mm cranial to the seed (lumbar column).
+   bone more than 45 mm cranial to the seed (lumbar column). Without labels, the L5-S1 disc
+   (:func:`find_lumbosacral_disc`: the plane patch cranial to the seed that is darkest between
+   two endplates) bounds the automatic marker, and the bone above it in the body column marks
+   L5; on coarse fatty scans the disc is barely darker than the marrow and an unbounded
+   sacral region floods the lower L5 body.
 3. Marker-controlled watershed on the negated Euclidean distance transform of the bone: basins
    meet at the narrowest bone bridges, i.e. at the sacroiliac joints (thin or absent joint gap)
    and at the L5-S1 disc/facets. On coarse voxels the two cortical plates of a joint and its gap
@@ -20,9 +24,11 @@ Method (all on the canonical ~2 mm working grid of :mod:`alarscrew.anatomy.grid`
    a neck at the joint.
 4. Working voxels of 2.5 mm or more: fatty marrow averages to soft-tissue values, so the
    watershed sacrum is a cortical shell; its alar marrow is recovered by enclosure between
-   the sacral cortex and the ilia (:func:`fill_coarse_sacrum`).
+   the sacral cortex and the ilia (:func:`~alarscrew.anatomy.fill.fill_coarse_sacrum`); the
+   shell before that completion is kept (``SacrumResult.shell``) for the endplate fit.
 5. The sacrum region is upsampled to the CT grid and intersected with a full-resolution bone
-   mask computed in its bounding box, so the surface follows the CT at native resolution.
+   mask computed in its bounding box, so the surface follows the CT at native resolution
+   (:func:`~alarscrew.anatomy.refine.refine_full_resolution`).
 
 Limits: a fused (ankylosed) SI joint with no narrowing, or an L5-S1 bridge as thick as the
 bodies, moves the cut; the automatic seed assumes the pelvis is in the field of view.
