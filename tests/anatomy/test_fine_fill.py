@@ -122,3 +122,26 @@ def test_coarse_grid_and_empty_pass_through(phantom) -> None:
     res3 = type(result)(sac3[::1, ::1, ::1], sac3.astype(np.int32), sac3, result.seed_ras_mm,
                         result.midline_x_mm, "test")
     assert fill_fine_sacrum(sac3, hu3, res3, coarse) is sac3
+
+
+@pytest.mark.parametrize("codes", [(26, 27), ()], ids=["s1_l5_labels", "ct_only"])
+def test_pipeline_plans_on_fatty_alae(phantom, codes) -> None:
+    """End to end (``analyze_anatomy``): the fatty 1 mm phantom keeps both alae (each reaches
+    beyond 35 mm from the midline at the pedicle level, the refusal threshold of the anatomy
+    stage) and the frame stays within the issue's 2 deg / 2 mm, with S1 + L5 labels and CT-only.
+    Before the fill was wired in, a hollow ala was refused ("no left ala")."""
+    from alarscrew.anatomy import analyze_anatomy
+    from alarscrew.spatial.frame import S1Frame
+
+    ph, lab = phantom["ph"], phantom["lab"]
+    ct = ph.ct.with_array(phantom["fat_hu"])
+    labels = {name: ph.labels.with_array(lab == code, is_label=True)
+              for name, code in zip(("s1", "l5"), codes, strict=False)}
+    an = analyze_anatomy(ct, labels=labels)
+    f = an.frame
+    assert f.to_frame_mm(an.landmarks["left.ala_lateral"].xyz_ras_mm)[0] <= -35.0
+    assert f.to_frame_mm(an.landmarks["right.ala_lateral"].xyz_ras_mm)[0] >= 35.0
+    truth = S1Frame.from_dict(ph.truth["frame"])
+    cos = float(np.clip(f.cranial_ras @ truth.cranial_ras, -1.0, 1.0))
+    assert np.degrees(np.arccos(cos)) <= 2.0
+    assert np.linalg.norm(f.origin_ras_mm - truth.origin_ras_mm) <= 2.0

@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
+from alarscrew.anatomy.fill import fill_fine_sacrum
 from alarscrew.anatomy.grid import bounding_box, make_work_grid
 from alarscrew.anatomy.landmarks import POINT_NAMES, detect_landmarks
 from alarscrew.anatomy.model import Anatomy, Landmark
@@ -100,8 +101,10 @@ def _check_field_of_view(sac_canon: np.ndarray, canon_affine: np.ndarray, ct: Im
 MIN_ALA_HALF_WIDTH_MM = 35.0
 
 
-def _check_alae(found: dict[str, Landmark], frame: S1Frame, ct: Image) -> None:
+def _check_alae(found: dict[str, Landmark], frame: S1Frame, ct: Image, *,
+                has_s1_label: bool = False) -> None:
     """Refuse a CT-detected sacrum without both alae (the segmentation has failed)."""
+    ask = "a whole-sacrum label" if has_s1_label else "an S1 or sacrum label"
     for side in ("left", "right"):
         lm = found.get(f"{side}.ala_lateral")
         half = None if lm is None else abs(float(frame.to_frame_mm(lm.xyz_ras_mm)[0]))
@@ -110,8 +113,8 @@ def _check_alae(found: dict[str, Landmark], frame: S1Frame, ct: Image) -> None:
             raise AnatomyNotFoundError(
                 f"{ct.source or 'CT'}: the sacrum segmented from the CT has no {side} ala "
                 f"(lateral extent at the pedicle level {got}, expected >= "
-                f"{MIN_ALA_HALF_WIDTH_MM:g} mm): the automatic segmentation failed; supply an "
-                "S1 or sacrum label with --seg")
+                f"{MIN_ALA_HALF_WIDTH_MM:g} mm): the automatic segmentation failed; supply "
+                f"{ask} with --seg")
 
 
 #: An intact S1 endplate fits a line within this (mm, rms). Measured: 0.43-0.78 mm on the 20
@@ -191,6 +194,11 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     else:
         result = isolate_sacrum(hu_work, grid, labels=label_work)
         sac_canon = refine_full_resolution(result, canon_hu, grid)
+        if any(k in labels for k in ("l5", "l4", "l3")):
+            # no second pass follows: complete hollow alae now (fine grids only). Before a
+            # second pass the working region may still hold part of L5, whose body the
+            # enclosure would complete and the endplate be fitted on.
+            sac_canon = fill_fine_sacrum(sac_canon, canon_hu, result, grid)
         sacrum_how = "detected from CT: " + result.method
     if not sac_canon.any():
         raise AnatomyNotFoundError("sacrum not found: the segmentation is empty")
@@ -247,6 +255,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         result = isolate_sacrum(hu_work, grid, labels=label_work,
                                 cranial_hint=z_frame > L5_MARKER_MM)
         sac_canon = refine_full_resolution(result, canon_hu, grid)
+        sac_canon = fill_fine_sacrum(sac_canon, canon_hu, result, grid)
         _check_field_of_view(sac_canon, grid.canon_affine, ct)
         sacrum_how = "detected from CT: " + result.method
         geo_canon = intact_shape(sac_canon)
@@ -281,7 +290,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         l5_frame = frame_volume(MaskSampler(result.regions == CRANIAL, grid.affine), frame).mask
     found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"], l5=l5_frame)
     if not sacrum_how.startswith("supplied"):
-        _check_alae(found, frame, ct)
+        _check_alae(found, frame, ct, has_s1_label="s1" in labels)
     withheld: dict[str, str] = {}
     if float(np.max(grid.spacing_mm)) >= COARSE_MM and not any(
             k in labels for k in ("sacrum", "s1", "l5")):
