@@ -214,7 +214,11 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         intact_extra.append(ndi.binary_dilation(grid.to_canon(np.asarray(lesion.array, bool))))
 
     def intact_shape(sac: np.ndarray) -> np.ndarray:
-        return np.logical_or.reduce([sac, *intact_extra])
+        # in place: logical_or.reduce over a list would stack the full-size masks first
+        out = sac.copy()
+        for extra in intact_extra:
+            out |= extra
+        return out
 
     def endplate_sampler(result: SacrumResult, geo_sub: np.ndarray, geo_aff: np.ndarray
                          ) -> MaskSampler:
