@@ -14,7 +14,7 @@ from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold
 from skimage.segmentation import expand_labels, watershed
 
-from alarscrew.anatomy.grid import WorkGrid, bounding_box
+from alarscrew.anatomy.grid import WorkGrid, block_repeat, bounding_box
 from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT, SACRUM
 
 if TYPE_CHECKING:
@@ -169,18 +169,6 @@ def _block_any(mask: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) -> 
                       .any(axis=(1, 3, 5)))
 
 
-def _repeat(work: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Block-repeat a working sub-array onto a full-resolution sub-array of ``shape``."""
-    out = work
-    for ax in range(3):
-        out = np.repeat(out, int(factor[ax]), axis=ax)
-    out = out[: shape[0], : shape[1], : shape[2]]
-    pad = [(0, int(t) - int(o)) for t, o in zip(shape, out.shape, strict=True)]
-    if any(p[1] for p in pad):
-        out = np.pad(out, pad, mode="edge")
-    return out
-
-
 def fill_fine_sacrum(sac_canon: np.ndarray, hu_canon: np.ndarray, result: SacrumResult,
                      grid: WorkGrid, *, radius_mm: float = FINE_CLOSE_MM,
                      reach_mm: float = FINE_REACH_MM,
@@ -275,7 +263,7 @@ def fill_fine_sacrum(sac_canon: np.ndarray, hu_canon: np.ndarray, result: Sacrum
     # lumbar region). Each label is carried to the working grid by block 'any', the sacrum
     # winning a block it shares.
     reg_w = np.asarray(result.regions[sl_w])
-    reg_up = _repeat(reg_w, f, hu.shape)
+    reg_up = block_repeat(reg_w, f, hu.shape)
     markers = np.where(reg_up == SACRUM, CRANIAL, reg_up).astype(np.int32)
     markers[~bone] = 0
     markers[sac] = SACRUM
@@ -294,15 +282,15 @@ def fill_fine_sacrum(sac_canon: np.ndarray, hu_canon: np.ndarray, result: Sacrum
     # 3. native-resolution surface of what was added: a watershed on the HU, flooded from the
     # marrow (dark voxels of completed blocks that hold no bone and lie inside the completed
     # sacrum) and from outside it, meets on the cortex, the brightest line between them
-    filled = _repeat(filled_w, f, hu.shape)
-    not_sacral = bone & ~sac & _repeat(np.isin(shell, (ILIUM_LEFT, ILIUM_RIGHT, CRANIAL)),
+    filled = block_repeat(filled_w, f, hu.shape)
+    not_sacral = bone & ~sac & block_repeat(np.isin(shell, (ILIUM_LEFT, ILIUM_RIGHT, CRANIAL)),
                                        f, hu.shape)
     core_w = ndi.binary_erosion(filled_w) & ~bone_w & ~sac_w
     outside_w = ~ndi.binary_dilation(filled_w)
-    mask = _repeat(ndi.binary_dilation(filled_w, iterations=2), f, hu.shape) & ~not_sacral
+    mask = block_repeat(ndi.binary_dilation(filled_w, iterations=2), f, hu.shape) & ~not_sacral
     markers = np.zeros(hu.shape, np.int32)
-    markers[_repeat(core_w, f, hu.shape) & (hu < low_hu)] = 1
-    markers[_repeat(outside_w, f, hu.shape)] = 2
+    markers[block_repeat(core_w, f, hu.shape) & (hu < low_hu)] = 1
+    markers[block_repeat(outside_w, f, hu.shape)] = 2
     markers[~mask] = 0
     ws = watershed(ndi.gaussian_filter(hu, 0.5), markers, mask=mask)
     x_mm = grid.canon_affine[0, 0] * np.arange(sl_c[0].start, sl_c[0].stop) \

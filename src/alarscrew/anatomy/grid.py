@@ -116,13 +116,19 @@ class WorkGrid:
         Voxels beyond the last whole block (shape not divisible by the factor) take the value
         of the last block.
         """
-        out = work
-        for ax in range(3):
-            out = np.repeat(out, int(self.factor[ax]), axis=ax)
-        pad = [(0, int(c) - int(o)) for c, o in zip(self.canon_shape, out.shape, strict=True)]
-        if any(p[1] for p in pad):
-            out = np.pad(out, pad, mode="edge")
-        return out
+        return block_repeat(work, self.factor, self.canon_shape)
+
+
+def block_repeat(work: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Block-repeat a working (sub-)array by ``factor`` and crop or edge-pad it to ``shape``."""
+    out = work
+    for ax in range(3):
+        out = np.repeat(out, int(factor[ax]), axis=ax)
+    out = out[: shape[0], : shape[1], : shape[2]]
+    pad = [(0, int(t) - int(o)) for t, o in zip(shape, out.shape, strict=True)]
+    if any(p[1] for p in pad):
+        out = np.pad(out, pad, mode="edge")
+    return out
 
 
 def bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

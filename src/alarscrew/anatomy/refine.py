@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels, watershed
 
-from alarscrew.anatomy.grid import WorkGrid
+from alarscrew.anatomy.grid import WorkGrid, block_repeat
 from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT, SACRUM
 from alarscrew.anatomy.sacrum import (
     COARSE_MM,
@@ -18,19 +18,6 @@ from alarscrew.anatomy.sacrum import (
     SacrumResult,
     bone_mask,
 )
-
-
-def _upsample_sub(work: np.ndarray, factor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Block-repeat a working sub-array and crop/pad it to a full-resolution sub-shape."""
-    out = work
-    for ax in range(3):
-        out = np.repeat(out, int(factor[ax]), axis=ax)
-    out = out[: shape[0], : shape[1], : shape[2]]
-    pad = [(0, int(t) - int(o)) for t, o in zip(shape, out.shape, strict=True)]
-    if any(p[1] for p in pad):
-        out = np.pad(out, pad, mode="edge")
-    return out
-
 
 #: Half-length (mm) of the line probes of :func:`seam_depth_hu`: a joint space up to about twice
 #: this wide between two cortices is found (lumbosacral facet joints are 1-3 mm wide).
@@ -139,8 +126,8 @@ def refine_full_resolution(result: SacrumResult, hu_canon: np.ndarray, grid: Wor
         unsure |= (reg_sub == code) & ndi.binary_dilation(reg_sub == other,
                                                           iterations=band_cranial)
     markers_work = np.where(unsure, 0, reg_sub).astype(np.int32)
-    markers = _upsample_sub(markers_work, f, sub_hu.shape)
-    regions_up = _upsample_sub(reg_sub, f, sub_hu.shape)
+    markers = block_repeat(markers_work, f, sub_hu.shape)
+    regions_up = block_repeat(reg_sub, f, sub_hu.shape)
     markers = np.where(bone_sub, markers, 0)
     core = bone_sub & (sub_hu < CORTEX_HU)
     edt = ndi.distance_transform_edt(core, sampling=canon_sp)
