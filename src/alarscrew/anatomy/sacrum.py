@@ -476,12 +476,13 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
 
     coarse = float(np.max(sp)) >= COARSE_MM
     core = bone & (hu < CORTEX_HU)
+    pelvic_mid = find_midline_x_mm(bone, grid) if coarse or "s1" not in labels else None
     if coarse:
         # only lateral, where the sacroiliac joints are: in the midline posterior elements the
         # walls of the canal and of the pedicles also lie between marrow, and removing them
         # moved the pedicles and canal of the real 3 mm scan CT-only 16-19 mm from the v1-label
         # run's (6-10 mm without the rule; the same with it beyond PLATE_LATERAL_MM)
-        lateral = np.abs(x_mm - find_midline_x_mm(bone, grid)) >= PLATE_LATERAL_MM
+        lateral = np.abs(x_mm - pelvic_mid) >= PLATE_LATERAL_MM
         core &= ~(inner_plates(hu, bone, sp) & lateral[:, None, None])
     edt = ndi.distance_transform_edt(core, sampling=sp)
     markers = np.zeros(bone.shape, np.int32)
@@ -497,7 +498,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         method = "watershed from the supplied S1 label"
         bone = bone | s1  # the S1 body interior may be below the bone threshold
     else:
-        mid = find_midline_x_mm(bone, grid)
+        mid = pelvic_mid if pelvic_mid is not None else find_midline_x_mm(bone, grid)
         solid = ndi.binary_fill_holes(ndi.binary_closing(bone, iterations=1))
         edt_solid = ndi.distance_transform_edt(solid, sampling=sp)
         seed_ijk = auto_sacrum_seed(solid, edt_solid, grid, mid)
@@ -522,11 +523,17 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
             # the L5-S1 disc bounds the sacral marker, and the bone above it in the body
             # column is L5 (on coarse fatty scans the disc is barely darker than the marrow,
             # so an unbounded sacral region floods the lower L5 body)
-            ijk_all = np.indices(bone.shape).reshape(3, -1).T
-            rel = grid.ijk_to_ras(ijk_all) - disc.centre_ras_mm
-            height = (rel @ disc.normal_ras).reshape(bone.shape)
-            radial = np.linalg.norm(rel - np.outer(rel @ disc.normal_ras, disc.normal_ras),
-                                    axis=1).reshape(bone.shape)
+            # heights above the disc plane and distances from its axis, computed only where
+            # they are used (bone and the ball marker), not on the whole grid
+            cand = bone | ball_m
+            idx = np.nonzero(cand)
+            rel = grid.ijk_to_ras(np.column_stack(idx).astype(float)) - disc.centre_ras_mm
+            h = rel @ disc.normal_ras
+            r = np.linalg.norm(rel - h[:, None] * disc.normal_ras, axis=1)
+            height = np.zeros(bone.shape, np.float32)
+            height[idx] = h
+            radial = np.full(bone.shape, np.inf, np.float32)
+            radial[idx] = r
             ball_m &= height < -DISC_HALF_HEIGHT_MM
             disc_l5 = bone & ~ball_m & (height > DISC_HALF_HEIGHT_MM) & (
                 radial <= DISC_COLUMN_RADIUS_MM)
