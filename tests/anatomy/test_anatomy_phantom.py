@@ -42,6 +42,7 @@ from alarscrew.anatomy import analyze_anatomy
 from alarscrew.errors import AnatomyNotFoundError
 from alarscrew.phantom import make_phantom
 from alarscrew.spatial.frame import S1Frame
+from tests.anatomy.phantom_solve import angle_deg, solve_phantom
 
 CASES = {
     "neutral_1mm": {},
@@ -52,18 +53,8 @@ CASES = {
 }
 
 
-def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))))
-
-
-_SOLVED: dict[str, tuple] = {}
-
-
 def _solve(case: str) -> tuple:
-    if case not in _SOLVED:
-        ph = make_phantom(**CASES[case])
-        _SOLVED[case] = (ph, analyze_anatomy(ph.ct))
-    return _SOLVED[case]
+    return solve_phantom(CASES[case])
 
 
 @pytest.fixture(params=list(CASES), ids=list(CASES))
@@ -75,7 +66,7 @@ def test_frame_matches_truth(solved) -> None:
     ph, an = solved
     truth = S1Frame.from_dict(ph.truth["frame"])
     for axis in ("cranial_ras", "anterior_ras", "right_ras"):
-        assert _angle_deg(getattr(an.frame, axis), getattr(truth, axis)) <= 2.0, axis
+        assert angle_deg(getattr(an.frame, axis), getattr(truth, axis)) <= 2.0, axis
     assert np.linalg.norm(an.frame.origin_ras_mm - truth.origin_ras_mm) <= 2.0
 
 
@@ -159,7 +150,7 @@ def test_body_loss_with_lesion_mask(percent: float) -> None:
     assert an.body_loss.indication_met is (percent > 50.0)
     assert an.body_loss.method.startswith("supplied lesion mask")
     frame = S1Frame.from_dict(ph.truth["frame"])
-    assert _angle_deg(an.frame.cranial_ras, frame.cranial_ras) <= 2.0
+    assert angle_deg(an.frame.cranial_ras, frame.cranial_ras) <= 2.0
 
 
 def test_body_loss_estimated_from_ct() -> None:
@@ -201,7 +192,7 @@ def test_rigid_flip_of_axes_changes_nothing() -> None:
     new_aff = aff @ flip @ perm
     b = analyze_anatomy(ph.ct.__class__(arr, new_aff, source="flipped"))
     assert np.linalg.norm(a.frame.origin_ras_mm - b.frame.origin_ras_mm) <= 0.5
-    assert _angle_deg(a.frame.cranial_ras, b.frame.cranial_ras) <= 0.5
+    assert angle_deg(a.frame.cranial_ras, b.frame.cranial_ras) <= 0.5
 
 
 def test_no_sacrum_is_a_clear_error() -> None:

@@ -37,10 +37,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alarscrew.anatomy import analyze_anatomy
 from alarscrew.anatomy.sacrum import inner_plates
-from alarscrew.phantom import make_phantom
 from alarscrew.spatial.frame import S1Frame
+from tests.anatomy.phantom_solve import angle_deg, solve_phantom
 
 CASES = {
     f"{vox}mm_{name}": {"voxel_mm": vox, **params}
@@ -59,23 +58,13 @@ BODY_LOSS_TOL_POINTS = 5.0
 #: S1 body is about 25 mm wide per side; the phantom's alae reach ~50 mm.
 ALA_REACH_MM = 35.0
 
-_SOLVED: dict[str, tuple] = {}
-
-
 def _solve(case: str) -> tuple:
-    if case not in _SOLVED:
-        ph = make_phantom(**CASES[case])
-        _SOLVED[case] = (ph, analyze_anatomy(ph.ct))
-    return _SOLVED[case]
+    return solve_phantom(CASES[case])
 
 
 @pytest.fixture(params=list(CASES), ids=list(CASES))
 def solved(request: pytest.FixtureRequest) -> tuple:
     return _solve(request.param)
-
-
-def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))))
 
 
 def test_sacrum_with_both_alae_and_no_ilium(solved) -> None:
@@ -100,7 +89,7 @@ def test_frame_matches_truth(solved) -> None:
     ph, an = solved
     truth = S1Frame.from_dict(ph.truth["frame"])
     for axis in ("cranial_ras", "anterior_ras", "right_ras"):
-        assert _angle_deg(getattr(an.frame, axis), getattr(truth, axis)) <= FRAME_ANGLE_TOL_DEG
+        assert angle_deg(getattr(an.frame, axis), getattr(truth, axis)) <= FRAME_ANGLE_TOL_DEG
     assert np.linalg.norm(an.frame.origin_ras_mm - truth.origin_ras_mm) <= FRAME_ORIGIN_TOL_MM
 
 
