@@ -113,19 +113,25 @@ def _tilted_frame() -> S1Frame:
                              anterior_ras=np.array([0.0, np.cos(t), -np.sin(t)]))
 
 
+@pytest.mark.parametrize("origin", ["segmented", "bone"])
 @pytest.mark.parametrize("dilate_mm", [0.0, 1.0])
-def test_body_model_on_analytic_column(dilate_mm: float) -> None:
+def test_body_model_on_analytic_column(dilate_mm: float, origin: str) -> None:
+    """The column dilated by ``dilate_mm`` (a segmented surface outside the bone), measured in a
+    frame whose origin is on the segmented endplate (``endplate_z_mm`` left to its default) or
+    on the bony endplate (``endplate_z_mm=0``, as ``analyze_anatomy`` does CT-only)."""
     frame = _tilted_frame()
-    # the frame used for measuring has its origin on the segmented (dilated) endplate
     seg_frame = S1Frame(frame.origin_ras_mm + dilate_mm * frame.cranial_ras, frame.right_ras,
                         frame.anterior_ras, frame.cranial_ras)
     mask, _ = _column(seg_frame, dilate_mm=dilate_mm)
-    fv = frame_volume(MaskSampler(np.asarray(mask.array, bool), mask.affine), seg_frame)
-    model = body_model(fv, depth_mm=2.0 * (B_MM + dilate_mm), surface_bias_mm=dilate_mm)
+    measure = seg_frame if origin == "segmented" else frame
+    fv = frame_volume(MaskSampler(np.asarray(mask.array, bool), mask.affine), measure)
+    kw = {} if origin == "segmented" else {"endplate_z_mm": 0.0}
+    model = body_model(fv, depth_mm=2.0 * (B_MM + dilate_mm), surface_bias_mm=dilate_mm, **kw)
     assert model["notes"] == []
     assert model["semi_x_mm"] == pytest.approx(A_MM, abs=0.5)
     assert model["semi_y_mm"] == pytest.approx(B_MM, abs=1e-9)
-    assert model["top_mm"] == pytest.approx(-dilate_mm, abs=1e-9)
+    assert model["top_mm"] == pytest.approx(-dilate_mm if origin == "segmented" else 0.0,
+                                            abs=1e-9)
     assert model["height_mm"] == pytest.approx(H_MM, abs=0.75)
 
 

@@ -5,8 +5,9 @@ S1 body model
 An elliptic cylinder in the S1 frame: centred on the endplate centre, semi-axes
 ``a`` (left-right) and ``b`` (anterior-posterior), from the bony endplate (``top_mm``) down to
 the S1-S2 junction (``top_mm - height``). The segmented surface lies ``surface_bias_mm`` (about
-half a CT voxel) outside the bone, so every boundary is moved back by it: the frame origin
-sits on the segmented endplate, so the bony endplate is at ``z = -bias``; ``b`` is half the
+half a CT voxel) outside the bone, so every boundary is moved back by it: the bony endplate
+lies at frame ``z = endplate_z_mm`` (0 where ``analyze_anatomy`` has already moved the frame
+origin onto the bone, ``-bias`` where the origin sits on a segmented endplate); ``b`` is half the
 fitted endplate depth less the bias; ``a`` is fitted to the lateral exits of the body's
 anterior half just under the endplate (above the alae; falling back to ``1.5 b``, the mean
 width/depth ratio of the S1 endplate, when the body merges with the alae there), less the
@@ -149,7 +150,8 @@ def _junction_depth_mm(zs: np.ndarray, wall: np.ndarray, *, top_mm: float = 0.0
     return float(zs[j] + f * (zs[j + 1] - zs[j])), True
 
 
-def body_model(fv: FrameVolume, *, depth_mm: float, surface_bias_mm: float = 0.0) -> dict:
+def body_model(fv: FrameVolume, *, depth_mm: float, surface_bias_mm: float = 0.0,
+               endplate_z_mm: float | None = None) -> dict:
     """Measure the S1 body elliptic cylinder (see the module docstring).
 
     Parameters
@@ -160,14 +162,16 @@ def body_model(fv: FrameVolume, *, depth_mm: float, surface_bias_mm: float = 0.0
     surface_bias_mm : float
         How far the segmented surface lies outside the bone (partial volume at the bone
         threshold, about half a CT voxel). Every boundary measured here is moved back by it:
-        both semi-axes, the endplate (the frame origin lies on the segmented endplate
-        surface) and the underside of the S1 anterior lip at the S1-S2 junction.
+        both semi-axes and the underside of the S1 anterior lip at the S1-S2 junction.
+    endplate_z_mm : float, optional
+        Frame z of the bony endplate: 0 when the frame origin lies on the bone; by default
+        ``-surface_bias_mm`` (the origin lies on the segmented endplate surface).
 
     Returns
     -------
     dict
-        ``semi_x_mm``, ``semi_y_mm``, ``top_mm`` (frame z of the bony endplate, about
-        ``-surface_bias_mm``), ``height_mm`` (from ``top_mm`` down to the S1-S2 junction) and
+        ``semi_x_mm``, ``semi_y_mm``, ``top_mm`` (frame z of the bony endplate, ``endplate_z_mm``),
+        ``height_mm`` (from ``top_mm`` down to the S1-S2 junction) and
         ``notes`` (list of str).
 
     Notes
@@ -184,7 +188,7 @@ def body_model(fv: FrameVolume, *, depth_mm: float, surface_bias_mm: float = 0.0
     notes: list[str] = []
     bias = float(surface_bias_mm)
     b_seg = depth_mm / 2.0
-    top = 0.0 - bias
+    top = -bias if endplate_z_mm is None else float(endplate_z_mm)
     # rays run along rows of the frame grid (nodes every 1 mm): between rows the interpolated
     # boolean mask would side with the wider row and bias every exit outwards
     z_w = float(fv.z_mm[fv.z_mm <= top - 0.5].max())

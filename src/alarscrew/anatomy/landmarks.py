@@ -141,8 +141,18 @@ def _surface_normals(fv: FrameVolume) -> tuple[np.ndarray, np.ndarray]:
     return idx, n
 
 
+def _on_bone(p: np.ndarray | None, direction: np.ndarray, bias_mm: float, *,
+             exit_: bool = True) -> np.ndarray | None:
+    """A :func:`ray_crossing` point moved ``bias_mm`` into the mask along the ray."""
+    if p is None or bias_mm == 0:
+        return p
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    return p - bias_mm * d if exit_ else p + bias_mm * d
+
+
 def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
-                     l5: np.ndarray | None = None) -> dict[str, Landmark]:
+                     l5: np.ndarray | None = None,
+                     surface_bias_mm: float = 0.0) -> dict[str, Landmark]:
     """Detect the model.py landmarks on a frame volume (see the module docstring).
 
     Parameters
@@ -155,6 +165,10 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
         of ``fv`` (same shape as ``fv.mask``). When given,
         the S1 superior facet is the posteromedial patch that meets the L5 inferior articular
         process (the L5-S1 facet joint).
+    surface_bias_mm : float
+        How far the mask's surface lies outside the bone (a CT threshold mask: about half a
+        voxel; a drawn label: 0). Points found on the surface are moved that far into the
+        mask: along the ray for ray crossings, along the inward normal for the facet.
 
     Returns
     -------
@@ -175,28 +189,30 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
 
     add("endplate_center", np.zeros(3), ep_conf,
         "midpoint of the line fitted to the top of the S1 body in the midsagittal section")
-    p = ray_crossing(vol, fv, np.array([0.0, 0.0, -1.5]), np.array([0.0, 1.0, 0.0]))
+    b = float(surface_bias_mm)
+    ant, post = np.array([0.0, 1.0, 0.0]), np.array([0.0, -1.0, 0.0])
+    p = _on_bone(ray_crossing(vol, fv, np.array([0.0, 0.0, -1.5]), ant), ant, b)
     if p is not None:
         add("promontory", np.array([0.0, p[1], 0.0]), ep_conf,
             "anterior edge of the endplate in the midline (ray at 1.5 mm below the endplate)")
 
     z = PEDICLE_LEVEL_MM
-    wall = ray_crossing(vol, fv, np.array([0.0, 0.0, z]), np.array([0.0, -1.0, 0.0]))
+    wall_seg = ray_crossing(vol, fv, np.array([0.0, 0.0, z]), post)
     canal = None
     pedicles: dict[str, np.ndarray] = {}
-    if wall is not None:
-        roof = ray_crossing(vol, fv, wall + np.array([0.0, -0.5, 0.0]),
-                            np.array([0.0, -1.0, 0.0]), max_mm=35.0, exit_=False)
+    if wall_seg is not None:
+        wall = _on_bone(wall_seg, post, b)
+        roof = _on_bone(ray_crossing(vol, fv, wall_seg + np.array([0.0, -0.5, 0.0]), post,
+                                     max_mm=35.0, exit_=False), post, b, exit_=False)
         if roof is not None:
             yc = 0.5 * (wall[1] + roof[1])
             conf, how = 0.8, "midway between body and dorsal roof"
         else:
             yc = wall[1] - 8.5
             conf, how = 0.3, "no dorsal roof found: 8.5 mm behind the body (nominal)"
-        lw = ray_crossing(vol, fv, np.array([0.0, yc, z]), np.array([-1.0, 0.0, 0.0]),
-                          max_mm=30.0, exit_=False)
-        rw = ray_crossing(vol, fv, np.array([0.0, yc, z]), np.array([1.0, 0.0, 0.0]),
-                          max_mm=30.0, exit_=False)
+        lw, rw = (_on_bone(ray_crossing(vol, fv, np.array([0.0, yc, z]), d, max_mm=30.0,
+                                        exit_=False), d, b, exit_=False)
+                  for d in (np.array([-1.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0])))
         if lw is not None and rw is not None:
             xc, half = 0.5 * (lw[0] + rw[0]), 0.5 * (rw[0] - lw[0])
         else:
@@ -212,16 +228,18 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
     if l5 is not None and np.shape(l5) != fv.mask.shape:
         raise GeometryError(f"l5: mask shape {np.shape(l5)} differs from the frame grid "
                             f"{fv.mask.shape}; resample it with frame_volume first")
-    _facets(fv, out, canal, add, l5=l5)
-    _alae(vol, fv, add, pedicles)
+    _facets(fv, out, canal, add, l5=l5, bias_mm=b)
+    _alae(vol, fv, add, pedicles, bias_mm=b)
     _foramina(fv, add)
     return out
 
 
 def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add, *,
-            l5: np.ndarray | None = None) -> None:
+            l5: np.ndarray | None = None, bias_mm: float = 0.0) -> None:
     idx, nrm = _surface_normals(fv)
     pts = np.column_stack([fv.x_mm[idx[:, 0]], fv.y_mm[idx[:, 1]], fv.z_mm[idx[:, 2]]])
+    # boundary voxel centres lie half a frame voxel (0.5 mm) inside the mask's surface
+    inward_mm = max(float(bias_mm) - 0.5, 0.0)
     y_body = canal[3] if canal is not None else -16.0
     cos_cone = np.cos(np.radians(FACET_CONE_DEG))
     l5_tree = None
@@ -260,7 +278,7 @@ def _facets(fv: FrameVolume, out: dict, canal: tuple | None, add, *,
                 how = "patches meeting the L5 inferior articular process"
             else:
                 how = "largest patch (none meets the L5 label)"
-        fp = fp[keep[vals - 1]]
+        fp = fp[keep[vals - 1]] - inward_mm * nrm[sel][keep[vals - 1]]
         c = fp.mean(axis=0)
         conf = float(np.clip(len(fp) / 150.0, 0.3, 0.85))
         add(f"{side}.sap_facet", c, conf,
@@ -291,7 +309,9 @@ def _scatter(fv: FrameVolume, p: np.ndarray) -> np.ndarray:
     return m
 
 
-def _alae(vol: np.ndarray, fv: FrameVolume, add, pedicles: dict[str, np.ndarray]) -> None:
+def _alae(vol: np.ndarray, fv: FrameVolume, add, pedicles: dict[str, np.ndarray], *,
+          bias_mm: float = 0.0) -> None:
+    ant = np.array([0.0, 1.0, 0.0])
     k = int(np.argmin(np.abs(fv.z_mm - ALA_LEVEL_MM)))
     sl = fv.mask[:, :, k]
     for side, s in (("left", -1.0), ("right", 1.0)):
@@ -306,8 +326,9 @@ def _alae(vol: np.ndarray, fv: FrameVolume, add, pedicles: dict[str, np.ndarray]
         front = None
         if col.any():
             y_front = fv.y_mm[np.nonzero(col)[0].max()]
-            front = ray_crossing(vol, fv, np.array([s * xa, y_front - 2.0, ALA_LEVEL_MM]),
-                                 np.array([0.0, 1.0, 0.0]), max_mm=10.0)
+            front = _on_bone(ray_crossing(vol, fv, np.array([s * xa, y_front - 2.0,
+                                                            ALA_LEVEL_MM]), ant, max_mm=10.0),
+                             ant, bias_mm)
         if front is not None:
             add(f"{side}.ala_anterior", front, 0.7,
                 f"anterior cortex of the ala at {ALA_ANTERIOR_FRACTION:.0%} of the section's "
@@ -327,8 +348,10 @@ def _alae(vol: np.ndarray, fv: FrameVolume, add, pedicles: dict[str, np.ndarray]
                            f"lateral ray at x = {NOMINAL_PEDICLE_X_MM:g} mm through the AP "
                            "middle of the section"))
         for start, conf, how in starts:
-            p = ray_crossing(vol, fv, start, np.array([s, 0.0, 0.0]), max_mm=90.0)
+            lat = np.array([s, 0.0, 0.0])
+            p = ray_crossing(vol, fv, start, lat, max_mm=90.0)
             if p is not None and abs(p[0]) > abs(start[0]):
+                p = _on_bone(p, lat, bias_mm)
                 add(f"{side}.ala_lateral", p, conf,
                     f"lateral boundary of the ala (SI-joint face) on the {how}, pedicle level")
                 break
