@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
+from alarscrew.anatomy.facet import refine_facets
 from alarscrew.anatomy.fill import fill_fine_sacrum
 from alarscrew.anatomy.grid import bounding_box, make_work_grid
 from alarscrew.anatomy.landmarks import POINT_NAMES, detect_landmarks
@@ -309,6 +310,9 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         l5_frame = frame_volume(MaskSampler(result.regions == CRANIAL, grid.affine), frame).mask
     found = detect_landmarks(fv, endplate_rms_mm=info["rms_mm"], l5=l5_frame,
                              surface_bias_mm=frame_bias)
+    # the mask is unreliable at the L5-S1 facet joint: move the facet points to the joint
+    # space seen in the CT itself where it is clear (alarscrew.anatomy.facet)
+    found = refine_facets(ct.array, ct.affine, frame, found)
     if not sacrum_how.startswith("supplied"):
         _check_alae(found, frame, ct, has_s1_label="s1" in labels)
     withheld: dict[str, str] = {}

@@ -1,0 +1,265 @@
+"""The S1 superior facet refined from CT intensity across the L5-S1 facet joint.
+
+The mask-based facet (:mod:`alarscrew.anatomy.landmarks`) sits on the surface of a threshold
+segmentation. At the L5-S1 facet joint that surface is unreliable once the 1-3 mm joint space
+is not much wider than a voxel: the joint then reads only a little darker than the cortices on
+either side, and the mask either keeps part of the L5 inferior articular process or is cut
+inside the S1 superior articular process (phantom, 2 mm voxels: the facet 1-4 mm off along its
+normal). The CT itself still shows the joint as a shallow dip between two cortical peaks.
+
+:func:`refine_facets` samples the CT on a bundle of parallel profiles along the facet normal
+around each mask-based facet point (``{side}.sap_facet`` and ``{side}.entry``), averages them,
+and reads the profile from the inside out:
+
+1. the S1 marrow: the darkest point :data:`MARROW_WINDOW_MM` deep to the mask point;
+2. the S1 cortex: the first peak outward of it above half-way from the marrow to the
+   brightest cortex of the profile;
+3. the joint space: the first dip after that peak, followed by a second peak (the L5
+   inferior articular process cortex) at most :func:`max_peak_separation_mm` from the first;
+4. the S1 articular surface: where the profile falls to half-way between the S1 cortical
+   peak and the joint minimum (the S1-side half-maximum edge).
+
+The point is moved along the normal to that edge only when the joint is clear: the dip lies
+at least :data:`MIN_JOINT_CONTRAST_HU` (and four standard errors of the averaged profile)
+below both peaks. Otherwise (a free facet surface with no L5 process opposite, or a joint the
+voxels do not resolve) the mask-based point is kept and its confidence lowered. The method
+text of each landmark says which happened and the contrast measured.
+
+Frames: the facet normal is the posteromedial direction at 45 degrees to the sagittal plane
+in the S1 frame (x right, y anterior, z cranial), as in the mask-based detector (lumbosacral
+facet orientation, Masharawi et al., Spine 2004;29:1755-1763).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.signal import find_peaks
+
+from alarscrew.anatomy.model import Landmark
+from alarscrew.errors import GeometryError
+from alarscrew.spatial.frame import S1Frame
+
+#: Angle of the facet normal to the sagittal plane (deg), as in the mask-based detector.
+FACET_ANGLE_DEG = 45.0
+#: Half-width (mm) of the square bundle of profiles across the facet plane, and its step.
+BUNDLE_HALF_MM, BUNDLE_STEP_MM = 4.0, 1.0
+#: Profile extent along the normal (mm, relative to the mask point) and sampling step.
+PROFILE_IN_MM, PROFILE_OUT_MM, PROFILE_STEP_MM = -9.0, 9.0, 0.25
+#: The S1 marrow anchor is the darkest point this far inside (mm, along -normal): the mask
+#: point is at most a few mm off the articular surface, and the S1 superior articular
+#: process is about 10 mm thick.
+MARROW_WINDOW_MM = (-8.0, -3.0)
+#: Smallest dip (HU) below both cortical peaks accepted as a joint space, whatever the noise:
+#: about the CT-number ripple of beam hardening and reconstruction next to cortical bone.
+MIN_JOINT_CONTRAST_HU = 10.0
+#: Mean voxel size (mm) from which the joint is not refined: at 3 mm the 2 mm joint and both
+#: cortices merge into one peak, and the first dip outward is the marrow of the L5 process
+#: (analytic two-plate CT, 3 mm: the "edge" 3.8 mm outside the S1 surface; 2.5 mm: no joint
+#: found). The pipeline's coarse-grid limit (alarscrew.anatomy.sacrum.COARSE_MM) is the same.
+MAX_VOXEL_MM = 2.5
+#: Confidence factor for a mask-based point the CT profiles could not confirm.
+UNCONFIRMED_FACTOR = 0.7
+
+
+def max_peak_separation_mm(voxel_mm: float) -> float:
+    """Largest distance (mm) between the two cortical peaks of a facet joint.
+
+    A joint space of at most 3 mm plus one cortical thickness on each side, widened by the
+    blur of about 1.5 voxels along an oblique profile: ``4 + 1.5 * voxel_mm``. The S1 marrow
+    between the two cortices of the superior articular process (about 10 mm) is wider.
+    """
+    return 4.0 + 1.5 * float(voxel_mm)
+
+
+def facet_axes(side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(outward posteromedial normal, lateral tangent) of the ``side`` facet, frame axes."""
+    if side not in ("left", "right"):
+        raise GeometryError(f"side must be 'left' or 'right', got {side!r}")
+    s = 1.0 if side == "right" else -1.0
+    a = np.radians(FACET_ANGLE_DEG)
+    return (np.array([-s * np.sin(a), -np.cos(a), 0.0]),
+            np.array([s * np.cos(a), -np.sin(a), 0.0]))
+
+
+def sample_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_frame_mm:
+                    np.ndarray, normal: np.ndarray, tangent: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """CT profiles along ``normal`` on a square bundle across the facet plane.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu``.
+    frame : S1Frame
+    center_frame_mm : (3,) ndarray
+        Bundle centre (frame mm).
+    normal, tangent : (3,) ndarray
+        Unit profile direction and in-plane tangent (frame axes); the bundle's second in-plane
+        axis is ``normal x tangent``.
+
+    Returns
+    -------
+    s_mm : (S,) ndarray
+        Position along the normal relative to the centre (mm).
+    profiles : (R, S) ndarray
+        Trilinear HU; NaN where a sample falls outside the image.
+    """
+    s_mm = np.arange(PROFILE_IN_MM, PROFILE_OUT_MM + 1e-9, PROFILE_STEP_MM)
+    u = np.arange(-BUNDLE_HALF_MM, BUNDLE_HALF_MM + 1e-9, BUNDLE_STEP_MM)
+    uu, ww = (g.ravel() for g in np.meshgrid(u, u, indexing="ij"))
+    w_axis = np.cross(normal, tangent)
+    base = center_frame_mm + uu[:, None] * tangent + ww[:, None] * w_axis  # (R, 3)
+    pts = base[:, None, :] + s_mm[None, :, None] * normal  # (R, S, 3)
+    ras = frame.to_world_mm(pts.reshape(-1, 3))
+    inv = np.linalg.inv(np.asarray(affine, float))
+    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
+    vals = ndi.map_coordinates(np.asarray(hu, np.float32), ijk, order=1, mode="constant",
+                               cval=np.nan)
+    return s_mm, vals.reshape(len(base), len(s_mm))
+
+
+def joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float
+               ) -> tuple[float | None, float, float]:
+    """S1-side articular surface on averaged profiles across a facet joint (module docstring).
+
+    Parameters
+    ----------
+    s_mm : (S,) ndarray
+        Increasing positions along the outward facet normal (mm); the S1 bone lies at low
+        ``s``.
+    profiles : (R, S) ndarray
+        HU profiles (NaN outside the image).
+    voxel_mm : float
+        Mean voxel size (mm), for :func:`max_peak_separation_mm`.
+
+    Returns
+    -------
+    edge_mm : float or None
+        Position of the S1 articular surface along ``s_mm``; None without a clear joint.
+    contrast_hu : float
+        Depth of the joint dip below the lower of its two cortical peaks (NaN when no
+        peak-dip-peak was found).
+    required_hu : float
+        The contrast a clear joint needs: ``max(MIN_JOINT_CONTRAST_HU, 4 * standard error)``.
+    """
+    prof = np.asarray(profiles, float)
+    ok = np.all(np.isfinite(prof), axis=1)
+    if ok.sum() < 3:
+        return None, float("nan"), MIN_JOINT_CONTRAST_HU
+    prof = prof[ok]
+    step = float(s_mm[1] - s_mm[0])
+    mean = ndi.gaussian_filter1d(prof.mean(axis=0), 0.5 / step)
+    lo = np.searchsorted(s_mm, MARROW_WINDOW_MM[0])
+    hi = np.searchsorted(s_mm, MARROW_WINDOW_MM[1])
+    i0 = lo + int(np.argmin(mean[lo:hi]))
+    # standard error of the mean profile: the spread across rays in the S1 marrow (image
+    # noise and trabecular texture; median absolute deviation, so that the few rays leaving
+    # the process at the bundle's edge do not count), over the independent voxels in the bundle
+    n_eff = min(len(prof), max(1.0, (2.0 * BUNDLE_HALF_MM + BUNDLE_STEP_MM) ** 2
+                               / float(voxel_mm) ** 2))
+    window = prof[:, lo:hi]
+    mad = np.median(np.abs(window - np.median(window, axis=0)), axis=0)
+    sem = 1.4826 * float(np.median(mad)) / np.sqrt(n_eff)
+    peaks, _ = find_peaks(mean[i0:], prominence=MIN_JOINT_CONTRAST_HU / 3.0)
+    dips, _ = find_peaks(-mean[i0:], prominence=MIN_JOINT_CONTRAST_HU / 3.0)
+    peaks, dips = peaks + i0, dips + i0
+    required = MIN_JOINT_CONTRAST_HU
+    if len(peaks) < 2:
+        return None, float("nan"), required
+    # the S1 cortex: the first peak above half-way from the marrow to the brightest cortex
+    # outward of it (texture and noise bumps in the marrow stay below)
+    cortex = peaks[mean[peaks] >= 0.5 * (mean[i0] + mean[i0:].max())]
+    if len(cortex) == 0:
+        return None, float("nan"), required
+    p1 = int(cortex[0])
+    later_dips = dips[dips > p1]
+    if len(later_dips) == 0:
+        return None, float("nan"), required
+    j = int(later_dips[0])
+    later_peaks = peaks[peaks > j]
+    if len(later_peaks) == 0 or s_mm[later_peaks[0]] - s_mm[p1] > max_peak_separation_mm(
+            voxel_mm):
+        return None, float("nan"), required
+    p2 = int(later_peaks[0])
+    contrast = float(min(mean[p1], mean[p2]) - mean[j])
+    required = max(MIN_JOINT_CONTRAST_HU, 4.0 * sem)
+    if contrast < required:
+        return None, contrast, required
+    level = 0.5 * (mean[p1] + mean[j])
+    seg = mean[p1:j + 1]
+    k = int(np.argmax(seg < level))  # first sample below the half level (seg[0] is above)
+    a, b = seg[k - 1] - level, seg[k] - level
+    f = a / (a - b) if a != b else 0.5
+    return float(s_mm[p1 + k - 1] + f * step), contrast, required
+
+
+def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                  landmarks: dict[str, Landmark], *,
+                  max_voxel_mm: float = MAX_VOXEL_MM) -> dict[str, Landmark]:
+    """Move the S1 facet and entry points onto the articular surface seen in the CT.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU on its own grid.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu``.
+    frame : S1Frame
+        The S1 frame in which the facet normals are defined.
+    landmarks : dict of str to Landmark
+        Detected landmarks (world RAS mm); ``{side}.sap_facet`` and ``{side}.entry`` are
+        refined when present and not supplied by the user. Not modified.
+    max_voxel_mm : float
+        On grids with a mean voxel size at or above this the landmarks are returned as given
+        (:data:`MAX_VOXEL_MM`).
+
+    Returns
+    -------
+    dict of str to Landmark
+        A new dict: the same landmarks with the facet points moved along the facet normal to
+        the S1-side edge of a clear joint space, or kept with
+        :data:`UNCONFIRMED_FACTOR` times their confidence; the method text says which.
+
+    Raises
+    ------
+    GeometryError
+        ``hu`` is not 3D or ``affine`` is not 4 x 4.
+    """
+    hu = np.asarray(hu)
+    aff = np.asarray(affine, float)
+    if hu.ndim != 3 or aff.shape != (4, 4):
+        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
+                            f"{hu.shape} and {aff.shape}")
+    voxel_mm = float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
+    out = dict(landmarks)
+    if voxel_mm >= max_voxel_mm:
+        return out
+    for side in ("left", "right"):
+        normal, tangent = facet_axes(side)
+        for kind in ("sap_facet", "entry"):
+            lm = landmarks.get(f"{side}.{kind}")
+            if lm is None or lm.supplied:
+                continue
+            c = frame.to_frame_mm(np.asarray(lm.xyz_ras_mm, float)[None])[0]
+            s_mm, prof = sample_profiles(hu, aff, frame, c, normal, tangent)
+            edge, contrast, required = joint_edge(s_mm, prof, voxel_mm=voxel_mm)
+            if edge is None:
+                seen = (f"dip {contrast:.0f} HU < {required:.0f} HU" if np.isfinite(contrast)
+                        else "no peak-dip-peak")
+                out[lm.name] = replace(
+                    lm, confidence=UNCONFIRMED_FACTOR * lm.confidence,
+                    method=f"{lm.method}; kept: CT profiles along the facet normal show no "
+                           f"clear L5-S1 joint space ({seen})")
+                continue
+            xyz = frame.to_world_mm((c + edge * normal)[None])[0]
+            out[lm.name] = replace(
+                lm, xyz_ras_mm=xyz,
+                method=f"{lm.method}; moved {edge:+.1f} mm along the facet normal to the "
+                       f"S1-side half-level edge of the L5-S1 joint space in the CT "
+                       f"(dip {contrast:.0f} HU below the cortices)")
+    return out
