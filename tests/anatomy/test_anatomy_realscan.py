@@ -239,7 +239,9 @@ def test_ct_only_real_scan_sacrum_and_frame(ct_only, v1_run, real_ct_dir: Path) 
     """No labels at all (issue 3 item 3). The L5-S1 disc (88 HU between 200-240 HU endplates,
     marrow 111-148 HU) is found by ``find_lumbosacral_disc`` and bounds the automatic region.
     Measured (2026-11-23): frame origin 1.4 mm and cranial axis 1.6 deg from the v1-label
-    run, Dice 0.658 against the v1 sacrum; tolerances 3 mm / 3 deg / Dice 0.62."""
+    run. Dice against the v1 sacrum 0.692 (159 ml vs v1's 210 ml) since the coarse enclosure
+    keeps the fatty alar marrow up to the SI joint space (``fill.JOINT_GAP_MM``); 0.658 with
+    the midpoint rule before. Tolerances 3 mm / 3 deg / Dice 0.66."""
     _check_alae_and_no_ilium(ct_only, real_ct_dir)
     assert "L5-S1 disc found" in ct_only.provenance["sacrum_mask"]
     f, ref = ct_only.frame, v1_run.frame
@@ -249,8 +251,8 @@ def test_ct_only_real_scan_sacrum_and_frame(ct_only, v1_run, real_ct_dir: Path) 
     assert ct_only.provenance["endplate_fit"]["rms_mm"] <= 1.0
     v1 = load_nifti(real_ct_dir / "total_v1.nii.gz", is_label=True).array == 92
     m = ct_only.sacrum.array
-    assert 2.0 * (m & v1).sum() / (m.sum() + v1.sum()) >= 0.62
-    # posterior landmarks (measured 5.9 mm canal, 6.3 / 9.5 mm pedicles from the v1 run; with
+    assert 2.0 * (m & v1).sum() / (m.sum() + v1.sum()) >= 0.66
+    # posterior landmarks (measured 6.3 mm canal, 6.9 / 9.6 mm pedicles from the v1 run; with
     # the S1 label 7.3 / 3.7 / 6.1 mm): tolerance 12 mm, a plate rule applied in the midline
     # had moved them 16-19 mm
     for name in ("canal", "left.pedicle", "right.pedicle"):

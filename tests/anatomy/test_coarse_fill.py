@@ -64,3 +64,27 @@ def test_input_not_modified_and_empty_passes_through() -> None:
     np.testing.assert_array_equal(sac, before)
     empty = np.zeros_like(sac)
     assert not fill_coarse_sacrum(empty, regions, SP).any()
+
+
+def test_joint_gap_keeps_the_marrow_up_to_the_sacroiliac_joint() -> None:
+    """The lateral alar cortex went to the ilium (as the coarse watershed does where the joint
+    is not resolved and the marrow is below the bone threshold): the marrow between the body
+    (|x| < 15 mm) and that plate (|x| = 39 mm) is sacral. By construction: with
+    ``joint_gap_mm=3`` every marrow voxel more than 3 mm from the iliac region (|x| <= 33 mm)
+    is filled, and the 3 mm layer at the plate (|x| = 36 mm, the joint) and all iliac voxels
+    stay out."""
+    regions, truth = _model()
+    x = np.broadcast_to(np.arange(-75.0, 76.0, 3.0)[:, None, None], regions.shape)
+    plate = (regions == SACRUM) & (np.abs(x) >= 39.0) & truth["marrow"].any(axis=0)[None]
+    regions[plate & (x < 0)] = ILIUM_LEFT
+    regions[plate & (x > 0)] = ILIUM_RIGHT
+    sac = regions == SACRUM
+    inner = truth["marrow"] & (np.abs(x) <= 33.0)
+    joint = truth["marrow"] & (np.abs(x) > 33.0)
+    out = fill_coarse_sacrum(sac, regions, SP, joint_gap_mm=3.0)
+    assert (out >= sac).all()
+    assert out[inner].mean() >= 0.95
+    assert not out[joint].any()
+    assert not out[np.isin(regions, (ILIUM_LEFT, ILIUM_RIGHT))].any()
+    assert not out[truth["il_marrow"]].any()
+    assert not out[truth["canal"]].any()

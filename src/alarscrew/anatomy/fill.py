@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 #: In-plane closing radius (mm) that completes a coarse-voxel sacrum (:func:`fill_coarse_sacrum`).
 COARSE_CLOSE_MM = 12.0
+#: Sacroiliac joint space (mm) left out next to the ilia by the coarse enclosure
+#: (:func:`fill_coarse_sacrum` ``joint_gap_mm``): the adult joint space is 2-4 mm wide, one
+#: voxel at >= 2.5 mm, so the voxels touching the closed iliac region (3 mm away on a 3 mm
+#: grid) are the joint and those farther out are sacral marrow. The midpoint rule it replaces
+#: on coarse grids gave the ilia half of the fatty alar marrow that lies between the sacral
+#: cortex found by the threshold and the iliac cortex (real 3 mm scan: 13 ml of the v1
+#: sacrum label, Dice 0.658 -> 0.692).
+JOINT_GAP_MM = 3.0
 
 
 def _plane_structure(axis: int) -> np.ndarray:
@@ -63,7 +71,8 @@ def _close_in_planes(mask: np.ndarray, axis: int, radius_mm: float,
 
 
 def fill_coarse_sacrum(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndarray, *,
-                       radius_mm: float = COARSE_CLOSE_MM, seal_vox: int = 0) -> np.ndarray:
+                       radius_mm: float = COARSE_CLOSE_MM, seal_vox: int = 0,
+                       joint_gap_mm: float | None = None) -> np.ndarray:
     """Complete a coarse-voxel sacrum whose marrow is below the bone threshold.
 
     At >= 2.5 mm, fatty or osteoporotic marrow of the alae averages to soft-tissue values
@@ -78,6 +87,10 @@ def fill_coarse_sacrum(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndar
        SI joint becomes enclosed.
     2. Each filled voxel goes to the nearest watershed region (Euclidean, on the working
        grid): voxels nearer an ilium or the lumbar bone than the sacrum are not sacrum.
+       With ``joint_gap_mm``, the ilia do not compete in this rule: an ilium's own marrow is
+       already the closed and filled iliac region, so enclosed space outside it lies across
+       the sacroiliac joint, in the sacrum, except within ``joint_gap_mm`` of the ilium (the
+       joint space itself).
     3. Holes that are enclosed in axial slices but open in 3D (spinal canal, foramina) are
        kept open; marrow enclosed in 3D is kept.
 
@@ -95,6 +108,10 @@ def fill_coarse_sacrum(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndar
         Before the 3D enclosure test of step 3, the sacrum is closed by this many voxels
         (3D cross): a shell with small 3D leaks (a few missing cortex blocks) then still
         encloses its marrow, while the canal and foramina (several voxels wide) stay open.
+    joint_gap_mm : float, optional
+        Width of the sacroiliac joint space (mm). None: filled voxels nearer an ilium than the
+        sacrum are left out (the midpoint rule). Given: only filled voxels within this distance
+        of the closed iliac regions are left out; see step 2 and :data:`JOINT_GAP_MM`.
 
     Returns
     -------
@@ -112,12 +129,14 @@ def fill_coarse_sacrum(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndar
     hi = np.minimum(idx.max(axis=0) + margin + 1, np.asarray(sac.shape))
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     out = np.zeros(sac.shape, bool)
-    out[box] = _fill_coarse_box(sac[box], regions[box], spacing_mm, radius_mm, seal_vox)
+    out[box] = _fill_coarse_box(sac[box], regions[box], spacing_mm, radius_mm, seal_vox,
+                                joint_gap_mm)
     return out
 
 
 def _fill_coarse_box(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndarray,
-                     radius_mm: float, seal_vox: int) -> np.ndarray:
+                     radius_mm: float, seal_vox: int, joint_gap_mm: float | None
+                     ) -> np.ndarray:
     """:func:`fill_coarse_sacrum` inside a box around the sacrum (see there)."""
     ilia = np.zeros(sac.shape, bool)
     for code in (ILIUM_LEFT, ILIUM_RIGHT):
@@ -127,9 +146,15 @@ def _fill_coarse_box(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndarra
     filled = np.zeros(sac.shape, bool)
     for ax in (2, 1):
         filled |= _fill_in_planes(_close_in_planes(union, ax, radius_mm, spacing_mm), (ax,))
-    seeds = np.where(np.isin(regions, (SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL)), regions, 0)
+    competing = (SACRUM, CRANIAL) if joint_gap_mm is not None else (
+        SACRUM, ILIUM_LEFT, ILIUM_RIGHT, CRANIAL)
+    seeds = np.where(np.isin(regions, competing), regions, 0)
     reach_vox = int(np.ceil(2.0 * radius_mm / float(np.min(spacing_mm))))
-    nearest = expand_labels(seeds, distance=reach_vox)
+    sacral = expand_labels(seeds, distance=reach_vox) == SACRUM
+    if joint_gap_mm is not None:
+        # the joint space: within joint_gap_mm of the closed ilium (a voxel touching it is at
+        # one voxel size); beyond it, enclosed space is sacral
+        sacral &= ndi.distance_transform_edt(~ilia, sampling=spacing_mm) > joint_gap_mm
     axial_holes = _fill_in_planes(sac, (2,)) & ~sac
     sealed = sac
     if seal_vox > 0:
@@ -137,7 +162,7 @@ def _fill_coarse_box(sac: np.ndarray, regions: np.ndarray, spacing_mm: np.ndarra
         sealed = sealed[(slice(seal_vox + 1, -(seal_vox + 1)),) * 3] | sac
     enclosed_3d = ndi.binary_fill_holes(sealed)
     open_holes = axial_holes & ~enclosed_3d
-    out = (filled & (nearest == SACRUM) & ~ilia & ~open_holes) | sac
+    out = (filled & sacral & ~ilia & ~open_holes) | sac
     lab, _ = ndi.label(out)
     keep = np.bincount(lab[sac].ravel())
     keep[0] = 0

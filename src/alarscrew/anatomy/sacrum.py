@@ -43,7 +43,7 @@ from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold
 from skimage.segmentation import watershed
 
-from alarscrew.anatomy.fill import fill_coarse_sacrum
+from alarscrew.anatomy.fill import JOINT_GAP_MM, fill_coarse_sacrum
 from alarscrew.anatomy.grid import WorkGrid
 from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT, SACRUM
 from alarscrew.errors import AnatomyNotFoundError
@@ -586,7 +586,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     sac = regions == SACRUM
     if coarse:
         shell = sac
-        sac = fill_coarse_sacrum(sac, regions, sp)
+        sac = fill_coarse_sacrum(sac, regions, sp, joint_gap_mm=JOINT_GAP_MM)
         regions = np.where(sac, SACRUM, regions)
     lab, n = ndi.label(sac)
     if n == 0:
