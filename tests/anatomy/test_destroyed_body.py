@@ -54,3 +54,23 @@ def test_with_a_lesion_mask_the_same_case_works() -> None:
     assert an.body_loss.indication_met is True
     assert an.body_loss.pedicle_level_percent == pytest.approx(
         ph.truth["body_loss"]["pedicle_level_percent"], abs=5.0)
+
+
+@pytest.mark.parametrize(("voxel_mm", "percent"), [(1.0, 30.0), (1.5, 85.0), (2.0, 60.0)])
+def test_ct_only_destroyed_body_is_refused_not_taken_for_l5(voxel_mm: float,
+                                                             percent: float) -> None:
+    """CT-only, the automatic seed lands in L5 above a destroyed S1 body. Found by a parameter
+    sweep (2026-11-23): at 1.5 mm / 85 % the L5 region passed the seed check (no midline bone
+    right below it: the body is gone), its top was fitted as the S1 endplate 36.5 mm above the
+    true one and the body loss read 0 % for a true 85 %, silently. Every case must be refused:
+    by the seed check, or by the sacral-depth check (the region ends 29 mm below its
+    endplate, with 20 cm3 of midline bone below it)."""
+    ph = make_phantom(voxel_mm=voxel_mm, body_destruction_percent=percent)
+    with pytest.raises(AnatomyNotFoundError, match=r"L5|lumbar|more midline bone below"):
+        analyze_anatomy(ph.ct)
+
+
+def test_the_depth_check_names_l5() -> None:
+    ph = make_phantom(voxel_mm=1.5, body_destruction_percent=85.0)
+    with pytest.raises(AnatomyNotFoundError, match=r"ends \d+ mm below.*probably L5.*--seg"):
+        analyze_anatomy(ph.ct)

@@ -27,6 +27,7 @@ from alarscrew.anatomy.model import Anatomy, Landmark
 from alarscrew.anatomy.refine import refine_full_resolution
 from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT
 from alarscrew.anatomy.s1frame import (
+    FrameVolume,
     MaskSampler,
     fit_endplate,
     frame_volume,
@@ -133,6 +134,45 @@ def _check_endplate(info: dict, ct: Image) -> None:
             "mm): the S1 body is probably destroyed, so the S1 frame and every angle would be "
             "wrong; supply the defect with --lesion, or an S1 label that covers the whole "
             "vertebra including the destroyed body")
+
+
+#: A sacrum reaches at least this far below its S1 endplate in the midline (S1 body about
+#: 27 mm high, S2 below it). Measured (frame mm, midline |x| <= 15 mm, to the 80 mm frame box):
+#: 54-80 on the 20 atlas sacra, 80 on the real 3 mm scan and the intact phantom; 29 mm for
+#: L5 taken for the sacrum above an 85 % destroyed S1 body (phantom, 1.5 mm, CT-only).
+MIN_SACRAL_DEPTH_MM = 45.0
+#: ... and a lumbar vertebra taken for it has the sacrum below: bone (>= BONE_BELOW_HU) in
+#: the midline (|x| <= 15 mm, frame y -60..40 mm) within 40 mm below the mask. Measured:
+#: 20 cm3 in that L5 case; 0-9.7 cm3 below the 20 atlas sacra and the real scan, where the
+#: sacrum reaches the frame box (coccyx, or sacrum beyond the box).
+BONE_BELOW_CM3 = 5.0
+BONE_BELOW_HU = 200.0
+
+
+def _check_not_lumbar(fv: FrameVolume, ct: Image) -> None:
+    """Refuse a CT-detected "sacrum" that ends like a lumbar vertebra with bone below it."""
+    mid = np.abs(fv.x_mm) <= 15.0
+    inside_z = fv.mask[mid].any(axis=(0, 1))
+    if not inside_z.any():
+        return
+    depth = -float(fv.z_mm[inside_z].min())
+    if depth >= MIN_SACRAL_DEPTH_MM:
+        return
+    step = 2.0
+    axes = (np.arange(-15.0, 15.0 + step / 2, step), np.arange(-60.0, 40.0 + step / 2, step),
+            np.arange(-depth - 40.0, -depth, step))
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    inv = np.linalg.inv(ct.affine)
+    world = fv.to_world(pts)
+    hu = ndi.map_coordinates(np.asarray(ct.array, np.float32),
+                             (world @ inv[:3, :3].T + inv[:3, 3]).T, order=1, cval=-1000.0)
+    below_cm3 = float((hu >= BONE_BELOW_HU).sum()) * step ** 3 / 1000.0
+    if below_cm3 >= BONE_BELOW_CM3:
+        raise AnatomyNotFoundError(
+            f"{ct.source or 'CT'}: the bone taken for the sacrum ends {depth:.0f} mm below the "
+            f"endplate found (a sacrum reaches at least {MIN_SACRAL_DEPTH_MM:g} mm: S1 and S2) "
+            f"and {below_cm3:.0f} cm3 of midline bone lies in the 40 mm below it: it is "
+            "probably L5 above a destroyed S1 body; supply an S1 or sacrum label with --seg")
 
 
 def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
@@ -297,6 +337,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     _step(progress, 4)
     t = time.perf_counter()
     fv = frame_volume(sampler, frame)
+    if not sacrum_how.startswith("supplied"):
+        _check_not_lumbar(fv, ct)
     l5_frame = None
     if "l5" in labels:
         # the L5 label on the frame grid: the S1 facet is the patch meeting its inferior
