@@ -27,7 +27,6 @@ from alarscrew.anatomy.model import Anatomy, Landmark
 from alarscrew.anatomy.refine import refine_full_resolution
 from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT
 from alarscrew.anatomy.s1frame import (
-    FrameVolume,
     MaskSampler,
     fit_endplate,
     frame_volume,
@@ -137,9 +136,10 @@ def _check_endplate(info: dict, ct: Image) -> None:
 
 
 #: A sacrum reaches at least this far below its S1 endplate in the midline (S1 body about
-#: 27 mm high, S2 below it). Measured (frame mm, midline |x| <= 15 mm, to the 80 mm frame box):
-#: 54-80 on the 20 atlas sacra, 80 on the real 3 mm scan and the intact phantom; 29 mm for
-#: L5 taken for the sacrum above an 85 % destroyed S1 body (phantom, 1.5 mm, CT-only).
+#: 27 mm high, S2 below it). Measured on the frame grid (midline |x| <= 15 mm, to its 80 mm
+#: box): 54-80 on the 20 atlas sacra, 80 on the real 3 mm scan and the intact phantom; 29 mm
+#: for L5 taken for the sacrum above an 85 % destroyed S1 body (phantom, 1.5 mm, CT-only,
+#: with or without its lesion mask; the check runs on the CT bone alone).
 MIN_SACRAL_DEPTH_MM = 45.0
 #: ... and a lumbar vertebra taken for it has the sacrum below: bone (>= BONE_BELOW_HU) in
 #: the midline (|x| <= 15 mm, frame y -60..40 mm) within 40 mm below the mask. Measured:
@@ -149,13 +149,20 @@ BONE_BELOW_CM3 = 5.0
 BONE_BELOW_HU = 200.0
 
 
-def _check_not_lumbar(fv: FrameVolume, ct: Image) -> None:
-    """Refuse a CT-detected "sacrum" that ends like a lumbar vertebra with bone below it."""
-    mid = np.abs(fv.x_mm) <= 15.0
-    inside_z = fv.mask[mid].any(axis=(0, 1))
-    if not inside_z.any():
+def _check_not_lumbar(mask: np.ndarray, affine: np.ndarray, frame: S1Frame, ct: Image) -> None:
+    """Refuse a CT-detected "sacrum" that ends like a lumbar vertebra with bone below it.
+
+    ``mask`` is the bone segmented from the CT alone (without a lesion mask or label, which
+    would carry it down across the disc), on a grid with voxel->RAS ``affine``.
+    """
+    ijk = np.argwhere(mask)
+    if len(ijk) == 0:
         return
-    depth = -float(fv.z_mm[inside_z].min())
+    p = frame.to_frame_mm(ijk @ affine[:3, :3].T + affine[:3, 3])
+    mid = p[np.abs(p[:, 0]) <= 15.0]
+    if len(mid) == 0:
+        return
+    depth = -float(mid[:, 2].min())
     if depth >= MIN_SACRAL_DEPTH_MM:
         return
     step = 2.0
@@ -163,7 +170,7 @@ def _check_not_lumbar(fv: FrameVolume, ct: Image) -> None:
             np.arange(-depth - 40.0, -depth, step))
     pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     inv = np.linalg.inv(ct.affine)
-    world = fv.to_world(pts)
+    world = frame.to_world_mm(pts)
     hu = ndi.map_coordinates(np.asarray(ct.array, np.float32),
                              (world @ inv[:3, :3].T + inv[:3, 3]).T, order=1, cval=-1000.0)
     below_cm3 = float((hu >= BONE_BELOW_HU).sum()) * step ** 3 / 1000.0
@@ -338,7 +345,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     t = time.perf_counter()
     fv = frame_volume(sampler, frame)
     if not sacrum_how.startswith("supplied"):
-        _check_not_lumbar(fv, ct)
+        _check_not_lumbar(*_crop(sac_canon, grid.canon_affine, pad_vox=0), frame, ct)
     l5_frame = None
     if "l5" in labels:
         # the L5 label on the frame grid: the S1 facet is the patch meeting its inferior
