@@ -1,0 +1,368 @@
+"""The S1 spinal canal and pedicles refined from CT intensity at the pedicle level.
+
+The mask-based canal (:mod:`alarscrew.anatomy.landmarks`) is the dark space the sacrum mask
+encloses in the midline: midway between the posterior wall of the body and the dorsal roof,
+and between the lateral walls. On coarse grids (2.5-3 mm) the enclosure fill that makes the
+mask solid also closes part of the dorsal canal, so the roof and with it the canal centre
+move anteriorly (phantom: 3-5.5 mm), and the pedicles, placed from the canal, follow. The CT
+itself still shows the canal clearly: epidural fat and cerebrospinal fluid (-100 to +15 HU)
+between cortical walls of several hundred HU.
+
+:func:`refine_canal` samples the CT on bundles of parallel profiles in the S1 frame at the
+pedicle level (:data:`~alarscrew.anatomy.landmarks.PEDICLE_LEVEL_MM`), averages each bundle,
+and reads it from the canal outward (:func:`canal_walls`):
+
+1. the canal: the darkest point of the averaged profile within :data:`ANCHOR_WINDOW_MM` of
+   the starting point; it must be darker than :data:`CANAL_MAX_HU`;
+2. each wall's cortex: the first peak outward of the canal above half-way from the canal to
+   the brightest bone on that side;
+3. each wall: where the profile first rises to half-way between the canal minimum and that
+   cortical peak (the half-maximum edge of the wall).
+
+The profiles are, in order: anteroposterior through the mask-based centre (body wall and
+dorsal roof, giving the canal's AP centre), lateral through that centre (the lateral walls,
+giving its lateral centre and half-width), and anteroposterior again through the lateral
+centre. The canal point moves to the centre of these walls, and each pedicle is recomputed
+with the mask-based rule on the measured walls: half a nominal S1 pedicle width
+(:data:`~alarscrew.anatomy.landmarks.PEDICLE_HALF_WIDTH_MM`) lateral to the canal wall,
+midway in AP between the canal centre and the body's posterior wall.
+
+The CT result is accepted only when every wall stands out from the canal by
+:data:`MIN_WALL_CONTRAST_HU` (and four standard errors of the averaged profile), the canal's
+depth and width are those of an adult S1 canal (:data:`DEPTH_RANGE_MM`,
+:data:`WIDTH_RANGE_MM`), and the centre lies within :data:`MAX_SHIFT_MM` of the mask-based
+one. Otherwise the mask-based points are kept with their confidence lowered. The method text
+of each landmark says which happened and the contrasts measured.
+
+Frames: the S1 frame (x right, y anterior, z cranial, origin at the endplate centre).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.signal import find_peaks
+
+from alarscrew.anatomy.landmarks import PEDICLE_HALF_WIDTH_MM, PEDICLE_LEVEL_MM
+from alarscrew.anatomy.model import Landmark
+from alarscrew.errors import GeometryError
+from alarscrew.spatial.frame import S1Frame
+
+#: Sampling step along the profiles (mm).
+PROFILE_STEP_MM = 0.25
+#: AP profile extent relative to its start (mm): anterior into the body, posterior through
+#: the dorsal roof (adult S1 canal depth 10-20 mm, roof with the median crest about 10 mm).
+AP_FRONT_MM, AP_BACK_MM = 20.0, 32.0
+#: Lateral profile extent on each side of its start (mm): canal half-width 9-16 mm plus
+#: the pedicle.
+LATERAL_HALF_MM = 32.0
+#: Bundle half-widths (mm) across each profile, step :data:`BUNDLE_STEP_MM`: a few mm in z
+#: (the S1 canal's walls are nearly parallel to the frame's z axis over the pedicle height);
+#: across the AP profile 3 mm in x, across the lateral profile 1.5 mm in y (the lateral walls
+#: curve, and the canal is widest at its AP centre).
+BUNDLE_Z_HALF_MM, BUNDLE_X_HALF_MM, BUNDLE_Y_HALF_MM = 3.0, 3.0, 1.5
+BUNDLE_STEP_MM = 0.75
+#: The canal minimum is searched within this distance (mm) of the profile's start: the
+#: mask-based centre is at most about 6 mm off (phantom, 2.5-3 mm voxels), while the canal is
+#: at least 10 mm deep.
+ANCHOR_WINDOW_MM = 8.0
+#: The averaged canal must be darker than this (HU): epidural fat (-100 to -50 HU) and CSF
+#: (0-15 HU), with partial volume of the walls at 3 mm voxels.
+CANAL_MAX_HU = 100.0
+#: Smallest rise (HU) from the canal to a wall's cortical peak accepted as a wall, whatever
+#: the noise: well above soft tissue (muscle, ligamentum flavum, 40-60 HU over fat) and below
+#: the peak of a 1 mm cortex blurred by 3 mm voxels (several hundred HU).
+MIN_WALL_CONTRAST_HU = 150.0
+#: Plausible AP depth and transverse width (mm) of the S1 canal at the pedicle level: wide
+#: bounds around adult values (transverse about 25-32 mm, sagittal 12-20 mm).
+DEPTH_RANGE_MM = (8.0, 30.0)
+WIDTH_RANGE_MM = (14.0, 45.0)
+#: Largest accepted move (mm) of the canal centre from the mask-based one.
+MAX_SHIFT_MM = 10.0
+#: Confidence of a canal measured between CT walls, and of pedicles placed from it (the
+#: pedicle's width stays nominal).
+CANAL_CONFIDENCE, PEDICLE_CONFIDENCE = 0.85, 0.6
+#: Confidence factor for mask-based points the CT could not confirm.
+UNCONFIRMED_FACTOR = 0.7
+
+
+@dataclass(frozen=True)
+class Walls:
+    """Two walls of a dark channel on an averaged profile (positions along the profile).
+
+    ``low_mm`` / ``high_mm`` are the half-level edges on the low-``s`` and high-``s`` side
+    (None where no wall was found); ``canal_hu`` the averaged canal minimum;
+    ``low_contrast_hu`` / ``high_contrast_hu`` the rise from it to each cortical peak (NaN
+    without a peak); ``required_hu`` the contrast a wall needs.
+    """
+
+    low_mm: float | None
+    high_mm: float | None
+    canal_hu: float
+    low_contrast_hu: float
+    high_contrast_hu: float
+    required_hu: float
+
+    @property
+    def ok(self) -> bool:
+        """Both walls found with enough contrast, in a dark enough canal."""
+        return (self.low_mm is not None and self.high_mm is not None
+                and self.canal_hu <= CANAL_MAX_HU
+                and min(self.low_contrast_hu, self.high_contrast_hu) >= self.required_hu)
+
+    def describe(self) -> str:
+        """Short text of the measured contrasts."""
+        return (f"canal {self.canal_hu:.0f} HU, walls +{self.low_contrast_hu:.0f} / "
+                f"+{self.high_contrast_hu:.0f} HU, required +{self.required_hu:.0f}")
+
+
+def sample_bundle(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, start_frame_mm:
+                  np.ndarray, direction: np.ndarray, s_mm: np.ndarray, offsets_frame_mm:
+                  np.ndarray) -> np.ndarray:
+    """Trilinear CT profiles along ``direction`` from ``start + offset`` (frame mm).
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu``.
+    frame : S1Frame
+    start_frame_mm : (3,) ndarray
+        Profile start (frame mm).
+    direction : (3,) ndarray
+        Unit profile direction (frame axes).
+    s_mm : (S,) ndarray
+        Positions along ``direction`` (mm).
+    offsets_frame_mm : (R, 3) ndarray
+        Offsets of the bundle's rays from ``start_frame_mm`` (frame mm).
+
+    Returns
+    -------
+    (R, S) ndarray
+        HU; NaN where a sample falls outside the image.
+    """
+    pts = (np.asarray(start_frame_mm, float) + np.asarray(offsets_frame_mm, float)[:, None, :]
+           + np.asarray(s_mm, float)[None, :, None] * np.asarray(direction, float))
+    ras = frame.to_world_mm(pts.reshape(-1, 3))
+    inv = np.linalg.inv(np.asarray(affine, float))
+    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
+    # crop the CT to the samples' bounding box before converting it (a 0.8 mm CT is ~100 M
+    # voxels; the bundle needs a few thousand)
+    shape = np.asarray(hu.shape)
+    lo = np.clip(np.floor(np.nanmin(ijk, axis=1)).astype(int) - 1, 0, shape - 1)
+    hi = np.clip(np.ceil(np.nanmax(ijk, axis=1)).astype(int) + 2, lo + 1, shape)
+    block = np.asarray(hu[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
+    inside = np.all((ijk >= -1e-6) & (ijk <= (shape - 1)[:, None] + 1e-6), axis=0)
+    vals = ndi.map_coordinates(block, ijk - lo[:, None], order=1, mode="nearest")
+    vals = np.where(inside, vals, np.nan)
+    return vals.reshape(len(offsets_frame_mm), len(s_mm))
+
+
+def canal_walls(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
+                window_mm: float = ANCHOR_WINDOW_MM) -> Walls:
+    """The two walls of the canal on a bundle of profiles through it (module docstring).
+
+    Parameters
+    ----------
+    s_mm : (S,) ndarray
+        Increasing, evenly spaced positions along the profiles (mm); 0 is the starting point,
+        which must lie within ``window_mm`` of the canal's darkest point.
+    profiles : (R, S) ndarray
+        HU profiles (NaN outside the image; such rays are dropped).
+    voxel_mm : float
+        Mean voxel size (mm): the number of independent voxels in the bundle, for the
+        standard error of the averaged profile.
+    window_mm : float
+        Half-width of the search window for the canal minimum around ``s = 0``.
+
+    Returns
+    -------
+    Walls
+        Half-level edges of the first cortical peak on each side of the canal minimum.
+    """
+    nan = float("nan")
+    prof = np.asarray(profiles, float)
+    prof = prof[np.all(np.isfinite(prof), axis=1)]
+    if len(prof) < 3:
+        return Walls(None, None, nan, nan, nan, MIN_WALL_CONTRAST_HU)
+    step = float(s_mm[1] - s_mm[0])
+    mean = ndi.gaussian_filter1d(prof.mean(axis=0), 0.5 / step)
+    win = np.nonzero(np.abs(s_mm) <= window_mm)[0]
+    i0 = int(win[np.argmin(mean[win])])
+    # standard error of the averaged profile from the spread across rays in the canal
+    # (median absolute deviation), over the independent voxels of the bundle
+    near = slice(max(i0 - round(2.0 / step), 0), i0 + round(2.0 / step) + 1)
+    window = prof[:, near]
+    mad = float(np.median(np.abs(window - np.median(window, axis=0))))
+    n_eff = min(len(prof), max(1.0, len(prof) * BUNDLE_STEP_MM ** 2 / float(voxel_mm) ** 2))
+    required = max(MIN_WALL_CONTRAST_HU, 4.0 * 1.4826 * mad / np.sqrt(n_eff))
+    edges, contrasts = [], []
+    for side in (-1, 1):
+        seg = mean[i0::side]
+        edge, contrast = _first_wall(seg, min_prominence_hu=MIN_WALL_CONTRAST_HU / 3.0)
+        contrasts.append(contrast)
+        edges.append(None if edge is None else float(s_mm[i0] + side * edge * step))
+    return Walls(edges[0], edges[1], float(mean[i0]), contrasts[0], contrasts[1], required)
+
+
+def _first_wall(seg: np.ndarray, *, min_prominence_hu: float) -> tuple[float | None, float]:
+    """Half-level edge (in samples from ``seg[0]``, the canal minimum) of the first cortex."""
+    peaks, _ = find_peaks(seg, prominence=min_prominence_hu)
+    cortex = peaks[seg[peaks] >= 0.5 * (seg[0] + seg.max())] if len(peaks) else peaks
+    if len(cortex) == 0:
+        return None, float("nan")
+    p = int(cortex[0])
+    level = 0.5 * (seg[0] + seg[p])
+    k = int(np.argmax(seg[:p + 1] >= level))  # first sample at or above the half level
+    a, b = seg[k - 1] - level, seg[k] - level
+    f = a / (a - b) if a != b else 0.5
+    return float(k - 1 + f), float(seg[p] - seg[0])
+
+
+def _bundle(a_half_mm: float, b_half_mm: float, a_axis: int, b_axis: int) -> np.ndarray:
+    """Ray offsets (R, 3) on a rectangle spanned by two frame axes."""
+    a = np.arange(-a_half_mm, a_half_mm + 1e-9, BUNDLE_STEP_MM)
+    b = np.arange(-b_half_mm, b_half_mm + 1e-9, BUNDLE_STEP_MM)
+    aa, bb = (g.ravel() for g in np.meshgrid(a, b, indexing="ij"))
+    off = np.zeros((len(aa), 3))
+    off[:, a_axis], off[:, b_axis] = aa, bb
+    return off
+
+
+def measure_canal(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                  start_frame_mm: np.ndarray) -> tuple[dict[str, float] | None, str]:
+    """Canal walls at the level of ``start_frame_mm`` from CT profiles (module docstring).
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu``.
+    frame : S1Frame
+    start_frame_mm : (3,) ndarray
+        A point in the canal (frame mm), e.g. the mask-based canal centre.
+
+    Returns
+    -------
+    walls_mm : dict of str to float or None
+        Frame coordinates of the walls, ``body_y``, ``roof_y``, ``left_x``, ``right_x``, and
+        the centre ``x``, ``y``, ``z``; None when a wall is missing or unclear.
+    note : str
+        The contrasts measured, or why the CT was not used.
+    """
+    aff = np.asarray(affine, float)
+    voxel_mm = float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
+    x0, y0, z0 = (float(v) for v in start_frame_mm)
+    ant, right = np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0])
+    s_ap = np.arange(-AP_BACK_MM, AP_FRONT_MM + 1e-9, PROFILE_STEP_MM)
+    s_lat = np.arange(-LATERAL_HALF_MM, LATERAL_HALF_MM + 1e-9, PROFILE_STEP_MM)
+    off_ap = _bundle(BUNDLE_X_HALF_MM, BUNDLE_Z_HALF_MM, 0, 2)
+    off_lat = _bundle(BUNDLE_Y_HALF_MM, BUNDLE_Z_HALF_MM, 1, 2)
+
+    def ap(x: float, y: float) -> Walls:
+        return canal_walls(s_ap, sample_bundle(hu, aff, frame, np.array([x, y, z0]), ant, s_ap,
+                                               off_ap), voxel_mm=voxel_mm)
+
+    w = ap(x0, y0)
+    if not w.ok:
+        return None, f"AP profile: {w.describe()}"
+    yc = y0 + 0.5 * (w.low_mm + w.high_mm)
+    lat = canal_walls(s_lat, sample_bundle(hu, aff, frame, np.array([x0, yc, z0]), right,
+                                           s_lat, off_lat), voxel_mm=voxel_mm)
+    if not lat.ok:
+        return None, f"lateral profile: {lat.describe()}"
+    xc = x0 + 0.5 * (lat.low_mm + lat.high_mm)
+    w = ap(xc, yc)
+    if not w.ok:
+        return None, f"AP profile: {w.describe()}"
+    out = {"roof_y": yc + w.low_mm, "body_y": yc + w.high_mm,
+           "left_x": x0 + lat.low_mm, "right_x": x0 + lat.high_mm, "x": xc, "z": z0}
+    out["y"] = 0.5 * (out["roof_y"] + out["body_y"])
+    depth, width = out["body_y"] - out["roof_y"], out["right_x"] - out["left_x"]
+    note = (f"AP {w.describe()}; lateral {lat.describe()}; depth {depth:.1f} mm, "
+            f"width {width:.1f} mm")
+    if not (DEPTH_RANGE_MM[0] <= depth <= DEPTH_RANGE_MM[1]
+            and WIDTH_RANGE_MM[0] <= width <= WIDTH_RANGE_MM[1]):
+        return None, f"implausible canal ({note})"
+    return out, note
+
+
+def refine_canal(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                 landmarks: dict[str, Landmark]) -> dict[str, Landmark]:
+    """Move the canal and pedicle landmarks to the canal walls seen in the CT.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU on its own grid.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu``.
+    frame : S1Frame
+        The S1 frame of the landmarks.
+    landmarks : dict of str to Landmark
+        Detected landmarks (world RAS mm). ``canal`` (when present and not supplied by the
+        user) is the starting point; ``canal`` and ``{side}.pedicle`` are replaced. Not
+        modified.
+
+    Returns
+    -------
+    dict of str to Landmark
+        A new dict: ``canal`` at the centre of the CT walls at its level and the pedicles
+        placed from those walls, or the given points kept with :data:`UNCONFIRMED_FACTOR`
+        times their confidence; the method text says which.
+
+    Raises
+    ------
+    GeometryError
+        ``hu`` is not 3D or ``affine`` is not 4 x 4.
+    """
+    hu = np.asarray(hu)
+    aff = np.asarray(affine, float)
+    if hu.ndim != 3 or aff.shape != (4, 4):
+        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
+                            f"{hu.shape} and {aff.shape}")
+    out = dict(landmarks)
+    canal = landmarks.get("canal")
+    if canal is None or canal.supplied:
+        return out
+    c0 = frame.to_frame_mm(np.asarray(canal.xyz_ras_mm, float)[None])[0]
+    c0[2] = PEDICLE_LEVEL_MM  # the mask-based canal's level; the pedicles' level
+    walls, note = measure_canal(hu, aff, frame, c0)
+    if walls is not None:
+        shift = float(np.hypot(walls["x"] - c0[0], walls["y"] - c0[1]))
+        if shift > MAX_SHIFT_MM:
+            walls, note = None, f"{shift:.1f} mm from the mask-based centre ({note})"
+    names = ["canal", *(f"{side}.pedicle" for side in ("left", "right"))]
+    if walls is None:
+        for name in names:
+            lm = landmarks.get(name)
+            if lm is not None and not lm.supplied:
+                out[name] = replace(lm, confidence=UNCONFIRMED_FACTOR * lm.confidence,
+                                    method=f"{lm.method}; kept: no clear canal walls in the "
+                                           f"CT profiles ({note})")
+        return out
+    z = walls["z"]
+    out["canal"] = replace(
+        canal, xyz_ras_mm=frame.to_world_mm(np.array([[walls["x"], walls["y"], z]]))[0],
+        confidence=CANAL_CONFIDENCE,
+        method=f"CT profiles at the pedicle level (frame z = {z:.1f} mm): midway between the "
+               f"half-level edges of the body's posterior wall and the dorsal roof, and between "
+               f"the lateral walls ({note})")
+    half = 0.5 * (walls["right_x"] - walls["left_x"])
+    for side, s in (("left", -1.0), ("right", 1.0)):
+        name = f"{side}.pedicle"
+        lm = landmarks.get(name)
+        if lm is not None and lm.supplied:
+            continue
+        p = np.array([walls["x"] + s * (half + PEDICLE_HALF_WIDTH_MM),
+                      0.5 * (walls["y"] + walls["body_y"]), z])
+        out[name] = Landmark(
+            name, frame.to_world_mm(p[None])[0], PEDICLE_CONFIDENCE,
+            f"CT canal wall + half a nominal pedicle width ({PEDICLE_HALF_WIDTH_MM:g} mm), "
+            f"midway between the canal centre and the body's posterior wall, pedicle level "
+            f"(frame z = {z:.1f} mm)")
+    return out
