@@ -69,8 +69,10 @@ FACE_ANGLES_DEG = np.arange(0.0, 40.1, 5.0)
 #: alar marrow) of the joint.
 SEARCH_IN_MM, SEARCH_OUT_MM = -15.0, 18.0
 #: The sacral marrow anchor is the darkest point of the averaged profile in this window (mm):
-#: medial of the mask edge and not so deep that the bundle leaves the ala.
-MARROW_WINDOW_MM = (-15.0, 0.0)
+#: medial of the sacral cortex even when the mask edge lies 6 mm lateral of the face (in the
+#: joint or the ilium, where the joint space itself would be the darkest point), and not so
+#: deep that the bundle leaves the ala.
+MARROW_WINDOW_MM = (-15.0, -8.0)
 #: Smallest dip (HU) below both crests accepted as a resolved joint space, whatever the noise.
 MIN_JOINT_CONTRAST_HU = 10.0
 #: Smallest rise (HU) of an unresolved joint band above the sacral marrow. A 1 mm cortex of
