@@ -14,18 +14,22 @@ and reads it from the canal outward (:func:`canal_walls`):
 
 1. the canal: the darkest point of the averaged profile within :data:`ANCHOR_WINDOW_MM` of
    the starting point; it must be darker than :data:`CANAL_MAX_HU`;
-2. each wall's cortex: the first peak outward of the canal above half-way from the canal to
-   the brightest bone on that side;
-3. each wall: where the profile first rises to half-way between the canal minimum and that
-   cortical peak (the half-maximum edge of the wall).
+2. each wall: it starts where the profile first rises :data:`MIN_WALL_CONTRAST_HU` above the
+   canal (more than any canal content: fat, CSF, nerve roots); its level is the highest
+   value within :data:`CORTEX_REACH_VOXELS` voxels from there (the peak of a thin cortex
+   blurred by the voxels, or the bone behind a faint cortex);
+3. the wall's position: where the profile first reaches half-way from the canal minimum to
+   that level (the half-maximum edge, as in :mod:`alarscrew.anatomy.facet`).
 
 The profiles are, in order: anteroposterior through the mask-based centre (body wall and
-dorsal roof, giving the canal's AP centre), lateral through that centre (the lateral walls,
-giving its lateral centre and half-width), and anteroposterior again through the lateral
-centre. The canal point moves to the centre of these walls, and each pedicle is recomputed
-with the mask-based rule on the measured walls: half a nominal S1 pedicle width
-(:data:`~alarscrew.anatomy.landmarks.PEDICLE_HALF_WIDTH_MM`) lateral to the canal wall,
-midway in AP between the canal centre and the body's posterior wall.
+dorsal roof), lateral through the AP centre found, anteroposterior again through the lateral
+centre, and lateral through the final AP centre; the canal point is the centre of these
+walls. The pedicles use the mask-based rule on the measured walls: half a nominal S1 pedicle
+width (:data:`~alarscrew.anatomy.landmarks.PEDICLE_HALF_WIDTH_MM`) lateral to the canal wall,
+midway in AP between the canal centre and the body's posterior wall. The canal wall is that
+of the widest lateral section between the canal centre and the body: an S1 canal is
+triangular, its laminae converge dorsally and its pedicles bound the wide anterior part
+(for the phantom's elliptic canal the widest section is the centre one).
 
 The CT result is accepted only when every wall stands out from the canal by
 :data:`MIN_WALL_CONTRAST_HU` (and four standard errors of the averaged profile), the canal's
@@ -43,7 +47,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.signal import find_peaks
 
 from alarscrew.anatomy.landmarks import PEDICLE_HALF_WIDTH_MM, PEDICLE_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
@@ -54,14 +57,14 @@ from alarscrew.spatial.frame import S1Frame
 PROFILE_STEP_MM = 0.25
 #: AP profile extent relative to its start (mm): anterior into the body, posterior through
 #: the dorsal roof (adult S1 canal depth 10-20 mm, roof with the median crest about 10 mm).
-AP_FRONT_MM, AP_BACK_MM = 20.0, 32.0
+AP_FRONT_MM, AP_BACK_MM = 30.0, 32.0
 #: Lateral profile extent on each side of its start (mm): canal half-width 9-16 mm plus
 #: the pedicle.
 LATERAL_HALF_MM = 32.0
 #: Bundle half-widths (mm) across each profile, step :data:`BUNDLE_STEP_MM`: a few mm in z
 #: (the S1 canal's walls are nearly parallel to the frame's z axis over the pedicle height);
 #: across the AP profile 3 mm in x, across the lateral profile 1.5 mm in y (the lateral walls
-#: curve, and the canal is widest at its AP centre).
+#: curve).
 BUNDLE_Z_HALF_MM, BUNDLE_X_HALF_MM, BUNDLE_Y_HALF_MM = 3.0, 3.0, 1.5
 BUNDLE_STEP_MM = 0.75
 #: The canal minimum is searched within this distance (mm) of the profile's start: the
@@ -71,14 +74,24 @@ ANCHOR_WINDOW_MM = 8.0
 #: The averaged canal must be darker than this (HU): epidural fat (-100 to -50 HU) and CSF
 #: (0-15 HU), with partial volume of the walls at 3 mm voxels.
 CANAL_MAX_HU = 100.0
-#: Smallest rise (HU) from the canal to a wall's cortical peak accepted as a wall, whatever
-#: the noise: well above soft tissue (muscle, ligamentum flavum, 40-60 HU over fat) and below
-#: the peak of a 1 mm cortex blurred by 3 mm voxels (several hundred HU).
+#: Smallest rise (HU) from the canal to a wall, whatever the noise: more than the spread of
+#: the canal's contents (epidural fat about -100 HU to CSF about +15 HU), less than the peak
+#: of a 1 mm cortex blurred by 3 mm voxels (several hundred HU). A ligamentum flavum (about
+#: 50 HU) facing epidural fat may just reach it; it does bound the canal.
 MIN_WALL_CONTRAST_HU = 150.0
+#: The wall's level is the highest value within this many voxels (plus 1 mm) of where the
+#: profile first rises :data:`MIN_WALL_CONTRAST_HU` above the canal: the peak of a thin
+#: cortex blurred by the voxels, or the bone just behind a faint cortex (a step edge, as the
+#: posterior wall of a low-density S1 body).
+CORTEX_REACH_VOXELS = 1.5
 #: Plausible AP depth and transverse width (mm) of the S1 canal at the pedicle level: wide
 #: bounds around adult values (transverse about 25-32 mm, sagittal 12-20 mm).
 DEPTH_RANGE_MM = (8.0, 30.0)
 WIDTH_RANGE_MM = (14.0, 45.0)
+#: The pedicles' lateral walls: the widest of lateral bundles every
+#: ``PEDICLE_SEARCH_STEP_MM`` from the canal centre forward to this clearance (mm, beyond the
+#: bundle's own half-width) from the body's posterior wall, whose cortex would blur into them.
+PEDICLE_SEARCH_STEP_MM, PEDICLE_SEARCH_CLEARANCE_MM = 1.5, 1.5
 #: Largest accepted move (mm) of the canal centre from the mask-based one.
 MAX_SHIFT_MM = 10.0
 #: Confidence of a canal measured between CT walls, and of pedicles placed from it (the
@@ -94,8 +107,9 @@ class Walls:
 
     ``low_mm`` / ``high_mm`` are the half-level edges on the low-``s`` and high-``s`` side
     (None where no wall was found); ``canal_hu`` the averaged canal minimum;
-    ``low_contrast_hu`` / ``high_contrast_hu`` the rise from it to each cortical peak (NaN
-    without a peak); ``required_hu`` the contrast a wall needs.
+    ``low_contrast_hu`` / ``high_contrast_hu`` the rise from it to each wall's level (without
+    a wall: the largest rise on that side); ``required_hu`` the contrast a wall needs
+    (:data:`MIN_WALL_CONTRAST_HU`, or four standard errors of the averaged profile).
     """
 
     low_mm: float | None
@@ -181,7 +195,7 @@ def canal_walls(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
     Returns
     -------
     Walls
-        Half-level edges of the first cortical peak on each side of the canal minimum.
+        Half-level edges of the first wall on each side of the canal minimum.
     """
     nan = float("nan")
     prof = np.asarray(profiles, float)
@@ -199,22 +213,28 @@ def canal_walls(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
     mad = float(np.median(np.abs(window - np.median(window, axis=0))))
     n_eff = min(len(prof), max(1.0, len(prof) * BUNDLE_STEP_MM ** 2 / float(voxel_mm) ** 2))
     required = max(MIN_WALL_CONTRAST_HU, 4.0 * 1.4826 * mad / np.sqrt(n_eff))
+    reach = round((CORTEX_REACH_VOXELS * float(voxel_mm) + 1.0) / step)
     edges, contrasts = [], []
     for side in (-1, 1):
         seg = mean[i0::side]
-        edge, contrast = _first_wall(seg, min_prominence_hu=MIN_WALL_CONTRAST_HU / 3.0)
+        edge, contrast = _first_wall(seg, reach=reach)
         contrasts.append(contrast)
         edges.append(None if edge is None else float(s_mm[i0] + side * edge * step))
     return Walls(edges[0], edges[1], float(mean[i0]), contrasts[0], contrasts[1], required)
 
 
-def _first_wall(seg: np.ndarray, *, min_prominence_hu: float) -> tuple[float | None, float]:
-    """Half-level edge (in samples from ``seg[0]``, the canal minimum) of the first cortex."""
-    peaks, _ = find_peaks(seg, prominence=min_prominence_hu)
-    cortex = peaks[seg[peaks] >= 0.5 * (seg[0] + seg.max())] if len(peaks) else peaks
-    if len(cortex) == 0:
-        return None, float("nan")
-    p = int(cortex[0])
+def _first_wall(seg: np.ndarray, *, reach: int) -> tuple[float | None, float]:
+    """Half-level edge (in samples from ``seg[0]``, the canal minimum) of the first wall.
+
+    The wall starts where the profile first rises :data:`MIN_WALL_CONTRAST_HU` above the
+    canal; its level is the highest value within ``reach`` samples from there (the peak of a
+    thin blurred cortex, or the bone behind a step edge). Returns (edge, level - canal).
+    """
+    above = np.nonzero(seg >= seg[0] + MIN_WALL_CONTRAST_HU)[0]
+    if len(above) == 0:
+        return None, float(np.max(seg) - seg[0])
+    t = int(above[0])
+    p = t + int(np.argmax(seg[t:t + reach + 1]))
     level = 0.5 * (seg[0] + seg[p])
     k = int(np.argmax(seg[:p + 1] >= level))  # first sample at or above the half level
     a, b = seg[k - 1] - level, seg[k] - level
@@ -271,20 +291,36 @@ def measure_canal(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     if not w.ok:
         return None, f"AP profile: {w.describe()}"
     yc = y0 + 0.5 * (w.low_mm + w.high_mm)
-    lat = canal_walls(s_lat, sample_bundle(hu, aff, frame, np.array([x0, yc, z0]), right,
-                                           s_lat, off_lat), voxel_mm=voxel_mm)
+
+    def lateral(y: float) -> Walls:
+        return canal_walls(s_lat, sample_bundle(hu, aff, frame, np.array([x0, y, z0]), right,
+                                                s_lat, off_lat), voxel_mm=voxel_mm)
+
+    lat = lateral(yc)
     if not lat.ok:
         return None, f"lateral profile: {lat.describe()}"
-    xc = x0 + 0.5 * (lat.low_mm + lat.high_mm)
-    w = ap(xc, yc)
+    w = ap(x0 + 0.5 * (lat.low_mm + lat.high_mm), yc)
     if not w.ok:
         return None, f"AP profile: {w.describe()}"
-    out = {"roof_y": yc + w.low_mm, "body_y": yc + w.high_mm,
-           "left_x": x0 + lat.low_mm, "right_x": x0 + lat.high_mm, "x": xc, "z": z0}
+    out = {"roof_y": yc + w.low_mm, "body_y": yc + w.high_mm, "z": z0}
     out["y"] = 0.5 * (out["roof_y"] + out["body_y"])
+    lat = lateral(out["y"])
+    if not lat.ok:
+        return None, f"lateral profile: {lat.describe()}"
+    out["x"] = x0 + 0.5 * (lat.low_mm + lat.high_mm)
+    # the widest section between the canal centre and the body: where the pedicles form the
+    # lateral walls (an S1 canal is triangular, widest anteriorly; the laminae converge
+    # dorsally)
+    widest = lat
+    stop_y = out["body_y"] - BUNDLE_Y_HALF_MM - PEDICLE_SEARCH_CLEARANCE_MM
+    for y in np.arange(out["y"] + PEDICLE_SEARCH_STEP_MM, stop_y + 1e-9, PEDICLE_SEARCH_STEP_MM):
+        cand = lateral(float(y))
+        if cand.ok and cand.high_mm - cand.low_mm > widest.high_mm - widest.low_mm:
+            widest = cand
+    out["left_x"], out["right_x"] = x0 + widest.low_mm, x0 + widest.high_mm
     depth, width = out["body_y"] - out["roof_y"], out["right_x"] - out["left_x"]
     note = (f"AP {w.describe()}; lateral {lat.describe()}; depth {depth:.1f} mm, "
-            f"width {width:.1f} mm")
+            f"widest {width:.1f} mm")
     if not (DEPTH_RANGE_MM[0] <= depth <= DEPTH_RANGE_MM[1]
             and WIDTH_RANGE_MM[0] <= width <= WIDTH_RANGE_MM[1]):
         return None, f"implausible canal ({note})"
@@ -352,13 +388,13 @@ def refine_canal(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         method=f"CT profiles at the pedicle level (frame z = {z:.1f} mm): midway between the "
                f"half-level edges of the body's posterior wall and the dorsal roof, and between "
                f"the lateral walls ({note})")
-    half = 0.5 * (walls["right_x"] - walls["left_x"])
     for side, s in (("left", -1.0), ("right", 1.0)):
         name = f"{side}.pedicle"
         lm = landmarks.get(name)
         if lm is not None and lm.supplied:
             continue
-        p = np.array([walls["x"] + s * (half + PEDICLE_HALF_WIDTH_MM),
+        wall_x = walls["right_x"] if s > 0 else walls["left_x"]
+        p = np.array([wall_x + s * PEDICLE_HALF_WIDTH_MM,
                       0.5 * (walls["y"] + walls["body_y"]), z])
         out[name] = Landmark(
             name, frame.to_world_mm(p[None])[0], PEDICLE_CONFIDENCE,
