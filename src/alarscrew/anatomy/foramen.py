@@ -1,0 +1,248 @@
+"""The first dorsal sacral (S1) foramen found as a dark hole in the CT under the dorsal surface.
+
+The mask-based detector (:mod:`alarscrew.anatomy.landmarks`) looks for pits in the dorsal
+surface of the sacrum mask. On coarse grids (2.5-3 mm voxels) the enclosure fill closes the
+foramina in the mask, so the surface has no pit, and on a tilted 2 mm grid the most cranial pit
+it keeps can be the S2 foramen. The CT itself still shows the dorsal S1 foramen (about 10 x 8 mm,
+filled with the dorsal ramus of the S1 root and fat) as a dark tunnel through the dorsal sacral
+plate.
+
+:func:`find_s1_foramina` works in the S1 frame (x right, y anterior, z cranial, mm) on a
+:data:`GRID_MM` grid:
+
+1. the dorsal hull: the posterior-most sacrum-mask point of every (x, z) column, closed with a
+   :data:`HULL_FOOTPRINT_MM` square (grey closing of the dorsal height), so that the surface
+   bridges foramen openings, open or filled;
+2. the plate map ``D(x, z)``: the CT averaged over :data:`PLATE_DEPTH_MM` anterior to that hull,
+   the dorsal plate where a foramen crosses it;
+3. the holes: points where ``D`` lies below the half level between the plate around them (grey
+   closing of ``D`` over the same footprint) and the soft tissue behind the sacrum (median CT
+   :data:`SOFT_TISSUE_DEPTH_MM` posterior to the hull). A tunnel at least a voxel wide reads
+   darker than half-way at its centre whatever the voxel size (partial volume), a plate of
+   trabecular bone does not;
+4. per side, of the holes of at least :data:`MIN_AREA_MM2` inside the search window
+   (:data:`WINDOW_X_MM`, :data:`WINDOW_Z_MM`), the most cranial one is the S1 foramen (the S2
+   foramen lies about 20-25 mm further caudal); its centre is the contrast-weighted centroid of
+   the hole in (x, z), put on the hull surface moved half a voxel into the bone (the mask
+   surface lies about half a voxel outside the bone, as for the other ray landmarks).
+
+Rule towards the mask-based landmarks: a foramen found here replaces ``{side}.s1_foramen``; where
+the CT shows no hole on a side, that side's mask-based foramen is dropped (a mask pit deep enough
+to count would read dark in the CT too, so the CT's silence is the better evidence) and the
+landmark is absent. A landmark supplied by the user is never changed.
+
+References
+----------
+Saluja S, et al. Morphometric analysis of sacral foramina: surgical implications. J Clin Diagn
+Res. 2018;12(6):AC01-AC06 (first dorsal foramen about 10 x 8 mm, 20-30 mm below the S1 endplate,
+20-25 mm from the midline).
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from alarscrew.anatomy.model import Landmark
+from alarscrew.errors import GeometryError
+from alarscrew.spatial.frame import SIDES, S1Frame
+
+#: Sampling step (mm) of the frame grid.
+GRID_MM = 1.0
+#: Frame box (mm) sampled: lateral, anteroposterior and craniocaudal extent.
+BOX_X_MM, BOX_Y_MM, BOX_Z_MM = (-50.0, 50.0), (-90.0, 30.0), (-65.0, 5.0)
+#: Side of the square (mm) closing the dorsal height map and the plate map: wider than a
+#: dorsal foramen (about 10 mm, Saluja et al. 2018), narrower than the gap between the S1 and
+#: S2 foramina.
+HULL_FOOTPRINT_MM = 15.0
+#: Depth range (mm anterior to the hull) averaged into the plate map: the dorsal plate a
+#: foramen crosses is 5-10 mm thick.
+PLATE_DEPTH_MM = (1.0, 5.0)
+#: Depth range (mm posterior to the hull) whose median CT is the soft-tissue reference.
+SOFT_TISSUE_DEPTH_MM = (3.0, 8.0)
+#: Search window: |x| (mm from the midline) and z (mm from the endplate) of the S1 dorsal
+#: foramen's centre; lateral of the canal's midline crest, caudal to the superior articular
+#: process, cranial to the S2 foramen.
+WINDOW_X_MM, WINDOW_Z_MM = (10.0, 38.0), (-50.0, -15.0)
+#: Smallest hole area (mm2) in the plate map counted as a foramen (a 4 mm disc).
+MIN_AREA_MM2 = 12.0
+#: Smallest plate-minus-soft-tissue contrast (HU) around a hole: below this the plate is no
+#: bone the CT can tell from soft tissue.
+MIN_PLATE_CONTRAST_HU = 100.0
+
+
+def _mean_voxel_mm(affine: np.ndarray) -> float:
+    return float(np.mean(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))))
+
+
+def _sample(vol: np.ndarray, affine: np.ndarray, frame: S1Frame, pts_frame_mm: np.ndarray,
+            *, cval: float) -> np.ndarray:
+    """Trilinear ``vol`` at frame points (..., 3)."""
+    shape = pts_frame_mm.shape[:-1]
+    ras = frame.to_world_mm(pts_frame_mm.reshape(-1, 3))
+    inv = np.linalg.inv(affine)
+    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
+    return ndi.map_coordinates(np.asarray(vol, np.float32), ijk, order=1, mode="constant",
+                               cval=cval).reshape(shape)
+
+
+def plate_maps(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, sacrum: np.ndarray
+               ) -> dict[str, np.ndarray]:
+    """Dorsal hull and CT plate map of the sacrum on a frame (x, z) grid.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu`` and ``sacrum``.
+    frame : S1Frame
+    sacrum : (I, J, K) bool ndarray
+        Sacrum mask on the CT grid.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``x_mm`` (X,), ``z_mm`` (Z,): grid axes (frame mm); ``has`` (X, Z) bool: columns that
+        meet the sacrum; ``hull_y_mm`` (X, Z): frame y of the closed dorsal surface (NaN off
+        the sacrum); ``plate_hu`` (X, Z): CT mean over :data:`PLATE_DEPTH_MM` anterior to the
+        hull; ``around_hu`` (X, Z): its grey closing (the plate around a hole); ``soft_hu``:
+        0-d array, median CT :data:`SOFT_TISSUE_DEPTH_MM` posterior to the hull.
+    """
+    x = np.arange(BOX_X_MM[0], BOX_X_MM[1] + 1e-9, GRID_MM)
+    y = np.arange(BOX_Y_MM[0], BOX_Y_MM[1] + 1e-9, GRID_MM)
+    z = np.arange(BOX_Z_MM[0], BOX_Z_MM[1] + 1e-9, GRID_MM)
+    pts = np.stack(np.meshgrid(x, y, z, indexing="ij"), axis=-1)
+    inside = _sample(sacrum.astype(np.float32), affine, frame, pts, cval=0.0) >= 0.5
+    has = inside.any(axis=1)
+    dorsal_y = np.where(has, y[np.argmax(inside, axis=1)], y[-1])
+    size = max(3, int(round(HULL_FOOTPRINT_MM / GRID_MM)) | 1)
+    # closing of the dorsal height (-y) = opening of y: bridges pits narrower than the footprint
+    hull = ndi.grey_opening(dorsal_y, size=(size, size))
+    xx, zz = np.meshgrid(x, z, indexing="ij")
+
+    def at_depth(depths_mm: np.ndarray) -> np.ndarray:
+        p = np.stack([np.broadcast_to(xx[..., None], xx.shape + depths_mm.shape),
+                      hull[..., None] + depths_mm,
+                      np.broadcast_to(zz[..., None], zz.shape + depths_mm.shape)], axis=-1)
+        return _sample(hu, affine, frame, p, cval=np.nan)
+
+    plate = np.nanmean(at_depth(np.arange(PLATE_DEPTH_MM[0], PLATE_DEPTH_MM[1] + 1e-9,
+                                          GRID_MM)), axis=-1)
+    behind = at_depth(-np.arange(SOFT_TISSUE_DEPTH_MM[0], SOFT_TISSUE_DEPTH_MM[1] + 1e-9,
+                                 GRID_MM))[has]
+    soft = np.nanmedian(behind) if np.isfinite(behind).any() else np.nan
+    filled = np.where(has & np.isfinite(plate), plate, soft)
+    around = ndi.grey_closing(filled, size=(size, size))
+    return {"x_mm": x, "z_mm": z, "has": has, "hull_y_mm": np.where(has, hull, np.nan),
+            "plate_hu": np.where(has, plate, np.nan), "around_hu": around,
+            "soft_hu": np.asarray(soft)}
+
+
+def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                     landmarks: dict[str, Landmark], *, sacrum: np.ndarray
+                     ) -> dict[str, Landmark]:
+    """Find the dorsal S1 foramina as dark holes in the CT under the dorsal hull.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu`` and ``sacrum``.
+    frame : S1Frame
+        The S1 frame (x right, y anterior, z cranial).
+    landmarks : dict of str to Landmark
+        Landmarks found so far (world RAS mm); not modified.
+    sacrum : (I, J, K) bool ndarray
+        Sacrum mask on the CT grid.
+
+    Returns
+    -------
+    dict of str to Landmark
+        A new dict: ``{side}.s1_foramen`` set from the CT where a hole was found, removed
+        where none was (module docstring), left alone where the user supplied it.
+
+    Raises
+    ------
+    GeometryError
+        ``hu`` is not 3D, ``affine`` not 4 x 4, or ``sacrum`` not on the grid of ``hu``.
+    """
+    hu = np.asarray(hu)
+    aff = np.asarray(affine, float)
+    sac = np.asarray(sacrum)
+    if hu.ndim != 3 or aff.shape != (4, 4):
+        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
+                            f"{hu.shape} and {aff.shape}")
+    if sac.shape != hu.shape:
+        raise GeometryError(f"sacrum mask shape {sac.shape} differs from the CT shape "
+                            f"{hu.shape}; both must be on the CT grid")
+    out = dict(landmarks)
+    todo = [s for s in SIDES if not (f"{s}.s1_foramen" in landmarks
+                                     and landmarks[f"{s}.s1_foramen"].supplied)]
+    if not todo:
+        return out
+    maps = plate_maps(hu, aff, frame, sac.astype(bool))
+    bias_mm = 0.5 * _mean_voxel_mm(aff)
+    for side in todo:
+        name = f"{side}.s1_foramen"
+        out.pop(name, None)
+        found = _hole(maps, side)
+        if found is None:
+            continue
+        x_mm, z_mm, contrast, area = found
+        y_mm = float(ndi.map_coordinates(
+            np.nan_to_num(maps["hull_y_mm"], nan=BOX_Y_MM[1]),
+            [[(x_mm - maps["x_mm"][0]) / GRID_MM], [(z_mm - maps["z_mm"][0]) / GRID_MM]],
+            order=1)[0]) + bias_mm
+        xyz = frame.to_world_mm(np.array([[x_mm, y_mm, z_mm]]))[0]
+        conf = float(np.clip(0.4 + 0.4 * contrast, 0.3, 0.8) * min(1.0, area / 30.0))
+        prev = landmarks.get(name)
+        moved = ("" if prev is None else
+                 f"; {np.linalg.norm(xyz - prev.xyz_ras_mm):.1f} mm from the mask-surface pit")
+        out[name] = Landmark(
+            name, xyz, max(conf, 0.2),
+            f"most cranial dark hole ({area:.0f} mm2, {100 * contrast:.0f}% of the way from "
+            f"the plate to soft tissue) in the CT {PLATE_DEPTH_MM[0]:g}-{PLATE_DEPTH_MM[1]:g} mm "
+            f"under the closed dorsal surface (first dorsal foramen), on that surface "
+            f"{bias_mm:.1f} mm into the bone{moved}")
+    return out
+
+
+def _hole(maps: dict[str, np.ndarray], side: str) -> tuple[float, float, float, float] | None:
+    """(x_mm, z_mm, relative contrast, area_mm2) of the most cranial hole on ``side``."""
+    soft = float(maps["soft_hu"])
+    plate, around, has = maps["plate_hu"], maps["around_hu"], maps["has"]
+    if not np.isfinite(soft):
+        return None
+    span = around - soft
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(span > MIN_PLATE_CONTRAST_HU, (around - plate) / span, 0.0)
+    xx, zz = np.meshgrid(maps["x_mm"], maps["z_mm"], indexing="ij")
+    # columns that miss the sacrum inside its outline are foramina open right through it
+    cols = ndi.binary_fill_holes(has)
+    rel = np.nan_to_num(np.where(has, rel, np.where(cols, 1.0, 0.0)))
+    lab, n = ndi.label(cols & (rel > 0.5))
+    if n == 0:
+        return None
+    idx = np.arange(1, n + 1)
+    area = ndi.sum(np.ones_like(rel), lab, idx) * GRID_MM ** 2
+    w = np.clip(rel - 0.5, 0.0, None)
+    wsum = ndi.sum(w, lab, idx)
+    xc, zc = ndi.sum(w * xx, lab, idx) / wsum, ndi.sum(w * zz, lab, idx) / wsum
+    # a foramen is a compact opening enclosed by the sacrum: a dark strip longer than the
+    # hull footprint is a groove (beside the median or intermediate crest), and a dark region
+    # touching a column off the sacrum is the sacrum's edge
+    extent = np.array([[sl.stop - sl.start for sl in sls] for sls in ndi.find_objects(lab)])
+    touches = ndi.maximum(ndi.binary_dilation(~cols).astype(np.uint8), lab, idx) > 0
+    s = 1.0 if side == "right" else -1.0
+    ok = np.nonzero((area >= MIN_AREA_MM2) & ~touches
+                    & (extent.max(axis=1) * GRID_MM <= HULL_FOOTPRINT_MM)
+                    & (s * xc >= WINDOW_X_MM[0]) & (s * xc <= WINDOW_X_MM[1])
+                    & (zc >= WINDOW_Z_MM[0]) & (zc <= WINDOW_Z_MM[1]))[0]
+    if len(ok) == 0:
+        return None
+    k = int(ok[np.argmax(zc[ok])])
+    rel_max = float(ndi.maximum(rel, lab, k + 1))
+    return float(xc[k]), float(zc[k]), min(rel_max, 1.0), float(area[k])
