@@ -7,14 +7,16 @@ cortex blur into one band, and the mask edge falls a few mm either side of the s
 (phantom, 2.5-3 mm voxels: 2-6 mm), or, where the alar marrow is fatty and below the bone
 threshold, stops in the marrow short of the joint (real 3 mm scan: about 10 mm medial).
 
-:func:`refine_ala_lateral` re-reads the CT along that ray. The ray meets the joint obliquely,
-so the CT is sampled on bundles of parallel profiles along candidate joint normals (the
-lateral axis turned 0-40 degrees posteriorly: the SI joint runs from posteromedial to
-anterolateral in axial section) through the point where the ray meets the mask edge, and
-averaged over the bundle (8 x 8 mm across the joint). Each averaged profile is read from the
-sacrum outward:
+:func:`refine_ala_lateral` re-reads the CT along that ray. The ray meets the joint obliquely
+(22 degrees from the face normal in the phantom), so the CT is sampled on bundles of profiles
+parallel to the ray whose starts lie on a candidate face plane (turned 0-40 degrees from
+sagittal, anterior end lateral: the SI joint runs from posteromedial to anterolateral in axial
+section; 9 x 9 mm across), through the point where the ray meets the mask edge. Every profile
+of a bundle aligned with the face crosses it at the same distance along the ray, so the
+average keeps the joint's contrast and positions are read directly along the ray. Each
+averaged profile is read from the sacrum outward:
 
-1. the sacral marrow: the darkest point medial of the mask edge;
+1. the sacral marrow: the darkest point 8-15 mm medial of the mask edge;
 2. the first cortical crest outward of it (above half-way from the marrow to the brightest
    point of the profile);
 3. resolved joint: a dip after that crest and a second (iliac) crest at most
@@ -22,18 +24,18 @@ sacrum outward:
    :data:`MIN_JOINT_CONTRAST_HU` (and four standard errors of the averaged profile) below
    both crests. The sacral face is the half-level edge between the sacral crest and the dip,
    on the dip's side;
-4. unresolved joint: the crest is the merged joint band. Its sacral-side half-level edge
-   (half-way from the marrow to the crest) lies medial of the sacral face, and the crest lies
-   lateral of it (at the joint centre, or further out where the iliac side is sclerotic), so
-   the face lies in that interval. The joint width, which would place the face inside the
-   interval, is not measurable; the mask point is kept when it lies in the interval and
-   otherwise moved to its nearer end. Projecting onto an interval that holds the face never
-   moves the point further from it.
+4. unresolved joint: the crest is the merged joint band (or, where a dip too shallow to
+   accept separates two crests, the outer crest bounds it). Its sacral-side half-level edge
+   (half-way from the marrow to the first crest) lies medial of the sacral face, and the
+   outer crest lies lateral of it (at the joint centre, or further out where the iliac side
+   is sclerotic), so the face lies in that interval. The joint width, which would place the
+   face inside the interval, is not measurable; the mask point is kept when it lies in the
+   interval and otherwise moved to its nearer end. Projecting onto an interval that holds the
+   face never moves the point further from it.
 
-The normal whose profile shows the clearest joint (deepest dip, else the highest band above
-the marrow) is used, and the point is moved along the original ray to the face so found: the
-landmark keeps its definition (a point of the lateral ray). The method text says which case
-applied and what was measured.
+The face angle whose bundle shows the clearest joint (deepest dip, else the highest band
+above the marrow) is used. The landmark keeps its definition (a point of the lateral ray); the
+method text says which case applied and what was measured.
 
 Frames: S1 frame (x right, y anterior, z cranial), the ray at frame z = ``ALA_LEVEL_MM``
 from the pedicle landmark's x, midway in y between the pedicle and ``ala_anterior``.
