@@ -15,16 +15,22 @@ plate.
    bridges foramen openings, open or filled;
 2. the plate map ``D(x, z)``: the CT averaged over :data:`PLATE_DEPTH_MM` anterior to that hull,
    the dorsal plate where a foramen crosses it;
-3. the holes: points where ``D`` lies below the half level between the plate around them (grey
-   closing of ``D`` over the same footprint) and the soft tissue behind the sacrum (median CT
-   :data:`SOFT_TISSUE_DEPTH_MM` posterior to the hull). A tunnel at least a voxel wide reads
-   darker than half-way at its centre whatever the voxel size (partial volume), a plate of
-   trabecular bone does not;
-4. per side, of the holes of at least :data:`MIN_AREA_MM2` inside the search window
-   (:data:`WINDOW_X_MM`, :data:`WINDOW_Z_MM`), the most cranial one is the S1 foramen (the S2
-   foramen lies about 20-25 mm further caudal); its centre is the contrast-weighted centroid of
-   the hole in (x, z), put on the hull surface moved half a voxel into the bone (the mask
-   surface lies about half a voxel outside the bone, as for the other ray landmarks).
+3. the darkness ``r = (C - D) / (C - S)``, with ``C`` the plate around (grey closing of ``D``
+   over the same footprint) and ``S`` the soft tissue behind the sacrum (median CT
+   :data:`SOFT_TISSUE_DEPTH_MM` posterior to the hull); a column that misses the sacrum inside
+   its outline (a foramen open right through the mask) counts as ``r = 1``. A tunnel at least
+   a voxel wide reads darker than half-way at its centre whatever the voxel size (partial
+   volume); a plate of trabecular bone does not;
+4. holes: connected regions with ``r`` above each of :data:`HOLE_LEVELS` (from the half level
+   up, so that the core of a foramen that sits in a wider dark groove on a real sacrum still
+   separates) that are compact (no longer than the footprint: a longer strip is a groove
+   beside a crest), of at least :data:`MIN_AREA_MM2`, enclosed by the sacrum (not touching a
+   column off it) and centred inside the search window (:data:`WINDOW_X_MM`,
+   :data:`WINDOW_Z_MM`);
+5. per side the most cranial hole over all levels is the S1 foramen (the S2 foramen lies one
+   sacral segment further caudal); its centre is the darkness-weighted centroid of the hole in
+   (x, z), put on the hull surface moved half a voxel into the bone (the mask surface lies
+   about half a voxel outside the bone, as for the other ray landmarks).
 
 Rule towards the mask-based landmarks: a foramen found here replaces ``{side}.s1_foramen``; where
 the CT shows no hole on a side, that side's mask-based foramen is dropped (a mask pit deep enough
@@ -33,13 +39,11 @@ landmark is absent. A landmark supplied by the user is never changed.
 
 References
 ----------
-Saluja S, et al. Morphometric analysis of sacral foramina: surgical implications. J Clin Diagn
-Res. 2018;12(6):AC01-AC06 (first dorsal foramen about 10 x 8 mm, 20-30 mm below the S1 endplate,
-20-25 mm from the midline).
+Saluja S, Agarwal S, Tuli A, et al. Morphometric analysis of the sacrum and its surgical
+implications. J Clin Diagn Res. 2018;12(6):AC01-AC06 (first dorsal foramen 10.4 x 7.7 mm).
 """
 
 from __future__ import annotations
-
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -53,7 +57,7 @@ GRID_MM = 1.0
 #: Frame box (mm) sampled: lateral, anteroposterior and craniocaudal extent.
 BOX_X_MM, BOX_Y_MM, BOX_Z_MM = (-50.0, 50.0), (-90.0, 30.0), (-65.0, 5.0)
 #: Side of the square (mm) closing the dorsal height map and the plate map: wider than a
-#: dorsal foramen (about 10 mm, Saluja et al. 2018), narrower than the gap between the S1 and
+#: dorsal foramen (10.4 x 7.7 mm, Saluja et al. 2018), narrower than the gap between the S1 and
 #: S2 foramina.
 HULL_FOOTPRINT_MM = 15.0
 #: Depth range (mm anterior to the hull) averaged into the plate map: the dorsal plate a
@@ -62,9 +66,13 @@ PLATE_DEPTH_MM = (1.0, 5.0)
 #: Depth range (mm posterior to the hull) whose median CT is the soft-tissue reference.
 SOFT_TISSUE_DEPTH_MM = (3.0, 8.0)
 #: Search window: |x| (mm from the midline) and z (mm from the endplate) of the S1 dorsal
-#: foramen's centre; lateral of the canal's midline crest, caudal to the superior articular
-#: process, cranial to the S2 foramen.
+#: foramen's centre: lateral of the median crest, caudal to the S1 pedicle (about 20 mm high
+#: from just below the endplate), cranial to the S2 foramen; the mask-based detector's window
+#: (alarscrew.anatomy.landmarks) with its medial edge moved off the median crest's groove.
 WINDOW_X_MM, WINDOW_Z_MM = (10.0, 38.0), (-50.0, -15.0)
+#: Darkness levels (fraction of the way from the plate to soft tissue) at which holes are
+#: sought, from the half level up.
+HOLE_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9)
 #: Smallest hole area (mm2) in the plate map counted as a foramen (a 4 mm disc).
 MIN_AREA_MM2 = 12.0
 #: Smallest plate-minus-soft-tissue contrast (HU) around a hole: below this the plate is no
@@ -117,7 +125,7 @@ def plate_maps(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, sacrum: np.nd
     inside = _sample(sacrum.astype(np.float32), affine, frame, pts, cval=0.0) >= 0.5
     has = inside.any(axis=1)
     dorsal_y = np.where(has, y[np.argmax(inside, axis=1)], y[-1])
-    size = max(3, int(round(HULL_FOOTPRINT_MM / GRID_MM)) | 1)
+    size = max(3, round(HULL_FOOTPRINT_MM / GRID_MM) | 1)
     # closing of the dorsal height (-y) = opening of y: bridges pits narrower than the footprint
     hull = ndi.grey_opening(dorsal_y, size=(size, size))
     xx, zz = np.meshgrid(x, z, indexing="ij")
@@ -128,8 +136,9 @@ def plate_maps(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, sacrum: np.nd
                       np.broadcast_to(zz[..., None], zz.shape + depths_mm.shape)], axis=-1)
         return _sample(hu, affine, frame, p, cval=np.nan)
 
-    plate = np.nanmean(at_depth(np.arange(PLATE_DEPTH_MM[0], PLATE_DEPTH_MM[1] + 1e-9,
-                                          GRID_MM)), axis=-1)
+    deep = at_depth(np.arange(PLATE_DEPTH_MM[0], PLATE_DEPTH_MM[1] + 1e-9, GRID_MM))
+    seen = np.isfinite(deep).sum(axis=-1)
+    plate = np.where(seen > 0, np.nansum(deep, axis=-1) / np.maximum(seen, 1), np.nan)
     behind = at_depth(-np.arange(SOFT_TISSUE_DEPTH_MM[0], SOFT_TISSUE_DEPTH_MM[1] + 1e-9,
                                  GRID_MM))[has]
     soft = np.nanmedian(behind) if np.isfinite(behind).any() else np.nan
@@ -223,26 +232,34 @@ def _hole(maps: dict[str, np.ndarray], side: str) -> tuple[float, float, float, 
     # columns that miss the sacrum inside its outline are foramina open right through it
     cols = ndi.binary_fill_holes(has)
     rel = np.nan_to_num(np.where(has, rel, np.where(cols, 1.0, 0.0)))
-    lab, n = ndi.label(cols & (rel > 0.5))
-    if n == 0:
-        return None
-    idx = np.arange(1, n + 1)
-    area = ndi.sum(np.ones_like(rel), lab, idx) * GRID_MM ** 2
-    w = np.clip(rel - 0.5, 0.0, None)
-    wsum = ndi.sum(w, lab, idx)
-    xc, zc = ndi.sum(w * xx, lab, idx) / wsum, ndi.sum(w * zz, lab, idx) / wsum
-    # a foramen is a compact opening enclosed by the sacrum: a dark strip longer than the
-    # hull footprint is a groove (beside the median or intermediate crest), and a dark region
-    # touching a column off the sacrum is the sacrum's edge
-    extent = np.array([[sl.stop - sl.start for sl in sls] for sls in ndi.find_objects(lab)])
-    touches = ndi.maximum(ndi.binary_dilation(~cols).astype(np.uint8), lab, idx) > 0
     s = 1.0 if side == "right" else -1.0
-    ok = np.nonzero((area >= MIN_AREA_MM2) & ~touches
-                    & (extent.max(axis=1) * GRID_MM <= HULL_FOOTPRINT_MM)
-                    & (s * xc >= WINDOW_X_MM[0]) & (s * xc <= WINDOW_X_MM[1])
-                    & (zc >= WINDOW_Z_MM[0]) & (zc <= WINDOW_Z_MM[1]))[0]
-    if len(ok) == 0:
+    off = ndi.binary_dilation(~cols)
+    best: tuple[float, float, float, float] | None = None
+    for level in HOLE_LEVELS:
+        lab, n = ndi.label(cols & (rel > level))
+        if n == 0:
+            continue
+        idx = np.arange(1, n + 1)
+        area = ndi.sum(np.ones_like(rel), lab, idx) * GRID_MM ** 2
+        w = np.clip(rel - level, 0.0, None)
+        wsum = ndi.sum(w, lab, idx)
+        xc, zc = ndi.sum(w * xx, lab, idx) / wsum, ndi.sum(w * zz, lab, idx) / wsum
+        # a foramen is a compact opening enclosed by the sacrum: a dark strip longer than the
+        # hull footprint is a groove (beside the median or intermediate crest), and a dark
+        # region touching a column off the sacrum is the sacrum's edge
+        extent = np.array([[sl.stop - sl.start for sl in sls]
+                           for sls in ndi.find_objects(lab)])
+        touches = ndi.maximum(off.astype(np.uint8), lab, idx) > 0
+        ok = np.nonzero((area >= MIN_AREA_MM2) & ~touches
+                        & (extent.max(axis=1) * GRID_MM <= HULL_FOOTPRINT_MM)
+                        & (s * xc >= WINDOW_X_MM[0]) & (s * xc <= WINDOW_X_MM[1])
+                        & (zc >= WINDOW_Z_MM[0]) & (zc <= WINDOW_Z_MM[1]))[0]
+        if len(ok) == 0:
+            continue
+        k = int(ok[np.argmax(zc[ok])])
+        if best is None or zc[k] > best[1] + 1.0:
+            best = (float(xc[k]), float(zc[k]), float(ndi.maximum(rel, lab, k + 1)),
+                    float(area[k]))
+    if best is None:
         return None
-    k = int(ok[np.argmax(zc[ok])])
-    rel_max = float(ndi.maximum(rel, lab, k + 1))
-    return float(xc[k]), float(zc[k]), min(rel_max, 1.0), float(area[k])
+    return best[0], best[1], min(best[2], 1.0), best[3]

@@ -1,0 +1,112 @@
+"""The dorsal S1 foramen found as a dark hole in the CT (alarscrew.anatomy.foramen).
+
+References: the analytic plate below (hole centres known by construction) and the phantom's
+exact landmark ``{side}.s1_foramen`` (alarscrew.phantom._anatomy: where the dorsal tunnel's
+axis leaves the sacral hull). Tolerance 2 mm: the issue's landmark tolerance; measured
+0.4-1.1 mm on the phantom at 1-3 mm voxels (3 mm: 0.4 / 0.8 mm, 2 mm tilt +10: 0.6 / 0.6 mm),
+where the mask-based pit detector found none at 3 mm and the S2 pit (18.9 mm off) at 2 mm
+with tilt +10.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from alarscrew.anatomy import analyze_anatomy
+from alarscrew.anatomy.foramen import find_s1_foramina
+from alarscrew.anatomy.model import Landmark
+from alarscrew.errors import GeometryError
+from alarscrew.phantom import make_phantom
+from alarscrew.spatial.frame import S1Frame
+
+VOXEL_MM = 3.0
+#: Analytic plate: bone for y in [PLATE_Y_MM, 0], the dorsal surface at y = PLATE_Y_MM.
+PLATE_Y_MM = -45.0
+BONE_HU, SOFT_HU = 700.0, 40.0
+#: Dorsal foramina (x, z, radius) in frame mm: S1 at z = -30 (10 x 8 mm class), S2 at -53.
+S1_HOLES = ((-18.0, -30.0, 4.0), (18.0, -30.0, 4.0))
+S2_HOLES = ((-16.0, -53.0, 3.5), (16.0, -53.0, 3.5))
+
+
+def _plate_ct(holes: tuple[tuple[float, float, float], ...]):
+    """3 mm CT of a bone plate pierced by AP tunnels, its closed mask, affine and frame."""
+    n = (34, 30, 30)
+    origin = np.array([-50.0, -75.0, -75.0])
+    aff = np.diag([VOXEL_MM, VOXEL_MM, VOXEL_MM, 1.0])
+    aff[:3, 3] = origin
+    # supersample by 3 per axis, then average: partial volume of the 3 mm voxels
+    f = 3
+    g = [origin[a] + (np.arange(n[a] * f) + 0.5) * VOXEL_MM / f - VOXEL_MM / 2 for a in range(3)]
+    x, y, z = np.meshgrid(*g, indexing="ij")
+    bone = (np.abs(x) <= 40.0) & (y >= PLATE_Y_MM) & (y <= 0.0) & (z >= -70.0) & (z <= 0.0)
+    for hx, hz, r in holes:
+        bone &= (x - hx) ** 2 + (z - hz) ** 2 > r * r
+    fine = np.where(bone, BONE_HU, SOFT_HU).astype(np.float32)
+    hu = fine.reshape(n[0], f, n[1], f, n[2], f).mean(axis=(1, 3, 5))
+    hu = ndi.gaussian_filter(hu, 0.5) + np.random.default_rng(0).normal(0.0, 15.0, hu.shape)
+    # the mask of a coarse enclosure fill: the plate with its foramina closed
+    ijk = np.indices(n).astype(float)
+    cx, cy, cz = (origin[a] + VOXEL_MM * ijk[a] for a in range(3))
+    mask = (np.abs(cx) <= 40.0) & (cy >= PLATE_Y_MM) & (cy <= 0.0) & (cz >= -70.0) & (cz <= 0.0)
+    frame = S1Frame.from_axes(np.zeros(3), cranial_ras=np.array([0.0, 0.0, 1.0]),
+                              anterior_ras=np.array([0.0, 1.0, 0.0]))
+    return hu, aff, mask, frame
+
+
+def test_analytic_plate_s1_not_s2():
+    hu, aff, mask, frame = _plate_ct(S1_HOLES + S2_HOLES)
+    out = find_s1_foramina(hu, aff, frame, {}, sacrum=mask)
+    for side, (hx, hz, _) in zip(("left", "right"), S1_HOLES, strict=True):
+        lm = out[f"{side}.s1_foramen"]
+        p = frame.to_frame_mm(lm.xyz_ras_mm[None])[0]
+        # x, z: the hole centre to 1 mm; y: the dorsal surface to about half a voxel
+        assert abs(p[0] - hx) < 1.0, (side, p)
+        assert abs(p[2] - hz) < 1.0, (side, p)
+        assert abs(p[1] - PLATE_Y_MM) < 0.6 * VOXEL_MM, (side, p)
+        assert "dark hole" in lm.method
+        assert 0.2 <= lm.confidence <= 0.8
+
+
+def test_no_s1_hole_means_absent_and_drops_the_mask_point():
+    hu, aff, mask, frame = _plate_ct(S2_HOLES)  # only S2 holes, below the S1 window
+    stale = Landmark("left.s1_foramen", np.array([-18.0, -45.0, -53.0]), 0.8, "mask pit")
+    out = find_s1_foramina(hu, aff, frame, {"left.s1_foramen": stale}, sacrum=mask)
+    assert "left.s1_foramen" not in out
+    assert "right.s1_foramen" not in out
+
+
+def test_supplied_landmark_kept_and_errors():
+    hu, aff, mask, frame = _plate_ct(S1_HOLES)
+    user = Landmark("right.s1_foramen", np.array([1.0, 2.0, 3.0]), 1.0, "user", supplied=True)
+    out = find_s1_foramina(hu, aff, frame, {"right.s1_foramen": user}, sacrum=mask)
+    assert out["right.s1_foramen"] is user
+    assert "left.s1_foramen" in out
+    with pytest.raises(GeometryError, match="sacrum mask shape"):
+        find_s1_foramina(hu, aff, frame, {}, sacrum=mask[:-1])
+    with pytest.raises(GeometryError, match="3D CT"):
+        find_s1_foramina(hu[0], aff, frame, {}, sacrum=mask)
+
+
+@pytest.fixture(scope="module", params=[{"voxel_mm": 3.0},
+                                        {"voxel_mm": 2.0, "pelvic_tilt_deg": 10.0}],
+                ids=["3mm", "2mm-tilt+10"])
+def phantom_case(request):
+    ph = make_phantom(**request.param)
+    an = analyze_anatomy(ph.ct)
+    out = find_s1_foramina(ph.ct.array, ph.ct.affine, an.frame, an.landmarks,
+                           sacrum=np.asarray(an.sacrum.array, bool))
+    return ph, an, out
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_phantom_foramen_within_2mm(phantom_case, side):
+    ph, an, out = phantom_case
+    name = f"{side}.s1_foramen"
+    truth = np.asarray(ph.truth["landmarks"][name], float)
+    assert name in out, f"{name} not found"
+    err = float(np.linalg.norm(out[name].xyz_ras_mm - truth))
+    assert err < 2.0, f"{name} {err:.1f} mm from the phantom truth"
+    # the other landmarks are passed through unchanged
+    assert all(out[k] is v for k, v in an.landmarks.items() if not k.endswith("s1_foramen"))
