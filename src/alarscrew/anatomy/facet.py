@@ -19,6 +19,14 @@ and reads the profile from the inside out:
 4. the S1 articular surface: where the profile falls to half-way between the S1 cortical
    peak and the joint minimum (the S1-side half-maximum edge).
 
+When the darkest point of step 1 shows no clear joint outward of it, the mask point may be
+far off the joint: where the threshold mask does not resolve the joint (2 mm voxels) the
+CT-only split between the S1 and the L5 process follows the competing segmentation regions,
+leaving the mask point inside the S1 process or on the far surface of the L5 process
+(phantom, 2 mm, tilt +10 / +20: 6 and 8 mm along the normal). :func:`search_joint_edge`
+then takes the S1 marrow from a wider window (:data:`WIDE_MARROW_WINDOW_MM`): the darkest
+marrow dip, since the thick S1 process reads darker than the thin L5 process.
+
 The point is moved along the normal to that edge only when the joint is clear: the dip lies
 at least :data:`MIN_JOINT_CONTRAST_HU` (and four standard errors of the averaged profile)
 below both peaks. Otherwise (a free facet surface with no L5 process opposite, or a joint the
@@ -39,6 +47,7 @@ from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
 from alarscrew.anatomy.model import Landmark
+from alarscrew.anatomy.sacrum import bone_thresholds_hu
 from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import S1Frame
 
@@ -52,6 +61,14 @@ PROFILE_IN_MM, PROFILE_OUT_MM, PROFILE_STEP_MM = -9.0, 9.0, 0.25
 #: point is at most a few mm off the articular surface, and the S1 superior articular
 #: process is about 10 mm thick.
 MARROW_WINDOW_MM = (-8.0, -3.0)
+#: Where the S1 marrow is searched (mm along the normal from the mask point) when
+#: :data:`MARROW_WINDOW_MM` finds no clear joint (:func:`search_joint_edge`): the mask point
+#: may lie inside the S1 process (up to about half its 10-12 mm thickness outward of the S1
+#: marrow) or on the far surface of the 5-8 mm thick L5 inferior articular process (the S1
+#: marrow then 12-16 mm deep).
+WIDE_MARROW_WINDOW_MM = (-16.0, 2.0)
+#: Profile extent (mm) for that search: the window plus the joint outward of its end.
+WIDE_PROFILE_MM = (-20.0, 12.0)
 #: Smallest dip (HU) below both cortical peaks accepted as a joint space, whatever the noise:
 #: about the CT-number ripple of beam hardening and reconstruction next to cortical bone.
 MIN_JOINT_CONTRAST_HU = 10.0
@@ -85,7 +102,8 @@ def facet_axes(side: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_frame_mm:
-                    np.ndarray, normal: np.ndarray, tangent: np.ndarray
+                    np.ndarray, normal: np.ndarray, tangent: np.ndarray, *,
+                    extent_mm: tuple[float, float] = (PROFILE_IN_MM, PROFILE_OUT_MM)
                     ) -> tuple[np.ndarray, np.ndarray]:
     """CT profiles along ``normal`` on a square bundle across the facet plane.
 
@@ -101,6 +119,8 @@ def sample_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_f
     normal, tangent : (3,) ndarray
         Unit profile direction and in-plane tangent (frame axes); the bundle's second in-plane
         axis is ``normal x tangent``.
+    extent_mm : (float, float)
+        First and last position along the normal (mm from the centre).
 
     Returns
     -------
@@ -109,7 +129,7 @@ def sample_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_f
     profiles : (R, S) ndarray
         Trilinear HU; NaN where a sample falls outside the image.
     """
-    s_mm = np.arange(PROFILE_IN_MM, PROFILE_OUT_MM + 1e-9, PROFILE_STEP_MM)
+    s_mm = np.arange(extent_mm[0], extent_mm[1] + 1e-9, PROFILE_STEP_MM)
     u = np.arange(-BUNDLE_HALF_MM, BUNDLE_HALF_MM + 1e-9, BUNDLE_STEP_MM)
     uu, ww = (g.ravel() for g in np.meshgrid(u, u, indexing="ij"))
     w_axis = np.cross(normal, tangent)
@@ -123,47 +143,34 @@ def sample_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_f
     return s_mm, vals.reshape(len(base), len(s_mm))
 
 
-def joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float
-               ) -> tuple[float | None, float, float]:
-    """S1-side articular surface on averaged profiles across a facet joint (module docstring).
-
-    Parameters
-    ----------
-    s_mm : (S,) ndarray
-        Increasing positions along the outward facet normal (mm); the S1 bone lies at low
-        ``s``.
-    profiles : (R, S) ndarray
-        HU profiles (NaN outside the image).
-    voxel_mm : float
-        Mean voxel size (mm), for :func:`max_peak_separation_mm`.
-
-    Returns
-    -------
-    edge_mm : float or None
-        Position of the S1 articular surface along ``s_mm``; None without a clear joint.
-    contrast_hu : float
-        Depth of the joint dip below the lower of its two cortical peaks (NaN when no
-        peak-dip-peak was found).
-    required_hu : float
-        The contrast a clear joint needs: ``max(MIN_JOINT_CONTRAST_HU, 4 * standard error)``.
-    """
+def _mean_profile(s_mm: np.ndarray, profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rays without NaN and their mean smoothed over 0.5 mm; None with fewer than 3 rays."""
     prof = np.asarray(profiles, float)
     ok = np.all(np.isfinite(prof), axis=1)
     if ok.sum() < 3:
-        return None, float("nan"), MIN_JOINT_CONTRAST_HU
+        return None
     prof = prof[ok]
     step = float(s_mm[1] - s_mm[0])
-    mean = ndi.gaussian_filter1d(prof.mean(axis=0), 0.5 / step)
-    lo = np.searchsorted(s_mm, MARROW_WINDOW_MM[0])
-    hi = np.searchsorted(s_mm, MARROW_WINDOW_MM[1])
-    i0 = lo + int(np.argmin(mean[lo:hi]))
+    return prof, ndi.gaussian_filter1d(prof.mean(axis=0), 0.5 / step)
+
+
+def _edge_outward_of(i0: int, s_mm: np.ndarray, prof: np.ndarray, mean: np.ndarray,
+                     window: tuple[int, int], *, voxel_mm: float
+                     ) -> tuple[float | None, float, float]:
+    """Steps 2-4 of the module docstring from the S1 marrow anchor at index ``i0``.
+
+    ``window`` (index range) holds the marrow samples whose spread across rays gives the
+    standard error of the mean profile.
+    """
+    step = float(s_mm[1] - s_mm[0])
+    lo, hi = window
     # standard error of the mean profile: the spread across rays in the S1 marrow (image
     # noise and trabecular texture; median absolute deviation, so that the few rays leaving
     # the process at the bundle's edge do not count), over the independent voxels in the bundle
     n_eff = min(len(prof), max(1.0, (2.0 * BUNDLE_HALF_MM + BUNDLE_STEP_MM) ** 2
                                / float(voxel_mm) ** 2))
-    window = prof[:, lo:hi]
-    mad = np.median(np.abs(window - np.median(window, axis=0)), axis=0)
+    marrow = prof[:, lo:hi]
+    mad = np.median(np.abs(marrow - np.median(marrow, axis=0)), axis=0)
     sem = 1.4826 * float(np.median(mad)) / np.sqrt(n_eff)
     peaks, _ = find_peaks(mean[i0:], prominence=MIN_JOINT_CONTRAST_HU / 3.0)
     dips, _ = find_peaks(-mean[i0:], prominence=MIN_JOINT_CONTRAST_HU / 3.0)
@@ -196,6 +203,90 @@ def joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float
     a, b = seg[k - 1] - level, seg[k] - level
     f = a / (a - b) if a != b else 0.5
     return float(s_mm[p1 + k - 1] + f * step), contrast, required
+
+
+def joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float
+               ) -> tuple[float | None, float, float]:
+    """S1-side articular surface on averaged profiles across a facet joint (module docstring).
+
+    Parameters
+    ----------
+    s_mm : (S,) ndarray
+        Increasing positions along the outward facet normal (mm); the S1 bone lies at low
+        ``s``.
+    profiles : (R, S) ndarray
+        HU profiles (NaN outside the image).
+    voxel_mm : float
+        Mean voxel size (mm), for :func:`max_peak_separation_mm`.
+
+    Returns
+    -------
+    edge_mm : float or None
+        Position of the S1 articular surface along ``s_mm``; None without a clear joint.
+    contrast_hu : float
+        Depth of the joint dip below the lower of its two cortical peaks (NaN when no
+        peak-dip-peak was found).
+    required_hu : float
+        The contrast a clear joint needs: ``max(MIN_JOINT_CONTRAST_HU, 4 * standard error)``.
+    """
+    got = _mean_profile(s_mm, profiles)
+    if got is None:
+        return None, float("nan"), MIN_JOINT_CONTRAST_HU
+    prof, mean = got
+    lo = int(np.searchsorted(s_mm, MARROW_WINDOW_MM[0]))
+    hi = int(np.searchsorted(s_mm, MARROW_WINDOW_MM[1]))
+    i0 = lo + int(np.argmin(mean[lo:hi]))
+    return _edge_outward_of(i0, s_mm, prof, mean, (lo, hi), voxel_mm=voxel_mm)
+
+
+def search_joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
+                      min_marrow_hu: float) -> tuple[float | None, float, float]:
+    """S1-side articular surface when the mask point may lie far off the joint.
+
+    Where the threshold mask does not resolve the joint (voxels about as wide as the 1-3 mm
+    joint space), the CT-only split between the S1 superior and the L5 inferior articular
+    process follows the competing regions, not the joint: the mask point then lies inside the
+    S1 process or on the far (posteromedial) surface of the L5 process, up to about one
+    process thickness off, beyond :data:`MARROW_WINDOW_MM`. The S1 marrow anchor of
+    :func:`joint_edge`'s steps 2-4 is then the darkest dip of the averaged profile within
+    :data:`WIDE_MARROW_WINDOW_MM` that is still bone (at least ``min_marrow_hu``): the 10-12
+    mm wide marrow of the S1 process reads darker than the 2-5 mm marrow of the L5 process or
+    the joint space, which partial volume with their cortices brightens. An anchor in deeper
+    sacral marrow finds no joint (the next cortex pair is farther apart than
+    :func:`max_peak_separation_mm`), so the point is then kept. Where the joint is resolved
+    (about 1 mm voxels) it reads as dark as marrow and may be taken for the anchor; the mask
+    is then within :data:`MARROW_WINDOW_MM` of the joint and this search is not reached
+    unless :func:`joint_edge` saw no joint.
+
+    Parameters
+    ----------
+    s_mm, profiles, voxel_mm
+        As in :func:`joint_edge`.
+    min_marrow_hu : float
+        Lowest HU of an anchor: the segmentation's low bone threshold (an anchor in the soft
+        tissue in front of the process would take the process's own marrow for a joint).
+
+    Returns
+    -------
+    edge_mm, contrast_hu, required_hu
+        As in :func:`joint_edge`.
+    """
+    got = _mean_profile(s_mm, profiles)
+    if got is None:
+        return None, float("nan"), MIN_JOINT_CONTRAST_HU
+    prof, mean = got
+    lo = int(np.searchsorted(s_mm, WIDE_MARROW_WINDOW_MM[0]))
+    hi = int(np.searchsorted(s_mm, WIDE_MARROW_WINDOW_MM[1]))
+    # dips of the whole profile (a window edge would cut a flat marrow dip's prominence)
+    dips, _ = find_peaks(-mean, prominence=MIN_JOINT_CONTRAST_HU / 3.0)
+    dips = dips[(dips >= lo) & (dips < hi)]
+    half = round(0.5 * (MARROW_WINDOW_MM[1] - MARROW_WINDOW_MM[0]) / float(s_mm[1] - s_mm[0]))
+    dips = dips[mean[dips] >= min_marrow_hu]
+    if len(dips) == 0:
+        return None, float("nan"), MIN_JOINT_CONTRAST_HU
+    i0 = int(dips[np.argmin(mean[dips])])
+    win = (max(0, i0 - half), min(len(s_mm), i0 + half + 1))
+    return _edge_outward_of(i0, s_mm, prof, mean, win, voxel_mm=voxel_mm)
 
 
 def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
@@ -239,6 +330,7 @@ def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     out = dict(landmarks)
     if voxel_mm >= max_voxel_mm:
         return out
+    min_marrow_hu = bone_thresholds_hu(np.full(3, voxel_mm))[0]
     for side in ("left", "right"):
         normal, tangent = facet_axes(side)
         for kind in ("sap_facet", "entry"):
@@ -246,8 +338,20 @@ def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
             if lm is None or lm.supplied:
                 continue
             c = frame.to_frame_mm(np.asarray(lm.xyz_ras_mm, float)[None])[0]
-            s_mm, prof = sample_profiles(hu, aff, frame, c, normal, tangent)
-            edge, contrast, required = joint_edge(s_mm, prof, voxel_mm=voxel_mm)
+            s_wide, prof_wide = sample_profiles(hu, aff, frame, c, normal, tangent,
+                                                extent_mm=WIDE_PROFILE_MM)
+            near = (s_wide >= PROFILE_IN_MM - 1e-9) & (s_wide <= PROFILE_OUT_MM + 1e-9)
+            edge, contrast, required = joint_edge(s_wide[near], prof_wide[:, near],
+                                                  voxel_mm=voxel_mm)
+            how = "the S1-side half-level edge of the L5-S1 joint space in the CT"
+            if edge is None:
+                edge, contrast_w, required_w = search_joint_edge(
+                    s_wide, prof_wide, voxel_mm=voxel_mm, min_marrow_hu=min_marrow_hu)
+                if edge is not None:
+                    contrast, required = contrast_w, required_w
+                    how += (" (the S1 marrow searched "
+                            f"{WIDE_MARROW_WINDOW_MM[0]:.0f} to {WIDE_MARROW_WINDOW_MM[1]:+.0f}"
+                            " mm along the normal: the mask point was off the joint)")
             if edge is None:
                 seen = (f"dip {contrast:.0f} HU < {required:.0f} HU" if np.isfinite(contrast)
                         else "no peak-dip-peak")
@@ -259,7 +363,6 @@ def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
             xyz = frame.to_world_mm((c + edge * normal)[None])[0]
             out[lm.name] = replace(
                 lm, xyz_ras_mm=xyz,
-                method=f"{lm.method}; moved {edge:+.1f} mm along the facet normal to the "
-                       f"S1-side half-level edge of the L5-S1 joint space in the CT "
+                method=f"{lm.method}; moved {edge:+.1f} mm along the facet normal to {how} "
                        f"(dip {contrast:.0f} HU below the cortices)")
     return out
