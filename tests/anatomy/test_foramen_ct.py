@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from alarscrew.anatomy import analyze_anatomy
-from alarscrew.anatomy.foramen import find_s1_foramina
+from alarscrew.anatomy import analyze_anatomy, run_anatomy
+from alarscrew.anatomy.foramen import WINDOW_X_MM, WINDOW_Z_MM, find_s1_foramina, plate_maps
 from alarscrew.anatomy.model import Landmark
 from alarscrew.errors import GeometryError
+from alarscrew.io import load_nifti
 from alarscrew.phantom import make_phantom
 from alarscrew.spatial.frame import S1Frame
 
@@ -79,14 +80,39 @@ def test_no_s1_hole_means_absent_and_drops_the_mask_point():
 
 def test_supplied_landmark_kept_and_errors():
     hu, aff, mask, frame = _plate_ct(S1_HOLES)
-    user = Landmark("right.s1_foramen", np.array([1.0, 2.0, 3.0]), 1.0, "user", supplied=True)
+    # the user's right foramen, 2 mm off the CT's hole, stands for that side in the pair check
+    user_xyz = frame.to_world_mm(np.array([[20.0, PLATE_Y_MM, -30.0]]))[0]
+    user = Landmark("right.s1_foramen", user_xyz, 1.0, "user", supplied=True)
     out = find_s1_foramina(hu, aff, frame, {"right.s1_foramen": user}, sacrum=mask)
     assert out["right.s1_foramen"] is user
     assert "left.s1_foramen" in out
+    # a supplied foramen one segment lower than the left CT hole: the pair is no pair
+    far = Landmark("right.s1_foramen", frame.to_world_mm(np.array([[18.0, PLATE_Y_MM, -48.0]]))[0],
+                   1.0, "user", supplied=True)
+    out = find_s1_foramina(hu, aff, frame, {"right.s1_foramen": far}, sacrum=mask)
+    assert out["right.s1_foramen"] is far
+    assert "left.s1_foramen" not in out
     with pytest.raises(GeometryError, match="sacrum mask shape"):
         find_s1_foramina(hu, aff, frame, {}, sacrum=mask[:-1])
     with pytest.raises(GeometryError, match="3D CT"):
         find_s1_foramina(hu[0], aff, frame, {}, sacrum=mask)
+
+
+def test_holes_that_are_no_mirror_pair_are_withheld():
+    # right hole 15 mm caudal of the left one (more than one foramen's width): which side took
+    # the wrong hole is unknown, so neither is reported
+    hu, aff, mask, frame = _plate_ct(((-18.0, -30.0, 4.0), (18.0, -45.0, 4.0)))
+    out = find_s1_foramina(hu, aff, frame, {}, sacrum=mask)
+    assert "left.s1_foramen" not in out
+    assert "right.s1_foramen" not in out
+    # an asymmetry of 2 mm lateral and 3 mm caudal (3.6 mm mirrored) is one pair
+    hu, aff, mask, frame = _plate_ct(((-18.0, -30.0, 4.0), (20.0, -33.0, 4.0)))
+    out = find_s1_foramina(hu, aff, frame, {}, sacrum=mask)
+    for name, hx, hz in (("left.s1_foramen", -18.0, -30.0), ("right.s1_foramen", 20.0, -33.0)):
+        p = frame.to_frame_mm(out[name].xyz_ras_mm[None])[0]
+        assert abs(p[0] - hx) < 1.0, (name, p)
+        assert abs(p[2] - hz) < 1.0, (name, p)
+        assert "mirrored lies" in out[name].method
 
 
 @pytest.fixture(scope="module", params=[{"voxel_mm": 3.0},
@@ -110,3 +136,52 @@ def test_phantom_foramen_within_2mm(phantom_case, side):
     assert err < 2.0, f"{name} {err:.1f} mm from the phantom truth"
     # the other landmarks are passed through unchanged
     assert all(out[k] is v for k, v in an.landmarks.items() if not k.endswith("s1_foramen"))
+
+
+# ---- the shared real 3 mm scan --------------------------------------------------------------
+#: Tolerance (mm, in frame x and z) to the label's through-hole: one voxel of the 3 mm scan.
+#: Measured CT-only: 1.1 mm (left) and 0.6 mm (right).
+REAL_TOL_MM = 3.0
+
+
+def _label_s1_holes(an, v1_sacrum: np.ndarray, ct) -> dict[str, np.ndarray]:
+    """Per side (x, z) frame mm of the most cranial through-hole of the v1 sacrum label."""
+    maps = plate_maps(ct.array, ct.affine, an.frame, v1_sacrum)
+    lab, n = ndi.label(ndi.binary_fill_holes(maps["has"]) & ~maps["has"])
+    xx, zz = np.meshgrid(maps["x_mm"], maps["z_mm"], indexing="ij")
+    found: dict[str, np.ndarray] = {}
+    for k in range(1, n + 1):
+        c = lab == k
+        x_mm, z_mm = float(xx[c].mean()), float(zz[c].mean())
+        if c.sum() < 10 or not (WINDOW_X_MM[0] <= abs(x_mm) <= WINDOW_X_MM[1]
+                                and WINDOW_Z_MM[0] <= z_mm <= WINDOW_Z_MM[1]):
+            continue
+        side = "right" if x_mm > 0 else "left"
+        if side not in found or z_mm > found[side][1]:
+            found[side] = np.array([x_mm, z_mm])
+    return found
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("seg", [(), ("vertebrae.nii.gz",)], ids=["ct-only", "s1-label"])
+def test_real_scan_foramina_at_the_label_holes_or_withheld(real_ct_dir, seg):
+    """References: the through-holes of the TotalSegmentator-v1 sacrum label (code 92) at the S1
+    level (the label is used only to check). CT-only both foramina are found; with the S1 label
+    as seed the mask reaches into the fat of the dorsal grooves, the left hole is lost and the
+    right pick would be an S2-level hole 13 mm off (the old result, left 20 mm lateral): the pair
+    check must withhold such a pick. Any foramen reported lies within REAL_TOL_MM of the hole."""
+    ct = load_nifti(real_ct_dir / "ct.nii.gz")
+    an = run_anatomy(real_ct_dir / "ct.nii.gz", seg_paths=[real_ct_dir / s for s in seg])
+    out = find_s1_foramina(ct.array, ct.affine, an.frame, an.landmarks,
+                           sacrum=np.asarray(an.sacrum.array, bool))
+    v1 = load_nifti(real_ct_dir / "total_v1.nii.gz", is_label=True).array == 92
+    ref = _label_s1_holes(an, v1, ct)
+    assert set(ref) == {"left", "right"}, ref
+    for side in ("left", "right"):
+        name = f"{side}.s1_foramen"
+        if name not in out:
+            assert seg, f"{name} withheld CT-only"
+            continue
+        p = an.frame.to_frame_mm(out[name].xyz_ras_mm[None])[0]
+        d = float(np.hypot(*(p[[0, 2]] - ref[side])))
+        assert d < REAL_TOL_MM, f"{name} {d:.1f} mm (x, z) from the label's S1 through-hole"

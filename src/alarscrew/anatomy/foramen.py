@@ -30,12 +30,21 @@ plate.
 5. per side the most cranial hole over all levels is the S1 foramen (the S2 foramen lies one
    sacral segment further caudal); its centre is the darkness-weighted centroid of the hole in
    (x, z), put on the hull surface moved half a voxel into the bone (the mask surface lies
-   about half a voxel outside the bone, as for the other ray landmarks).
+   about half a voxel outside the bone, as for the other ray landmarks);
+6. the pair: where both sides have a hole and the one side's hole mirrored through the
+   midsagittal plane (x -> -x) lies more than :data:`MAX_MIRROR_MISMATCH_MM` (about one
+   foramen's width) from the other's, the two are not one pair of first dorsal foramina - one
+   side has taken an S2 foramen, a groove, or a dark patch read under a mask surface that
+   reaches past the bone into the fat of the dorsal grooves (a supplied S1 label merged into
+   the mask does, on the shared 3 mm scan) - and as the CT does not say which side is wrong,
+   neither is reported. A hole found on one side only is reported without this check.
 
 Rule towards the mask-based landmarks: a foramen found here replaces ``{side}.s1_foramen``; where
-the CT shows no hole on a side, that side's mask-based foramen is dropped (a mask pit deep enough
-to count would read dark in the CT too, so the CT's silence is the better evidence) and the
-landmark is absent. A landmark supplied by the user is never changed.
+the CT shows no hole on a side, or the pair check fails, that side's mask-based foramen is
+dropped (a mask pit deep enough to count would read dark in the CT too, so the CT's silence is
+the better evidence; the mask pit is no better where the CT holes disagree) and the landmark is
+absent. A landmark supplied by the user is never changed, and stands for its side in the pair
+check.
 
 References
 ----------
@@ -78,6 +87,11 @@ MIN_AREA_MM2 = 12.0
 #: Smallest plate-minus-soft-tissue contrast (HU) around a hole: below this the plate is no
 #: bone the CT can tell from soft tissue.
 MIN_PLATE_CONTRAST_HU = 100.0
+#: Largest distance (mm, in x and z) between one side's hole and the other side's hole mirrored
+#: through the midsagittal plane: about one foramen's width (10.4 mm, Saluja et al. 2018). The
+#: two first dorsal foramina are mirror images to within a few mm; two holes further apart
+#: than one foramen are not one pair, and nothing in the CT says which side is wrong.
+MAX_MIRROR_MISMATCH_MM = 10.0
 
 
 def _mean_voxel_mm(affine: np.ndarray) -> float:
@@ -170,8 +184,9 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     Returns
     -------
     dict of str to Landmark
-        A new dict: ``{side}.s1_foramen`` set from the CT where a hole was found, removed
-        where none was (module docstring), left alone where the user supplied it.
+        A new dict: ``{side}.s1_foramen`` set from the CT where a hole was found (and the two
+        sides' holes are mirror images, module docstring), removed otherwise, left alone where
+        the user supplied it.
 
     Raises
     ------
@@ -194,11 +209,20 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         return out
     maps = plate_maps(hu, aff, frame, sac.astype(bool))
     bias_mm = 0.5 * _mean_voxel_mm(aff)
+    holes = {side: _hole(maps, side) if side in todo else None for side in SIDES}
+    for side in SIDES:
+        if side not in todo:  # a supplied foramen stands for that side in the pair check
+            p = frame.to_frame_mm(landmarks[f"{side}.s1_foramen"].xyz_ras_mm[None])[0]
+            holes[side] = (float(p[0]), float(p[2]), 1.0, 0.0)
+    left, right = holes["left"], holes["right"]
+    mismatch_mm = (None if left is None or right is None
+                   else float(np.hypot(left[0] + right[0], left[1] - right[1])))
     for side in todo:
         name = f"{side}.s1_foramen"
         out.pop(name, None)
-        found = _hole(maps, side)
-        if found is None:
+        found = holes[side]
+        if found is None or (mismatch_mm is not None
+                             and mismatch_mm > MAX_MIRROR_MISMATCH_MM):
             continue
         x_mm, z_mm, contrast, area = found
         y_mm = float(ndi.map_coordinates(
@@ -210,6 +234,8 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         prev = landmarks.get(name)
         moved = ("" if prev is None else
                  f"; {np.linalg.norm(xyz - prev.xyz_ras_mm):.1f} mm from the mask-surface pit")
+        if mismatch_mm is not None:
+            moved += f"; the other side's hole mirrored lies {mismatch_mm:.1f} mm away"
         out[name] = Landmark(
             name, xyz, max(conf, 0.2),
             f"most cranial dark hole ({area:.0f} mm2, {100 * contrast:.0f}% of the way from "
