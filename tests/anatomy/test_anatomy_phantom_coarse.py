@@ -142,16 +142,35 @@ def test_facets_and_entries_withheld(solved) -> None:
             assert "not resolved" in withheld[f"{side}.{kind}"]
 
 
-@pytest.mark.xfail(strict=True, reason="2.5-3 mm voxels: the coarse enclosure fill closes the "
-                   "dorsal canal (canal, pedicles 3-4.5 mm) and the SI-joint split moves "
-                   "ala_lateral 2-5 mm (module docstring)")
-@pytest.mark.parametrize("case", ["3.0mm_neutral", "2.5mm_neutral"])
+#: Cases whose landmarks are all within 2 mm once the canal, pedicles, SI-joint face and
+#: foramina are read from the CT (alarscrew.anatomy.canal / sijoint / foramen); measured on the
+#: others (module docstring): ala_anterior 2.4-3.9 mm at 2.5 mm, ala_lateral 2.7-4.6 mm and a
+#: foramen 4.3 mm at 3 mm with tilt -15 / noise 40.
+WITHIN_2MM = ("3.0mm_neutral", "3.0mm_tilt+15")
+
+
+@pytest.mark.parametrize("case", [
+    c if c in WITHIN_2MM else pytest.param(c, marks=pytest.mark.xfail(
+        strict=True, reason="ala_anterior (2.5 mm) or ala_lateral / foramen (3 mm, tilt -15 "
+        "or noise 40) 2.4-4.6 mm off (module docstring)"))
+    for c in CASES])
 def test_landmarks_within_2mm_or_missing(case: str) -> None:
     ph, an = _solve(case)
     for name, xyz in ph.truth["landmarks"].items():
         if name in an.landmarks:
             err = float(np.linalg.norm(an.landmarks[name].xyz_ras_mm - np.asarray(xyz)))
             assert err <= 2.0, (name, err)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_canal_and_pedicles_within_2mm(case: str) -> None:
+    """Read from the CT's canal walls (alarscrew.anatomy.canal), not the coarse mask, whose
+    enclosure fill closes the dorsal canal: measured 0.6-1.9 mm on all eight cases."""
+    ph, an = _solve(case)
+    for name in ("canal", "left.pedicle", "right.pedicle"):
+        err = float(np.linalg.norm(an.landmarks[name].xyz_ras_mm
+                                   - np.asarray(ph.truth["landmarks"][name])))
+        assert err <= 2.0, (name, err)
 
 
 def test_inner_plates_finds_a_joint_band_not_the_outer_cortex() -> None:

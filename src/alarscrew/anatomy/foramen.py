@@ -39,12 +39,15 @@ plate.
    the mask does, on the shared 3 mm scan) - and as the CT does not say which side is wrong,
    neither is reported. A hole found on one side only is reported without this check.
 
-Rule towards the mask-based landmarks: a foramen found here replaces ``{side}.s1_foramen``; where
-the CT shows no hole on a side, or the pair check fails, that side's mask-based foramen is
-dropped (a mask pit deep enough to count would read dark in the CT too, so the CT's silence is
-the better evidence; the mask pit is no better where the CT holes disagree) and the landmark is
-absent. A landmark supplied by the user is never changed, and stands for its side in the pair
-check.
+Rule towards the mask-based landmarks: a foramen found here replaces ``{side}.s1_foramen``. Where
+the CT gives no foramen on a side (no hole, or the pair check failed), that side's mask-surface
+pit is kept only if the two mask pits are themselves a mirror pair (the same
+:data:`MAX_MIRROR_MISMATCH_MM`), with :data:`UNCONFIRMED_FACTOR` times its confidence and a
+method text saying so; otherwise the landmark is absent. A pit sits on the dorsal surface's
+depression, which on a real sacrum is the cranial rim of the oblique opening (shared 3 mm
+scan: 6-8 mm cranial of the label's through-hole) - the safe side for the planner's ala zone,
+whose caudal limit is this point. A landmark supplied by the user is never changed, and stands
+for its side in the pair check.
 
 References
 ----------
@@ -53,6 +56,8 @@ implications. J Clin Diagn Res. 2018;12(6):AC01-AC06 (first dorsal foramen 10.4 
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -92,6 +97,8 @@ MIN_PLATE_CONTRAST_HU = 100.0
 #: two first dorsal foramina are mirror images to within a few mm; two holes further apart
 #: than one foramen are not one pair, and nothing in the CT says which side is wrong.
 MAX_MIRROR_MISMATCH_MM = 10.0
+#: Confidence factor for a mask-surface pit kept where the CT shows no foramen.
+UNCONFIRMED_FACTOR = 0.6
 
 
 def _mean_voxel_mm(affine: np.ndarray) -> float:
@@ -217,12 +224,23 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     left, right = holes["left"], holes["right"]
     mismatch_mm = (None if left is None or right is None
                    else float(np.hypot(left[0] + right[0], left[1] - right[1])))
+    pits = {side: landmarks.get(f"{side}.s1_foramen") for side in SIDES}
+    pits_paired = _mirror_mismatch_mm(frame, pits) <= MAX_MIRROR_MISMATCH_MM
     for side in todo:
         name = f"{side}.s1_foramen"
         out.pop(name, None)
         found = holes[side]
         if found is None or (mismatch_mm is not None
                              and mismatch_mm > MAX_MIRROR_MISMATCH_MM):
+            pit = pits[side]
+            if pit is not None and pits_paired:
+                why = ("no hole" if found is None else
+                       f"the CT holes are no mirror pair ({mismatch_mm:.1f} mm)")
+                out[name] = replace(
+                    pit, confidence=UNCONFIRMED_FACTOR * pit.confidence,
+                    method=f"{pit.method}; not confirmed by the CT ({why}): kept as the two "
+                           "mask pits are a mirror pair (a pit may sit at the foramen's "
+                           "cranial rim)")
             continue
         x_mm, z_mm, contrast, area = found
         y_mm = float(ndi.map_coordinates(
@@ -243,6 +261,15 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
             f"under the closed dorsal surface (first dorsal foramen), on that surface "
             f"{bias_mm:.1f} mm into the bone{moved}")
     return out
+
+
+def _mirror_mismatch_mm(frame: S1Frame, pts: dict[str, Landmark | None]) -> float:
+    """Distance (mm, frame x and z) between one side's point mirrored and the other's; inf
+    when either is missing."""
+    if pts["left"] is None or pts["right"] is None:
+        return float("inf")
+    lp, rp = frame.to_frame_mm(np.array([pts["left"].xyz_ras_mm, pts["right"].xyz_ras_mm]))
+    return float(np.hypot(lp[0] + rp[0], lp[2] - rp[2]))
 
 
 def _hole(maps: dict[str, np.ndarray], side: str) -> tuple[float, float, float, float] | None:

@@ -19,8 +19,10 @@ from scipy import ndimage as ndi
 
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
+from alarscrew.anatomy.canal import refine_canal
 from alarscrew.anatomy.facet import refine_facets
 from alarscrew.anatomy.fill import fill_fine_sacrum
+from alarscrew.anatomy.foramen import find_s1_foramina
 from alarscrew.anatomy.grid import bounding_box, make_work_grid
 from alarscrew.anatomy.landmarks import POINT_NAMES, detect_landmarks
 from alarscrew.anatomy.model import Anatomy, Landmark
@@ -33,6 +35,7 @@ from alarscrew.anatomy.s1frame import (
     midsagittal_plane,
 )
 from alarscrew.anatomy.sacrum import COARSE_MM, SacrumResult, isolate_sacrum
+from alarscrew.anatomy.sijoint import refine_ala_lateral
 from alarscrew.errors import AnatomyNotFoundError, GeometryError, InputError
 from alarscrew.io.atomic import atomic_path, check_overwrite
 from alarscrew.io.image import Image
@@ -362,6 +365,18 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     # the mask is unreliable at the L5-S1 facet joint: move the facet points to the joint
     # space seen in the CT itself where it is clear (alarscrew.anatomy.facet)
     found = refine_facets(ct.array, ct.affine, frame, found)
+    # and at the canal, which the coarse fill can close dorsally: the canal and pedicles are
+    # put between the canal walls seen in the CT (alarscrew.anatomy.canal)
+    found = refine_canal(ct.array, ct.affine, frame, found)
+    # likewise the mask's edge at the sacroiliac joint: the lateral alar point is moved to the
+    # sacral face of the joint seen in the CT, or into the band where the joint is blurred
+    # (alarscrew.anatomy.sijoint)
+    found = refine_ala_lateral(ct.array, ct.affine, frame, found)
+    if not sacrum_how.startswith("supplied"):
+        # the dorsal S1 foramina as dark holes in the CT under the dorsal surface: the fill
+        # closes them in a coarse mask (alarscrew.anatomy.foramen). A supplied sacrum label
+        # keeps its own through-holes (the CT rule picked other pits on the real scan's v1 label)
+        found = find_s1_foramina(canon_hu, grid.canon_affine, frame, found, sacrum=sac_canon)
     if not sacrum_how.startswith("supplied"):
         _check_alae(found, frame, ct, has_s1_label="s1" in labels)
     withheld: dict[str, str] = {}
