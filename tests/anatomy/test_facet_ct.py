@@ -168,20 +168,22 @@ def test_phantom_2mm_facet_on_the_joint() -> None:
         assert abs(float(d @ facet_axes(side)[0])) <= 0.5, (side, d)
 
 
-def test_phantom_2mm_tilt20_facet_found_from_the_l5_process() -> None:
-    """CT-only, 2 mm, pelvic tilt +20: the CT-only mask gives the S1 superior articular process
-    the L5 inferior articular process, so the mask facet lies on the L5 process's far surface
-    (8.2 mm out along the normal, 8.5 mm in 3D; measured 2026-11-24). The wide search
-    puts it on the S1 articular surface: within 0.5 mm along the normal (measured 0.0 / 0.1
-    mm); what remains (1.7 / 2.5 mm in 3D) is the patch's extent along the surface, so
-    the 3D bound is 3 mm, not the issue's 2 mm."""
+def test_phantom_2mm_tilt20_facet_and_entry_on_the_s1_process() -> None:
+    """CT-only, 2 mm, pelvic tilt +20: the working-grid watershed used to give the S1 superior
+    articular process the L5 inferior articular process (the mask bridges the 2 mm joint, and
+    the distance map alone splits at the narrowest bone), leaving the mask facet on the L5
+    process's far surface (8.5 mm in 3D; the wide search brought it to 1.7 / 2.5 mm). With the
+    joint-space depth in the watershed elevation (alarscrew.anatomy.sacrum.isolate_sacrum) the
+    split follows the joint: measured 2026-11-24 sap_facet 0.97 / 0.58 mm, entry 1.59 / 1.02
+    mm (left / right). Bounds: the issue's 2 mm in 3D; 0.5 mm along the facet normal."""
     ph = make_phantom(voxel_mm=2.0, pelvic_tilt_deg=20.0)
     an = analyze_anatomy(ph.ct)
     truth = S1Frame.from_dict(ph.truth["frame"])
     for side in ("left", "right"):
-        lm = an.landmarks[f"{side}.sap_facet"]
-        assert "the mask point was off the joint" in lm.method, lm.method
-        d = (truth.to_frame_mm(lm.xyz_ras_mm[None])[0]
-             - truth.to_frame_mm(np.asarray(ph.truth["landmarks"][f"{side}.sap_facet"])[None])[0])
-        assert abs(float(d @ facet_axes(side)[0])) <= 0.5, (side, d)
-        assert np.linalg.norm(d) <= 3.0, (side, d)
+        for kind in ("sap_facet", "entry"):
+            lm = an.landmarks[f"{side}.{kind}"]
+            d = (truth.to_frame_mm(lm.xyz_ras_mm[None])[0]
+                 - truth.to_frame_mm(np.asarray(ph.truth["landmarks"][f"{side}.{kind}"])[None])[0])
+            if kind == "sap_facet":
+                assert abs(float(d @ facet_axes(side)[0])) <= 0.5, (side, d)
+            assert np.linalg.norm(d) <= 2.0, (side, kind, d)

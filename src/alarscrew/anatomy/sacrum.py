@@ -487,6 +487,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     edt = ndi.distance_transform_edt(core, sampling=sp)
     markers = np.zeros(bone.shape, np.int32)
     disc_l5: np.ndarray | None = None
+    disc: DiscPlane | None = None
     if "s1" in labels:
         s1 = labels["s1"]
         mid = float(np.median(x_mm[np.nonzero(s1)[0]]))
@@ -562,10 +563,20 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
             m |= labels[n]
         markers[m & bone & ~near_sac] = CRANIAL
     else:
-        z_mm = _coords_mm(bone.shape, grid.affine, 2)
-        up = (z_mm > seed_ras[2] + CRANIAL_MARKER_MM)[None, None, :]
+        # "cranial" along the spine: the L5-S1 disc normal where the disc was found. Along
+        # RAS z the sacral slope (30-60 deg to the axial plane) lifts the S1 posterior
+        # elements: with the seed in the S1 body, the superior articular processes 35-40 mm
+        # posterior of it rise 20-35 mm higher in RAS z than in the S1 frame, past
+        # CRANIAL_MARKER_MM (phantom, 2 mm, pelvic tilt -10: the process tips marked as L5
+        # and the S1 facet given to L5)
         band = (np.abs(dx) <= 2 * MIDLINE_BAND_MM)[:, None, None]
-        markers[bone & up & band & not_sac] = CRANIAL
+        cand = bone & band & not_sac
+        idx = np.nonzero(cand)
+        axis_ras = disc.normal_ras if disc is not None else np.array([0.0, 0.0, 1.0])
+        rel = grid.ijk_to_ras(np.column_stack(idx).astype(float)) - seed_ras
+        up = np.zeros(bone.shape, bool)
+        up[idx] = rel @ axis_ras > CRANIAL_MARKER_MM
+        markers[up] = CRANIAL
     if disc_l5 is not None:
         markers[disc_l5 & (markers != SACRUM)] = CRANIAL
     if cranial_hint is not None:
@@ -581,7 +592,20 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         method += ("; coarse voxels: watershed on smoothed HU plus thickness "
                    "(joint gap = dark seam)")
     else:
-        elevation = -edt
+        # fine voxels (< 2.5 mm): a joint space one or two voxels wide between two cortices
+        # (the 2 mm L5-S1 facet joints, the SI joints) is still a dark seam in the CT, but the
+        # bone mask bridges it; on the distance map alone the basins then meet at the
+        # narrowest bone, e.g. across the base of the S1 superior articular process when the
+        # L5 inferior process lies on it, and L5 takes the S1 facet. The joint-space depth
+        # raises the elevation along the seam, as at full resolution
+        # (alarscrew.anatomy.refine), so the basins meet in the joint where the CT shows one.
+        from alarscrew.anatomy.refine import (  # cycle: refine imports this module
+            EDT_ELEVATION_MM,
+            SEAM_ELEVATION_HU,
+            seam_depth_hu,
+        )
+        seam = ndi.gaussian_filter(np.maximum(seam_depth_hu(hu, sp), 0.0), 0.5)
+        elevation = seam / SEAM_ELEVATION_HU - edt / EDT_ELEVATION_MM
     regions = watershed(elevation, markers, mask=bone)
     sac = regions == SACRUM
     if coarse:
