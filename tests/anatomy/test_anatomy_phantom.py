@@ -32,13 +32,19 @@ Tolerances (stated per quantity):
   so the joint-space depth of refine.seam_depth_hu is larger inside the process than in the
   joint, and the CT-only mask keeps part of the process. The detector itself is not
   the limit: on the voxelised sacrum label at 2 mm, tilt +-15, sap_facet is within 0.7 mm and
-  the entry within 1.0 mm (test below). 2 mm / tilt +-15 CT-only are strict xfails.
+  the entry within 1.0 mm (test below).
 - CT refinement (alarscrew.anatomy.facet, measured 2026-11-23, 2 mm, 20 HU noise): where the
   CT profiles show the joint, the facet is moved onto the S1 articular surface along its
   normal (normal error 2.3 / 1.2 mm -> 0.0 mm neutral, 4.2 / 3.7 -> 0.0-0.1 mm tilt -15,
   right 2.7 -> 0.0 mm tilt +15). What remains is the mask patch's extent along the surface:
   neutral 3.0 / 2.3 -> 2.0 / 1.9 mm, tilt -15 4.8 / 4.0 -> 2.2 / 1.5 mm, tilt +15 7.2 / 5.0 ->
-  7.2 (no clear joint at a patch 7 mm too cranial) / 4.3 mm; hence still xfail.
+  7.2 (no clear joint at a patch 7 mm too cranial) / 4.3 mm. A deeper marrow search
+  (commit 2203284) and a watershed weighted by joint-space depth with the lumbar marker
+  measured along the disc normal (commit f5d82a3) fixed 1.5 mm (tilt -10 / -20 facet 3.0 /
+  2.0 -> 0.3 / 0.5 mm, entries 3.3 -> 0.8 / 0.9 mm) and 2 mm tilt +20, but 2 mm stays
+  arbitrary (tilt -10 facet 8.6 / entry 12.5 mm, asymmetry -0.3 11.6 / 8.5 mm): CT-only the
+  pipeline withholds facets and entries from 2 mm voxels (``FACET_MIN_UNRESOLVED_MM``), as
+  it did from 2.5 mm; with a label they are kept (test below).
 - body loss at the pedicle level and by volume within 5 percentage points (issue 3; the body
   model is corrected for the segmented surface's half-voxel bias at every boundary, measured
   errors 0.2-1.6 points, tests/anatomy/test_bodyloss.py).
@@ -83,7 +89,10 @@ def test_frame_matches_truth(solved) -> None:
 
 def _errors(ph, an) -> dict[str, float]:
     errors = {}
+    withheld = an.provenance["landmarks_withheld"]
     for name, xyz in ph.truth["landmarks"].items():
+        if name in withheld:  # CT-only at >= 2 mm voxels: facets and entries (test below)
+            continue
         assert name in an.landmarks, f"{name} not found"
         lm = an.landmarks[name]
         assert not lm.supplied
@@ -105,14 +114,19 @@ def test_landmarks_match_truth(case: str) -> None:
         assert err <= LANDMARK_TOL_MM, (name, err)
 
 
-@pytest.mark.xfail(strict=True, reason="2 mm voxels: the CT-only mask's facet patch is off "
-                   "along the facet surface (tilt +15: 7 mm cranial); the CT refinement "
-                   "corrects only the depth along the facet normal")
-@pytest.mark.parametrize("tilt_deg", [15.0, -15.0])
-def test_facet_within_2mm_at_2mm_voxels_tilted(tilt_deg: float) -> None:
-    ph = make_phantom(voxel_mm=2.0, pelvic_tilt_deg=tilt_deg)
-    errors = _errors(ph, analyze_anatomy(ph.ct))
-    assert max(errors["left.sap_facet"], errors["right.sap_facet"]) <= LANDMARK_TOL_MM, errors
+@pytest.mark.parametrize("params", [{"pelvic_tilt_deg": 15.0}, {"pelvic_tilt_deg": -15.0},
+                                    {"noise_hu": 40.0}])
+def test_facets_withheld_ct_only_at_2mm_voxels(params: dict) -> None:
+    """CT-only at 2 mm the facet and entry are withheld with the reason, never guessed: the
+    2 mm joint is no wider than a voxel and the S1-L5 split is arbitrary there (module
+    docstring: 2-12 mm facet/entry errors with tilt or asymmetry, before and after the
+    joint-space watershed of alarscrew.anatomy.sacrum)."""
+    ph = make_phantom(voxel_mm=2.0, **params)
+    an = analyze_anatomy(ph.ct)
+    for side in ("left", "right"):
+        for kind in ("sap_facet", "entry"):
+            assert f"{side}.{kind}" not in an.landmarks
+            assert "not resolved" in an.provenance["landmarks_withheld"][f"{side}.{kind}"]
 
 
 @pytest.mark.parametrize("tilt_deg", [15.0, -15.0])
@@ -184,7 +198,9 @@ def test_supplied_landmarks_override_and_move_origin() -> None:
     np.testing.assert_allclose(an.landmarks["left.entry"].xyz_ras_mm, entry)
     np.testing.assert_allclose(an.frame.origin_ras_mm, moved)
     assert "left.entry" in an.provenance["landmarks_supplied"]
-    assert "right.entry" in an.provenance["landmarks_detected"]
+    # CT-only at 2 mm the other entry is withheld (the joint is not resolved), not guessed
+    assert "right.entry" in an.provenance["landmarks_withheld"]
+    assert "left.entry" not in an.provenance["landmarks_withheld"]
 
 
 def test_rigid_flip_of_axes_changes_nothing() -> None:

@@ -142,17 +142,20 @@ def test_facets_and_entries_withheld(solved) -> None:
             assert "not resolved" in withheld[f"{side}.{kind}"]
 
 
-#: Cases whose landmarks are all within 2 mm once the canal, pedicles, SI-joint face and
-#: foramina are read from the CT (alarscrew.anatomy.canal / sijoint / foramen); measured on the
-#: others (module docstring): ala_anterior 2.4-3.9 mm at 2.5 mm, ala_lateral 2.7-4.6 mm and a
-#: foramen 4.3 mm at 3 mm with tilt -15 / noise 40.
-WITHIN_2MM = ("3.0mm_neutral", "3.0mm_tilt+15")
+#: Cases whose landmarks are all within 2 mm once the canal, pedicles, anterior alar cortex,
+#: SI-joint face and foramina are read from the CT (alarscrew.anatomy.canal / alaant / sijoint
+#: / foramen): every 2.5 mm case and 3 mm neutral / tilt +15. Measured on the two others: 3 mm
+#: tilt -15 left ala_lateral 4.7 mm, ala_anterior 2.4 mm (y +1.7: the frame is 2.3 deg off);
+#: 3 mm noise 40 left foramen 4.3 mm (in depth: the noisy mask's dorsal surface lies behind
+#: the bone) and ala_lateral 2.8 mm (joint dip not resolved under noise, point kept in the band).
+WITHIN_2MM = ("2.5mm_neutral", "2.5mm_tilt+15", "2.5mm_tilt-15", "2.5mm_noise40",
+              "3.0mm_neutral", "3.0mm_tilt+15")
 
 
 @pytest.mark.parametrize("case", [
     c if c in WITHIN_2MM else pytest.param(c, marks=pytest.mark.xfail(
-        strict=True, reason="ala_anterior (2.5 mm) or ala_lateral / foramen (3 mm, tilt -15 "
-        "or noise 40) 2.4-4.6 mm off (module docstring)"))
+        strict=True, reason="3 mm tilt -15 / noise 40: ala_lateral, "
+        "ala_anterior or a foramen 2.4-4.7 mm off (comment above)"))
     for c in CASES])
 def test_landmarks_within_2mm_or_missing(case: str) -> None:
     ph, an = _solve(case)

@@ -240,7 +240,8 @@ def test_ct_only_real_scan_sacrum_and_frame(ct_only, v1_run, real_ct_dir: Path) 
     marrow 111-148 HU) is found by ``find_lumbosacral_disc`` and bounds the automatic region.
     Measured (2026-11-23): frame origin 2.6 mm and cranial axis 1.9 deg from the v1-label
     run (1.4 mm before the CT-only origin was moved onto the bone, half a voxel down; the v1
-    label is taken as drawn, and the CT's own half-maximum endplate edge lies between the two). Dice against the v1 sacrum 0.692 (159 ml vs v1's 210 ml) since the coarse enclosure
+    label is taken as drawn, and the CT's own half-maximum endplate edge lies between the
+    two). Dice against the v1 sacrum 0.692 (159 ml vs v1's 210 ml) since the coarse enclosure
     keeps the fatty alar marrow up to the SI joint space (``fill.JOINT_GAP_MM``); 0.658 with
     the midpoint rule before. Tolerances 3 mm / 3 deg / Dice 0.66."""
     _check_alae_and_no_ilium(ct_only, real_ct_dir)

@@ -132,6 +132,20 @@ def test_unresolved_band_clamps_a_point_left_in_the_marrow(joint_ct, side: str) 
     assert s * kept.xyz_ras_mm[0] == pytest.approx(FACE_X_MM + 0.5)
 
 
+@pytest.mark.parametrize("voxel_mm", [2.0, 3.0])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_free_alar_surface_is_no_joint_band(joint_ct, voxel_mm: float, side: str) -> None:
+    """No ilium opposite (soft tissue from the sacral face to the end of the profiles, as on
+    the atlas sacra where the ray passes in front of the joint): the sacral cortex alone is no
+    joint band, and the mask point (here 1.5 mm outside the face, a threshold mask's half
+    voxel) is kept, not pulled onto the cortex (before: moved 5.8 mm medially on atlas s43)."""
+    hu, affine = joint_ct(voxel_mm, side, gap_mm=40.0)
+    s = 1.0 if side == "right" else -1.0
+    lm = refine_ala_lateral(hu, affine, FRAME, _landmarks(side, 1.5))[f"{side}.ala_lateral"]
+    assert "free surface" in lm.method, lm.method
+    assert s * lm.xyz_ras_mm[0] == pytest.approx(FACE_X_MM + 1.5)
+
+
 def test_supplied_and_missing_are_left_alone(joint_ct) -> None:
     hu, affine = joint_ct(2.5, "right")
     lms = _landmarks("right", 4.0)

@@ -20,8 +20,12 @@ both coordinates wrong (phantom, 2.5 mm voxels: 2.4-3.9 mm):
    posteromedial to anterolateral, so the section is widest at its anterior end). The walk
    stops where the bundle would reach past the anterior surface, where no joint band is seen,
    or where the face jumps laterally by more than the steepest face angle allows (the bundle
-   then reads the ilium across the pelvic soft tissue in front of the sacrum). Only a walk
-   that reaches its last ray gives the extent; otherwise the mask point's x is kept;
+   then reads the ilium across the pelvic soft tissue in front of the sacrum). A ray whose
+   joint band the CT does not resolve gives only an interval that holds the face and is
+   passed over (at 3 mm with 40 HU noise, taking its clamped point for the face put the
+   extent 4.5 mm medial). Only a walk that reaches its last ray with at least
+   :data:`MIN_RESOLVED_RAYS` resolved faces gives the extent; otherwise the mask point's x is
+   kept;
 2. the anterior surface is read at 67 % of that extent on a bundle of anteroposterior CT
    profiles (:data:`BUNDLE_X_HALF_MM` x :data:`BUNDLE_Z_HALF_MM`): the brightest point near
    the mask surface is the anterior cortex, the soft tissue in front is the median
@@ -73,6 +77,10 @@ FACE_STEP_MM = 1.0
 #: oblique face read in voxel-sized steps: either way the walk stops and the extent is unknown.
 MAX_FACE_SLOPE = float(np.tan(np.radians(FACE_ANGLES_DEG.max())))
 FACE_SCATTER_MM = 1.0
+#: Fewest rays with a resolved joint space (sacral face read, not an interval) for the walk to
+#: give the extent: one or two faces near its start say little about the most lateral one
+#: (3 mm tilt +15: one face, 2.9 mm medial of the section's extent).
+MIN_RESOLVED_RAYS = 3
 #: Half-extent (mm) of the SI-joint bundles of :mod:`alarscrew.anatomy.sijoint` along the face:
 #: a ray this close to the anterior surface lets its bundle read the soft tissue in front.
 SIJOINT_BUNDLE_HALF_MM = 4.0
@@ -210,6 +218,10 @@ def section_extent_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, side: 
         if "no SI joint band" in face.method:
             complete = False
             break
+        if "sacral half-level edge" not in face.method:
+            # a band whose joint space the CT does not resolve: the reading is only an
+            # interval that holds the face (sijoint), not the face; the walk goes on
+            continue
         x = float(s * frame.to_frame_mm(np.asarray(face.xyz_ras_mm, float)[None])[0][0])
         if xs and x - xs[-1] > MAX_FACE_SLOPE * FACE_STEP_MM + FACE_SCATTER_MM:
             break
@@ -272,7 +284,11 @@ def refine_ala_anterior(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         if lat is not None:
             ext = section_extent_mm(hu, aff, frame, side, lat, front_y)
             if ext is None:
-                how_x = "x of the mask point kept (no SI joint band on the section in the CT)"
+                how_x = ("x of the mask point kept (no SI joint band, or none resolved, on the "
+                         "section in the CT)")
+            elif ext[1] < MIN_RESOLVED_RAYS:
+                how_x = (f"x of the mask point kept (the CT resolves the SI joint on only "
+                         f"{ext[1]} lateral rays, fewer than {MIN_RESOLVED_RAYS})")
             elif not ext[2]:
                 how_x = (f"x of the mask point kept (the SI face traced forward in the CT "
                          f"broke off after {ext[1]} lateral rays at {ext[0]:.1f} mm: a jump or "

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
+from alarscrew.anatomy.alaant import refine_ala_anterior
 from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
 from alarscrew.anatomy.canal import refine_canal
 from alarscrew.anatomy.facet import refine_facets
@@ -34,7 +35,7 @@ from alarscrew.anatomy.s1frame import (
     frame_volume,
     midsagittal_plane,
 )
-from alarscrew.anatomy.sacrum import COARSE_MM, SacrumResult, isolate_sacrum
+from alarscrew.anatomy.sacrum import SacrumResult, isolate_sacrum
 from alarscrew.anatomy.sijoint import refine_ala_lateral
 from alarscrew.errors import AnatomyNotFoundError, GeometryError, InputError
 from alarscrew.io.atomic import atomic_path, check_overwrite
@@ -143,6 +144,10 @@ def _check_endplate(info: dict, ct: Image) -> None:
 #: box): 54-80 on the 20 atlas sacra, 80 on the real 3 mm scan and the intact phantom; 29 mm
 #: for L5 taken for the sacrum above an 85 % destroyed S1 body (phantom, 1.5 mm, CT-only,
 #: with or without its lesion mask; the check runs on the CT bone alone).
+#: CT-only, CT voxel size (largest side, mm) from which the S1 facets and entries are
+#: withheld: the L5-S1 facet joint space is 1-3 mm wide, so at 2 mm it is no
+#: wider than a voxel (phantom, 2 mm joint: 2-12 mm facet errors with tilt or asymmetry).
+FACET_MIN_UNRESOLVED_MM = 2.0
 MIN_SACRAL_DEPTH_MM = 45.0
 #: ... and a lumbar vertebra taken for it has the sacrum below: bone (>= BONE_BELOW_HU) in
 #: the midline (|x| <= 15 mm, frame y -60..40 mm) within 40 mm below the mask. Measured:
@@ -368,6 +373,11 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     # and at the canal, which the coarse fill can close dorsally: the canal and pedicles are
     # put between the canal walls seen in the CT (alarscrew.anatomy.canal)
     found = refine_canal(ct.array, ct.affine, frame, found)
+    # the anterior alar cortex: its x from the SI-joint face traced forward in the CT (the
+    # coarse fill can reach the ilium in front of the ala), its y at the cortex's CT edge
+    # (alarscrew.anatomy.alaant); before the SI-joint face, whose ray runs midway between the
+    # pedicle and this point
+    found = refine_ala_anterior(ct.array, ct.affine, frame, found)
     # likewise the mask's edge at the sacroiliac joint: the lateral alar point is moved to the
     # sacral face of the joint seen in the CT, or into the band where the joint is blurred
     # (alarscrew.anatomy.sijoint)
@@ -380,15 +390,17 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     if not sacrum_how.startswith("supplied"):
         _check_alae(found, frame, ct, has_s1_label="s1" in labels)
     withheld: dict[str, str] = {}
-    if float(np.max(grid.spacing_mm)) >= COARSE_MM and not any(
+    facet_vox_mm = float(np.max(ct.spacing_mm))
+    if facet_vox_mm >= FACET_MIN_UNRESOLVED_MM and not any(
             k in labels for k in ("sacrum", "s1", "l5")):
-        # CT-only on coarse voxels the L5-S1 facet joint (1-3 mm) is sub-voxel, so the split
-        # between the S1 superior and the L5 inferior articular process is a guess: measured
-        # 5-12 mm facet/entry errors on the phantom at 2.5-3 mm, and the real 3 mm scan's
-        # superior articular processes go to L5. An entry point from it would mislead a plan.
-        reason = (f"CT-only at {float(np.max(grid.spacing_mm)):.1f} mm working voxels the "
-                  "L5-S1 facet joint is not resolved; supply an S1 or L5 label (--seg) or the "
-                  "points (--landmarks)")
+        # CT-only, once the voxels are as wide as the L5-S1 facet joint space (1-3 mm), the
+        # split between the S1 superior and the L5 inferior articular process is a guess:
+        # measured 5-12 mm facet/entry errors on the phantom at 2.5-3 mm and 2-12 mm at 2 mm
+        # with pelvic tilt or asymmetry (its 2 mm joint reads no darker than the L5 process's
+        # marrow), and the real 3 mm scan's superior articular processes go to L5. An entry
+        # point from it would mislead a plan.
+        reason = (f"CT-only at {facet_vox_mm:.1f} mm voxels the L5-S1 facet joint is not "
+                  "resolved; supply an S1 or L5 label (--seg) or the points (--landmarks)")
         for name in [k for k in found if k.endswith((".sap_facet", ".entry"))]:
             del found[name]
         withheld = {f"{side}.{kind}": reason for side in ("left", "right")

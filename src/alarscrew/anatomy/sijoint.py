@@ -178,11 +178,13 @@ def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float) -> Jo
         band = (float(s_mm[i0 + k] + f * step), float(s_mm[p1]))
     contrast = float("nan")
     later = dips[dips > p1]
+    iliac = False
     if len(later):
         j = int(later[0])
         after = peaks[peaks > j]
         if len(after) and s_mm[after[0]] - s_mm[p1] <= max_peak_separation_mm(voxel_mm):
             p2 = int(after[0])
+            iliac = True
             contrast = float(min(mean[p1], mean[p2]) - mean[j])
             if band is not None:
                 # an unresolved dip still separates the sacral and the iliac crest: the
@@ -191,6 +193,14 @@ def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float) -> Jo
             if contrast >= required:
                 face = _falls_below(s_mm[p1:j + 1], mean[p1:j + 1], 0.5 * (mean[p1] + mean[j]))
                 return JointReading(True, face, band, contrast, required, rise)
+    if band is not None and not iliac:
+        # no iliac crest beyond the sacral one: a joint whose plates have merged continues
+        # into iliac bone (its first low beyond the crest is iliac marrow), a free alar
+        # surface into soft tissue (fat, muscle, vessels: darker than the sacral marrow).
+        # The latter is no joint band: its crest is the sacral cortex, the face lies outside
+        low = float(mean[later[0]]) if len(later) else float(mean[p1:].min())
+        if low < floor - MIN_BAND_RISE_HU:
+            band = None
     return JointReading(False, None, band, contrast, required, rise)
 
 
@@ -300,7 +310,8 @@ def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         else:
             along = 0.0
             how = ("kept: no SI joint band in the CT profiles (no crest "
-                   f"{MIN_BAND_RISE_HU:.0f} HU above the sacral marrow)")
+                   f"{MIN_BAND_RISE_HU:.0f} HU above the sacral marrow, or soft tissue "
+                   "beyond it: a free surface)")
             conf = UNRESOLVED_FACTOR * lm.confidence
         xyz = frame.to_world_mm((anchor + along * lateral)[None])[0]
         out[lm.name] = replace(lm, xyz_ras_mm=xyz, confidence=conf,
