@@ -180,7 +180,8 @@ def test_phantom_2mm_tilt20_facet_and_entry_on_the_s1_process(
     joint-space depth in the watershed elevation (alarscrew.anatomy.sacrum.isolate_sacrum) the
     split follows the joint: measured 2026-11-24 sap_facet 0.97 / 0.58 mm, entry 1.59 / 1.02
     mm (left / right). Bounds: the issue's 2 mm in 3D; 0.5 mm along the facet normal. The
-    pipeline's CT-only withholding at 2 mm is lifted (previous test)."""
+    pipeline's CT-only withholding at 2 mm is lifted (previous test), and with it the switch
+    that keeps the joint-space watershed to finer CT voxels (``joint_resolved``)."""
     monkeypatch.setattr(pipeline, "FACET_MIN_UNRESOLVED_MM", float("inf"))
     ph = make_phantom(voxel_mm=2.0, pelvic_tilt_deg=20.0)
     an = analyze_anatomy(ph.ct)

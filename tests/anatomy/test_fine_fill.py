@@ -62,7 +62,11 @@ def _run(ph, hu: np.ndarray, lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     hu_work = grid.downsample_mean(canon)
     labels = {name: grid.downsample_fraction(grid.to_canon(lab == code)) >= 0.5
               for name, code in (("s1", 26), ("l5", 27))}
-    result = isolate_sacrum(hu_work, grid, labels=labels)
+    # the distance-only split (as for CT voxels >= 2 mm): with the joint-space watershed of
+    # finer CTs the refined mask already holds all of this phantom's fatty alar marrow
+    # (measured 2026-11-23: 100 %, Dice 0.946, no iliac or canal voxel), so the fill has
+    # nothing to recover there
+    result = isolate_sacrum(hu_work, grid, labels=labels, joint_resolved=False)
     refined = refine_full_resolution(result, canon, grid)
     refined_copy = refined.copy()
     filled = fill_fine_sacrum(refined, canon, result, grid)

@@ -235,6 +235,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
 
     _step(progress, 1)
     t = time.perf_counter()
+    # the L5-S1 facet joint space (1-3 mm) is a seam to follow only on finer CT voxels
+    joint_resolved = float(np.max(ct.spacing_mm)) < FACET_MIN_UNRESOLVED_MM
     if "sacrum" in labels:
         full_sac = np.asarray(labels["sacrum"].array, bool)
         if "s1" in labels:
@@ -243,12 +245,14 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
             raise AnatomyNotFoundError(f"the supplied sacrum label is empty "
                                        f"({labels['sacrum'].source})")
         label_work["sacrum"] = grid.downsample_any(grid.to_canon(full_sac))
-        result = isolate_sacrum(hu_work, grid, labels=label_work)
+        result = isolate_sacrum(hu_work, grid, labels=label_work,
+                                joint_resolved=joint_resolved)
         sac_canon = grid.to_canon(full_sac)
         sacrum_how = "supplied sacrum label" + (" united with the S1 label" if "s1" in labels
                                                 else "")
     else:
-        result = isolate_sacrum(hu_work, grid, labels=label_work)
+        result = isolate_sacrum(hu_work, grid, labels=label_work,
+                                joint_resolved=joint_resolved)
         sac_canon = refine_full_resolution(result, canon_hu, grid)
         if any(k in labels for k in ("l5", "l4", "l3")):
             # no second pass follows: complete hollow alae now (fine grids only). Before a
@@ -327,7 +331,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         ijk = np.indices(hu_work.shape).reshape(3, -1).T
         z_frame = frame.to_frame_mm(grid.ijk_to_ras(ijk))[:, 2].reshape(hu_work.shape)
         result = isolate_sacrum(hu_work, grid, labels=label_work,
-                                cranial_hint=z_frame > L5_MARKER_MM)
+                                cranial_hint=z_frame > L5_MARKER_MM,
+                                joint_resolved=joint_resolved)
         sac_canon = refine_full_resolution(result, canon_hu, grid)
         sac_canon = fill_fine_sacrum(sac_canon, canon_hu, result, grid)
         _check_field_of_view(sac_canon, grid.canon_affine, ct)
