@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage as ndi
 
+from alarscrew.anatomy.ctsample import sample_frame_points
 from alarscrew.anatomy.landmarks import ALA_ANTERIOR_FRACTION, ALA_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
 from alarscrew.anatomy.sijoint import FACE_ANGLES_DEG, refine_ala_lateral
@@ -172,12 +173,7 @@ def _bundle(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_frame_mm:
     uu, ww = (g.ravel() for g in np.meshgrid(u, w, indexing="ij"))
     base = center_frame_mm + np.column_stack([uu, np.zeros_like(uu), ww])  # (R, 3)
     pts = base[:, None, :] + s_mm[None, :, None] * np.array([0.0, 1.0, 0.0])
-    ras = frame.to_world_mm(pts.reshape(-1, 3))
-    inv = np.linalg.inv(affine)
-    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
-    vals = ndi.map_coordinates(np.asarray(hu, np.float32), ijk, order=1, mode="constant",
-                               cval=np.nan)
-    return s_mm, vals.reshape(len(base), len(s_mm))
+    return s_mm, sample_frame_points(hu, affine, frame, pts)
 
 
 def section_extent_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, side: str,

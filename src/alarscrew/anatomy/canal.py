@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage as ndi
 
+from alarscrew.anatomy.ctsample import sample_frame_points
 from alarscrew.anatomy.landmarks import PEDICLE_HALF_WIDTH_MM, PEDICLE_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
 from alarscrew.errors import GeometryError
@@ -160,19 +161,7 @@ def sample_bundle(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, start_fram
     """
     pts = (np.asarray(start_frame_mm, float) + np.asarray(offsets_frame_mm, float)[:, None, :]
            + np.asarray(s_mm, float)[None, :, None] * np.asarray(direction, float))
-    ras = frame.to_world_mm(pts.reshape(-1, 3))
-    inv = np.linalg.inv(np.asarray(affine, float))
-    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
-    # crop the CT to the samples' bounding box before converting it (a 0.8 mm CT is ~100 M
-    # voxels; the bundle needs a few thousand)
-    shape = np.asarray(hu.shape)
-    lo = np.clip(np.floor(np.nanmin(ijk, axis=1)).astype(int) - 1, 0, shape - 1)
-    hi = np.clip(np.ceil(np.nanmax(ijk, axis=1)).astype(int) + 2, lo + 1, shape)
-    block = np.asarray(hu[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
-    inside = np.all((ijk >= -1e-6) & (ijk <= (shape - 1)[:, None] + 1e-6), axis=0)
-    vals = ndi.map_coordinates(block, ijk - lo[:, None], order=1, mode="nearest")
-    vals = np.where(inside, vals, np.nan)
-    return vals.reshape(len(offsets_frame_mm), len(s_mm))
+    return sample_frame_points(hu, affine, frame, pts)
 
 
 def canal_walls(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,

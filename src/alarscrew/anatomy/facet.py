@@ -46,6 +46,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
+from alarscrew.anatomy.ctsample import sample_frame_points
 from alarscrew.anatomy.model import Landmark
 from alarscrew.anatomy.sacrum import bone_thresholds_hu
 from alarscrew.errors import GeometryError
@@ -135,12 +136,7 @@ def sample_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_f
     w_axis = np.cross(normal, tangent)
     base = center_frame_mm + uu[:, None] * tangent + ww[:, None] * w_axis  # (R, 3)
     pts = base[:, None, :] + s_mm[None, :, None] * normal  # (R, S, 3)
-    ras = frame.to_world_mm(pts.reshape(-1, 3))
-    inv = np.linalg.inv(np.asarray(affine, float))
-    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
-    vals = ndi.map_coordinates(np.asarray(hu, np.float32), ijk, order=1, mode="constant",
-                               cval=np.nan)
-    return s_mm, vals.reshape(len(base), len(s_mm))
+    return s_mm, sample_frame_points(hu, affine, frame, pts)
 
 
 def _mean_profile(s_mm: np.ndarray, profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -66,6 +66,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage as ndi
 
+from alarscrew.anatomy.ctsample import sample_frame_points
 from alarscrew.anatomy.model import Landmark
 from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import SIDES, S1Frame
@@ -112,12 +113,7 @@ def _mean_voxel_mm(affine: np.ndarray) -> float:
 def _sample(vol: np.ndarray, affine: np.ndarray, frame: S1Frame, pts_frame_mm: np.ndarray,
             *, cval: float) -> np.ndarray:
     """Trilinear ``vol`` at frame points (..., 3)."""
-    shape = pts_frame_mm.shape[:-1]
-    ras = frame.to_world_mm(pts_frame_mm.reshape(-1, 3))
-    inv = np.linalg.inv(affine)
-    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
-    return ndi.map_coordinates(np.asarray(vol, np.float32), ijk, order=1, mode="constant",
-                               cval=cval).reshape(shape)
+    return sample_frame_points(vol, affine, frame, pts_frame_mm, cval=cval)
 
 
 def plate_maps(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, sacrum: np.ndarray
@@ -147,7 +143,7 @@ def plate_maps(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, sacrum: np.nd
     y = np.arange(BOX_Y_MM[0], BOX_Y_MM[1] + 1e-9, GRID_MM)
     z = np.arange(BOX_Z_MM[0], BOX_Z_MM[1] + 1e-9, GRID_MM)
     pts = np.stack(np.meshgrid(x, y, z, indexing="ij"), axis=-1)
-    inside = _sample(sacrum.astype(np.float32), affine, frame, pts, cval=0.0) >= 0.5
+    inside = _sample(sacrum, affine, frame, pts, cval=0.0) >= 0.5
     has = inside.any(axis=1)
     dorsal_y = np.where(has, y[np.argmax(inside, axis=1)], y[-1])
     size = max(3, round(HULL_FOOTPRINT_MM / GRID_MM) | 1)
