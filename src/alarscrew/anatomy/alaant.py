@@ -46,11 +46,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from alarscrew.anatomy.ctsample import sample_frame_points
+from alarscrew.anatomy.ctsample import check_ct, sample_frame_points
 from alarscrew.anatomy.landmarks import ALA_ANTERIOR_FRACTION, ALA_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
 from alarscrew.anatomy.sijoint import FACE_ANGLES_DEG, refine_ala_lateral
-from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import S1Frame
 
 #: Anteroposterior profile extent (mm, relative to the mask point, + anterior) and step.
@@ -257,12 +256,7 @@ def refine_ala_anterior(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     GeometryError
         ``hu`` is not 3D or ``affine`` is not 4 x 4.
     """
-    hu = np.asarray(hu)
-    aff = np.asarray(affine, float)
-    if hu.ndim != 3 or aff.shape != (4, 4):
-        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
-                            f"{hu.shape} and {aff.shape}")
-    voxel_mm = float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
+    hu, aff, voxel_mm = check_ct(hu, affine)
     out = dict(found)
     for side, s in (("left", -1.0), ("right", 1.0)):
         lm = found.get(f"{side}.ala_anterior")

@@ -48,10 +48,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from alarscrew.anatomy.ctsample import sample_frame_points
+from alarscrew.anatomy.ctsample import check_ct, sample_frame_points
 from alarscrew.anatomy.landmarks import PEDICLE_HALF_WIDTH_MM, PEDICLE_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
-from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import S1Frame
 
 #: Sampling step along the profiles (mm).
@@ -263,8 +262,7 @@ def measure_canal(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     note : str
         The contrasts measured, or why the CT was not used.
     """
-    aff = np.asarray(affine, float)
-    voxel_mm = float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
+    hu, aff, voxel_mm = check_ct(hu, affine)
     x0, y0, z0 = (float(v) for v in start_frame_mm)
     ant, right = np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0])
     s_ap = np.arange(-AP_BACK_MM, AP_FRONT_MM + 1e-9, PROFILE_STEP_MM)
@@ -345,11 +343,7 @@ def refine_canal(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     GeometryError
         ``hu`` is not 3D or ``affine`` is not 4 x 4.
     """
-    hu = np.asarray(hu)
-    aff = np.asarray(affine, float)
-    if hu.ndim != 3 or aff.shape != (4, 4):
-        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
-                            f"{hu.shape} and {aff.shape}")
+    hu, aff, _ = check_ct(hu, affine)
     out = dict(landmarks)
     canal = landmarks.get("canal")
     if canal is None or canal.supplied:

@@ -13,7 +13,24 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import S1Frame
+
+
+def check_ct(hu: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The CT array and affine as arrays, and the mean voxel size (mm).
+
+    Raises
+    ------
+    GeometryError
+        ``hu`` is not 3D or ``affine`` is not 4 x 4.
+    """
+    hu = np.asarray(hu)
+    aff = np.asarray(affine, float)
+    if hu.ndim != 3 or aff.shape != (4, 4):
+        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
+                            f"{hu.shape} and {aff.shape}")
+    return hu, aff, float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
 
 
 def sample_frame_points(vol: np.ndarray, affine: np.ndarray, frame: S1Frame,

@@ -46,7 +46,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
-from alarscrew.anatomy.ctsample import sample_frame_points
+from alarscrew.anatomy.ctsample import check_ct, sample_frame_points
 from alarscrew.anatomy.model import Landmark
 from alarscrew.anatomy.sacrum import bone_thresholds_hu
 from alarscrew.errors import GeometryError
@@ -317,12 +317,7 @@ def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     GeometryError
         ``hu`` is not 3D or ``affine`` is not 4 x 4.
     """
-    hu = np.asarray(hu)
-    aff = np.asarray(affine, float)
-    if hu.ndim != 3 or aff.shape != (4, 4):
-        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
-                            f"{hu.shape} and {aff.shape}")
-    voxel_mm = float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
+    hu, aff, voxel_mm = check_ct(hu, affine)
     out = dict(landmarks)
     if voxel_mm >= max_voxel_mm:
         return out

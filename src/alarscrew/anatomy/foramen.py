@@ -66,7 +66,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from alarscrew.anatomy.ctsample import sample_frame_points
+from alarscrew.anatomy.ctsample import check_ct, sample_frame_points
 from alarscrew.anatomy.model import Landmark
 from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import SIDES, S1Frame
@@ -104,10 +104,6 @@ MIN_PLATE_CONTRAST_HU = 100.0
 MAX_MIRROR_MISMATCH_MM = 10.0
 #: Confidence factor for a mask-surface pit kept where the CT shows no foramen.
 UNCONFIRMED_FACTOR = 0.6
-
-
-def _mean_voxel_mm(affine: np.ndarray) -> float:
-    return float(np.mean(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))))
 
 
 def _sample(vol: np.ndarray, affine: np.ndarray, frame: S1Frame, pts_frame_mm: np.ndarray,
@@ -200,12 +196,8 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     GeometryError
         ``hu`` is not 3D, ``affine`` not 4 x 4, or ``sacrum`` not on the grid of ``hu``.
     """
-    hu = np.asarray(hu)
-    aff = np.asarray(affine, float)
+    hu, aff, voxel_mm = check_ct(hu, affine)
     sac = np.asarray(sacrum)
-    if hu.ndim != 3 or aff.shape != (4, 4):
-        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
-                            f"{hu.shape} and {aff.shape}")
     if sac.shape != hu.shape:
         raise GeometryError(f"sacrum mask shape {sac.shape} differs from the CT shape "
                             f"{hu.shape}; both must be on the CT grid")
@@ -215,7 +207,7 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     if not todo:
         return out
     maps = plate_maps(hu, aff, frame, sac.astype(bool))
-    bias_mm = 0.5 * _mean_voxel_mm(aff)
+    bias_mm = 0.5 * voxel_mm
     holes = {side: _hole(maps, side) if side in todo else None for side in SIDES}
     for side in SIDES:
         if side not in todo:  # a supplied foramen stands for that side in the pair check

@@ -392,7 +392,6 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         # closes them in a coarse mask (alarscrew.anatomy.foramen). A supplied sacrum label
         # keeps its own through-holes (the CT rule picked other pits on the real scan's v1 label)
         found = find_s1_foramina(canon_hu, grid.canon_affine, frame, found, sacrum=sac_canon)
-    if not sacrum_how.startswith("supplied"):
         _check_alae(found, frame, ct, has_s1_label="s1" in labels)
     withheld: dict[str, str] = {}
     facet_vox_mm = float(np.max(ct.spacing_mm))

@@ -49,6 +49,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
+from alarscrew.anatomy.ctsample import check_ct
 from alarscrew.anatomy.facet import (
     BUNDLE_HALF_MM,
     BUNDLE_STEP_MM,
@@ -59,7 +60,6 @@ from alarscrew.anatomy.facet import (
 )
 from alarscrew.anatomy.landmarks import ALA_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
-from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import S1Frame
 
 #: Candidate angles (deg) of the SI-joint face from the sagittal plane, anterior end lateral:
@@ -255,12 +255,7 @@ def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     GeometryError
         ``hu`` is not 3D or ``affine`` is not 4 x 4.
     """
-    hu = np.asarray(hu)
-    aff = np.asarray(affine, float)
-    if hu.ndim != 3 or aff.shape != (4, 4):
-        raise GeometryError(f"expected a 3D CT array and a 4 x 4 affine, got shapes "
-                            f"{hu.shape} and {aff.shape}")
-    voxel_mm = float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
+    hu, aff, voxel_mm = check_ct(hu, affine)
     out = dict(found)
     for side, s in (("left", -1.0), ("right", 1.0)):
         lm = found.get(f"{side}.ala_lateral")
