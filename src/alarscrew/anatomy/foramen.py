@@ -104,6 +104,19 @@ MIN_PLATE_CONTRAST_HU = 100.0
 MAX_MIRROR_MISMATCH_MM = 10.0
 #: Confidence factor for a mask-surface pit kept where the CT shows no foramen.
 UNCONFIRMED_FACTOR = 0.6
+#: Half-width (mm) of the first dorsal foramen's opening (10.4 mm, Saluja et al. 2018): the
+#: dorsal surface is read outside it, beyond one more voxel of partial-volume blur.
+FORAMEN_HALF_WIDTH_MM = 5.2
+#: Radial width (mm) of the ring of dorsal profiles around the hole.
+RING_WIDTH_MM = 4.0
+#: Number of angular sectors of the ring; each sector's profiles are averaged into one edge.
+RING_SECTORS = 8
+#: Fewest sectors with a clear edge needed to put the foramen on the CT's dorsal surface.
+MIN_RING_SECTORS = 5
+#: Profile span (mm along frame y, relative to the closed mask surface; + anterior, into bone).
+SURFACE_PROFILE_MM = (-8.0, 10.0)
+#: Profile sampling step (mm).
+SURFACE_STEP_MM = 0.5
 
 
 def _sample(vol: np.ndarray, affine: np.ndarray, frame: S1Frame, pts_frame_mm: np.ndarray,
@@ -235,10 +248,19 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
                            "cranial rim)")
             continue
         x_mm, z_mm, contrast, area = found
-        y_mm = float(ndi.map_coordinates(
-            np.nan_to_num(maps["hull_y_mm"], nan=BOX_Y_MM[1]),
-            [[(x_mm - maps["x_mm"][0]) / GRID_MM], [(z_mm - maps["z_mm"][0]) / GRID_MM]],
-            order=1)[0]) + bias_mm
+        y_ct_mm, n_sectors = dorsal_surface_y_mm(hu, aff, frame, maps, x_mm, z_mm,
+                                                 voxel_mm=voxel_mm)
+        if y_ct_mm is not None:
+            y_mm = y_ct_mm
+            depth = (f"y at the CT's half-level dorsal surface read on a ring of profiles "
+                     f"around the hole ({n_sectors} of {RING_SECTORS} sectors, plane fit)")
+        else:
+            y_mm = float(ndi.map_coordinates(
+                np.nan_to_num(maps["hull_y_mm"], nan=BOX_Y_MM[1]),
+                [[(x_mm - maps["x_mm"][0]) / GRID_MM], [(z_mm - maps["z_mm"][0]) / GRID_MM]],
+                order=1)[0]) + bias_mm
+            depth = (f"y on that surface {bias_mm:.1f} mm into the bone (the CT's dorsal "
+                     f"surface was clear in only {n_sectors} of {RING_SECTORS} sectors)")
         xyz = frame.to_world_mm(np.array([[x_mm, y_mm, z_mm]]))[0]
         conf = float(np.clip(0.4 + 0.4 * contrast, 0.3, 0.8) * min(1.0, area / 30.0))
         prev = landmarks.get(name)
@@ -250,9 +272,115 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
             name, xyz, max(conf, 0.2),
             f"most cranial dark hole ({area:.0f} mm2, {100 * contrast:.0f}% of the way from "
             f"the plate to soft tissue) in the CT {PLATE_DEPTH_MM[0]:g}-{PLATE_DEPTH_MM[1]:g} mm "
-            f"under the closed dorsal surface (first dorsal foramen), on that surface "
-            f"{bias_mm:.1f} mm into the bone{moved}")
+            f"under the closed dorsal surface (first dorsal foramen); {depth}{moved}")
     return out
+
+
+def dorsal_surface_y_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                        maps: dict[str, np.ndarray], x_mm: float, z_mm: float, *,
+                        voxel_mm: float) -> tuple[float | None, int]:
+    """Frame y (mm) of the dorsal bone surface bridged over a hole, read from the CT.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu``.
+    frame : S1Frame
+    maps : dict of str to ndarray
+        Output of :func:`plate_maps` (grid axes, ``has``, ``hull_y_mm``, ``soft_hu``).
+    x_mm, z_mm : float
+        Frame x and z (mm) of the hole's centre.
+    voxel_mm : float
+        Mean voxel size (mm) of the CT.
+
+    Returns
+    -------
+    y_mm : float or None
+        Frame y (mm) of the surface at (``x_mm``, ``z_mm``); None when fewer than
+        :data:`MIN_RING_SECTORS` sectors show a clear edge.
+    n_sectors : int
+        Number of sectors that did.
+
+    Notes
+    -----
+    The sacrum columns of a ring around the hole (radii ``FORAMEN_HALF_WIDTH_MM + voxel_mm``
+    to that plus :data:`RING_WIDTH_MM`) are split into :data:`RING_SECTORS` angular sectors.
+    Each column gives a frame-y CT profile aligned on its closed mask surface; a sector's
+    profiles are averaged, so the noise of its edge falls as one over the square root of the
+    voxels it covers. On the mean profile the dorsal cortex is the brightest point within
+    one voxel outside to two voxels plus 1 mm inside the mask surface, and the edge is where
+    the profile, going dorsally from that peak, falls to half-way between the peak and the
+    soft tissue behind the sacrum (``soft_hu``): the half-level edge of the blurred cortex,
+    which, unlike the mask surface, is not quantised to voxels or pushed out by the noise a
+    threshold mask takes in. A sector counts when its peak stands at least
+    :data:`MIN_PLATE_CONTRAST_HU` above the soft tissue. A plane ``y = a + b dx + c dz``
+    fitted through the sector edges (at their columns' mean offsets) gives ``y = a`` at
+    the hole's centre: the opening is bridged by the surrounding plate, as the foramen
+    landmark is defined (where the tunnel's axis leaves the sacrum's outer surface). While a
+    sector lies more than a voxel off the plane it is taken for another structure (a crest,
+    a groove, the neighbouring hole) and dropped; too few sectors left gives None.
+    """
+    soft = float(maps["soft_hu"])
+    if not np.isfinite(soft):
+        return None, 0
+    xx, zz = np.meshgrid(maps["x_mm"] - x_mm, maps["z_mm"] - z_mm, indexing="ij")
+    r_mm = np.hypot(xx, zz)
+    r_in = FORAMEN_HALF_WIDTH_MM + voxel_mm
+    cols = maps["has"] & (r_mm >= r_in) & (r_mm <= r_in + RING_WIDTH_MM)
+    if not cols.any():
+        return None, 0
+    dx, dz, hull = xx[cols], zz[cols], maps["hull_y_mm"][cols]
+    sector = (np.floor((np.arctan2(dz, dx) + np.pi) / (2 * np.pi) * RING_SECTORS)
+              .astype(int) % RING_SECTORS)
+    t_mm = np.arange(SURFACE_PROFILE_MM[0], SURFACE_PROFILE_MM[1] + 1e-9, SURFACE_STEP_MM)
+    pts = np.stack([np.broadcast_to((dx + x_mm)[:, None], (len(dx), len(t_mm))),
+                    hull[:, None] + t_mm[None, :],
+                    np.broadcast_to((dz + z_mm)[:, None], (len(dx), len(t_mm)))], axis=-1)
+    prof = _sample(hu, affine, frame, pts, cval=np.nan).astype(float)
+    ok = np.all(np.isfinite(prof), axis=1)
+    sector, dx, dz, hull, prof = sector[ok], dx[ok], dz[ok], hull[ok], prof[ok]
+    count = np.bincount(sector, minlength=RING_SECTORS).astype(float)
+    used = count > 0
+    n = np.maximum(count, 1.0)
+    mean = np.zeros((RING_SECTORS, len(t_mm)))
+    np.add.at(mean, sector, prof)
+    mean /= n[:, None]
+    sec_dx = np.bincount(sector, dx, RING_SECTORS) / n
+    sec_dz = np.bincount(sector, dz, RING_SECTORS) / n
+    sec_hull = np.bincount(sector, hull, RING_SECTORS) / n
+    # the dorsal cortex: the brightest point near the mask surface
+    near = (t_mm >= -voxel_mm) & (t_mm <= 2.0 * voxel_mm + 1.0)
+    masked = np.where(near[None, :], mean, -np.inf)
+    ip = np.argmax(masked, axis=1)
+    peak = mean[np.arange(RING_SECTORS), ip]
+    level = 0.5 * (peak + soft)
+    # going dorsally from the peak: the last sample still above the level, and the next one
+    below = (mean < level[:, None]) & (np.arange(len(t_mm))[None, :] < ip[:, None])
+    has_below = below.any(axis=1)
+    k = len(t_mm) - 1 - np.argmax(below[:, ::-1], axis=1)  # last below-level index before ip
+    k1 = np.minimum(k + 1, len(t_mm) - 1)
+    rows = np.arange(RING_SECTORS)
+    a, b = mean[rows, k] - level, mean[rows, k1] - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_edge = t_mm[k] + np.where(b != a, a / (a - b), 0.5) * SURFACE_STEP_MM
+    good = used & has_below & (peak - soft >= MIN_PLATE_CONTRAST_HU)
+    n_good = int(good.sum())
+    if n_good < MIN_RING_SECTORS:
+        return None, n_good
+    design = np.column_stack([np.ones(RING_SECTORS), sec_dx, sec_dz])
+    edge_y = sec_hull + np.where(good, t_edge, 0.0)
+    while True:
+        coef, *_ = np.linalg.lstsq(design[good], edge_y[good], rcond=None)
+        resid = np.where(good, np.abs(edge_y - design @ coef), 0.0)
+        if resid.max() <= voxel_mm:
+            return float(coef[0]), int(good.sum())
+        # a sector off the plate's plane by more than a voxel reads another structure (a
+        # crest, a groove, the neighbouring hole): drop the worst and fit again
+        good[np.argmax(resid)] = False
+        if good.sum() < MIN_RING_SECTORS:
+            return None, int(good.sum())
 
 
 def _mirror_mismatch_mm(frame: S1Frame, pts: dict[str, Landmark | None]) -> float:
