@@ -19,11 +19,19 @@ inside the process).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from alarscrew.anatomy import analyze_anatomy, pipeline
-from alarscrew.anatomy.facet import facet_axes, joint_edge, refine_facets, sample_profiles
+from alarscrew.anatomy.facet import (
+    facet_axes,
+    joint_edge,
+    refine_facets,
+    refine_facets_judged,
+    sample_profiles,
+)
 from alarscrew.anatomy.model import Landmark
 from alarscrew.errors import GeometryError
 from alarscrew.phantom import make_phantom
@@ -194,3 +202,59 @@ def test_phantom_2mm_tilt20_facet_and_entry_on_the_s1_process(
             if kind == "sap_facet":
                 assert abs(float(d @ facet_axes(side)[0])) <= 0.5, (side, d)
             assert np.linalg.norm(d) <= 2.0, (side, kind, d)
+
+
+def _side_points(side: str, offset_mm: float) -> dict[str, Landmark]:
+    """The facet and an entry point 4 mm caudal to it on the analytic S1 surface."""
+    lm = _landmark(side, offset_mm)
+    entry = Landmark(f"{side}.entry", lm.xyz_ras_mm - np.array([0.0, 0.0, 4.0]), 0.6, "mask")
+    return {lm.name: lm, entry.name: entry}
+
+
+@pytest.mark.parametrize("voxel_mm", [1.0, 2.0])
+def test_verdict_resolved_where_the_joint_is_measured(voxel_mm: float) -> None:
+    """Two-plate joint (2 mm space), 20 HU noise, mask points 1.5 mm off the joint: the
+    joint is measured at both points from the mask point itself, so the side is resolved."""
+    hu, affine = _two_plate_ct(voxel_mm, noise_hu=20.0)
+    out, unresolved = refine_facets_judged(hu, affine, FRAME, _side_points("right", 1.5))
+    assert set(unresolved) == {"left.sap_facet", "left.entry"}  # no points on that side
+    assert all("moved" in out[k].method for k in ("right.sap_facet", "right.entry"))
+
+
+def test_verdict_free_surface_is_not_resolved() -> None:
+    """No L5 process opposite: no joint is measured, both points of the side are judged
+    unresolved with the reason, and the points are kept (as refine_facets keeps them)."""
+    hu, affine = _two_plate_ct(2.0, with_l5=False, noise_hu=20.0)
+    lms = _side_points("right", 1.0)
+    out, unresolved = refine_facets_judged(hu, affine, FRAME, lms)
+    assert {"right.sap_facet", "right.entry"} <= set(unresolved)
+    assert "no clear joint space" in unresolved["right.entry"]
+    np.testing.assert_allclose(out["right.entry"].xyz_ras_mm, lms["right.entry"].xyz_ras_mm)
+    assert out == refine_facets(hu, affine, FRAME, lms)
+
+
+def test_verdict_off_joint_mask_point_is_not_resolved() -> None:
+    """A mask point 8 mm outward (on the far face of the L5 process, as CT-only at 2 mm): the
+    wide search moves it onto the joint along the normal, but the side is judged unresolved
+    (the mask did not follow the joint, so the point's place across the facet is unverified)."""
+    hu, affine = _two_plate_ct(2.0, noise_hu=20.0, s1_thick_mm=12.0, cube_mm=64.0)
+    lms = _side_points("right", 8.0)
+    out, unresolved = refine_facets_judged(hu, affine, FRAME, lms)
+    assert "the mask point is off the joint" in unresolved["right.sap_facet"]
+    assert "off the joint" in out["right.sap_facet"].method
+
+
+def test_verdict_coarse_grid_and_supplied() -> None:
+    """3 mm voxels: not resolved, with the reason; a side whose points are both supplied is
+    not judged; a side with no detected points is unresolved ('not found on the mask')."""
+    hu, affine = _two_plate_ct(3.0, noise_hu=20.0)
+    lms = _side_points("right", 0.0)
+    out, unresolved = refine_facets_judged(hu, affine, FRAME, lms)
+    assert out == lms
+    assert "merge into one peak" in unresolved["right.sap_facet"]
+    assert "left.entry" in unresolved
+    supplied = {k: replace(v, supplied=True) for k, v in lms.items()}
+    hu1, affine1 = _two_plate_ct(1.0, noise_hu=20.0)
+    _, unresolved1 = refine_facets_judged(hu1, affine1, FRAME, supplied)
+    assert "right.sap_facet" not in unresolved1
+    assert "not found on the mask" in unresolved1["left.sap_facet"]

@@ -40,7 +40,7 @@ facet orientation, Masharawi et al., Spine 2004;29:1755-1763).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -150,9 +150,42 @@ def _mean_profile(s_mm: np.ndarray, profiles: np.ndarray) -> tuple[np.ndarray, n
     return prof, ndi.gaussian_filter1d(prof.mean(axis=0), 0.5 / step)
 
 
+@dataclass(frozen=True)
+class JointProfile:
+    """A facet joint read on an averaged profile bundle (positions along the facet normal).
+
+    Attributes
+    ----------
+    edge_mm : float or None
+        S1-side half-level edge (the articular surface); None without a clear joint.
+    contrast_hu, required_hu : float
+        Depth of the joint dip below the lower cortical peak (NaN when no peak-dip-peak was
+        found) and the depth a clear joint needs.
+    cortex_mm, dip_mm, far_mm : float
+        Positions of the S1 cortical peak, the joint dip and the L5 cortical peak (NaN when
+        not found).
+    sigma_hu : float
+        Robust spread of single rays in the S1 marrow (noise and trabecular texture).
+    """
+
+    edge_mm: float | None
+    contrast_hu: float
+    required_hu: float
+    cortex_mm: float = float("nan")
+    dip_mm: float = float("nan")
+    far_mm: float = float("nan")
+    sigma_hu: float = float("nan")
+
+    def as_tuple(self) -> tuple[float | None, float, float]:
+        """(edge_mm, contrast_hu, required_hu)."""
+        return self.edge_mm, self.contrast_hu, self.required_hu
+
+
+_NO_JOINT = JointProfile(None, float("nan"), MIN_JOINT_CONTRAST_HU)
+
+
 def _edge_outward_of(i0: int, s_mm: np.ndarray, prof: np.ndarray, mean: np.ndarray,
-                     window: tuple[int, int], *, voxel_mm: float
-                     ) -> tuple[float | None, float, float]:
+                     window: tuple[int, int], *, voxel_mm: float) -> JointProfile:
     """Steps 2-4 of the module docstring from the S1 marrow anchor at index ``i0``.
 
     ``window`` (index range) holds the marrow samples whose spread across rays gives the
@@ -167,38 +200,52 @@ def _edge_outward_of(i0: int, s_mm: np.ndarray, prof: np.ndarray, mean: np.ndarr
                                / float(voxel_mm) ** 2))
     marrow = prof[:, lo:hi]
     mad = np.median(np.abs(marrow - np.median(marrow, axis=0)), axis=0)
-    sem = 1.4826 * float(np.median(mad)) / np.sqrt(n_eff)
+    sigma = 1.4826 * float(np.median(mad))
+    sem = sigma / np.sqrt(n_eff)
     peaks, _ = find_peaks(mean[i0:], prominence=MIN_JOINT_CONTRAST_HU / 3.0)
     dips, _ = find_peaks(-mean[i0:], prominence=MIN_JOINT_CONTRAST_HU / 3.0)
     peaks, dips = peaks + i0, dips + i0
     required = MIN_JOINT_CONTRAST_HU
     if len(peaks) < 2:
-        return None, float("nan"), required
+        return replace(_NO_JOINT, sigma_hu=sigma)
     # the S1 cortex: the first peak above half-way from the marrow to the brightest cortex
     # outward of it (texture and noise bumps in the marrow stay below)
     cortex = peaks[mean[peaks] >= 0.5 * (mean[i0] + mean[i0:].max())]
     if len(cortex) == 0:
-        return None, float("nan"), required
+        return replace(_NO_JOINT, sigma_hu=sigma)
     p1 = int(cortex[0])
     later_dips = dips[dips > p1]
     if len(later_dips) == 0:
-        return None, float("nan"), required
+        return replace(_NO_JOINT, sigma_hu=sigma)
     j = int(later_dips[0])
     later_peaks = peaks[peaks > j]
     if len(later_peaks) == 0 or s_mm[later_peaks[0]] - s_mm[p1] > max_peak_separation_mm(
             voxel_mm):
-        return None, float("nan"), required
+        return replace(_NO_JOINT, sigma_hu=sigma)
     p2 = int(later_peaks[0])
     contrast = float(min(mean[p1], mean[p2]) - mean[j])
     required = max(MIN_JOINT_CONTRAST_HU, 4.0 * sem)
+    where = {"cortex_mm": float(s_mm[p1]), "dip_mm": float(s_mm[j]),
+             "far_mm": float(s_mm[p2]), "sigma_hu": sigma}
     if contrast < required:
-        return None, contrast, required
+        return JointProfile(None, contrast, required, **where)
     level = 0.5 * (mean[p1] + mean[j])
     seg = mean[p1:j + 1]
     k = int(np.argmax(seg < level))  # first sample below the half level (seg[0] is above)
     a, b = seg[k - 1] - level, seg[k] - level
     f = a / (a - b) if a != b else 0.5
-    return float(s_mm[p1 + k - 1] + f * step), contrast, required
+    return JointProfile(float(s_mm[p1 + k - 1] + f * step), contrast, required, **where)
+
+
+def _joint_near(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float) -> JointProfile:
+    got = _mean_profile(s_mm, profiles)
+    if got is None:
+        return _NO_JOINT
+    prof, mean = got
+    lo = int(np.searchsorted(s_mm, MARROW_WINDOW_MM[0]))
+    hi = int(np.searchsorted(s_mm, MARROW_WINDOW_MM[1]))
+    i0 = lo + int(np.argmin(mean[lo:hi]))
+    return _edge_outward_of(i0, s_mm, prof, mean, (lo, hi), voxel_mm=voxel_mm)
 
 
 def joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float
@@ -225,14 +272,27 @@ def joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float
     required_hu : float
         The contrast a clear joint needs: ``max(MIN_JOINT_CONTRAST_HU, 4 * standard error)``.
     """
+    return _joint_near(s_mm, profiles, voxel_mm=voxel_mm).as_tuple()
+
+
+def _joint_wide(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
+                min_marrow_hu: float) -> JointProfile:
     got = _mean_profile(s_mm, profiles)
     if got is None:
-        return None, float("nan"), MIN_JOINT_CONTRAST_HU
+        return _NO_JOINT
     prof, mean = got
-    lo = int(np.searchsorted(s_mm, MARROW_WINDOW_MM[0]))
-    hi = int(np.searchsorted(s_mm, MARROW_WINDOW_MM[1]))
-    i0 = lo + int(np.argmin(mean[lo:hi]))
-    return _edge_outward_of(i0, s_mm, prof, mean, (lo, hi), voxel_mm=voxel_mm)
+    lo = int(np.searchsorted(s_mm, WIDE_MARROW_WINDOW_MM[0]))
+    hi = int(np.searchsorted(s_mm, WIDE_MARROW_WINDOW_MM[1]))
+    # dips of the whole profile (a window edge would cut a flat marrow dip's prominence)
+    dips, _ = find_peaks(-mean, prominence=MIN_JOINT_CONTRAST_HU / 3.0)
+    dips = dips[(dips >= lo) & (dips < hi)]
+    half = round(0.5 * (MARROW_WINDOW_MM[1] - MARROW_WINDOW_MM[0]) / float(s_mm[1] - s_mm[0]))
+    dips = dips[mean[dips] >= min_marrow_hu]
+    if len(dips) == 0:
+        return _NO_JOINT
+    i0 = int(dips[np.argmin(mean[dips])])
+    win = (max(0, i0 - half), min(len(s_mm), i0 + half + 1))
+    return _edge_outward_of(i0, s_mm, prof, mean, win, voxel_mm=voxel_mm)
 
 
 def search_joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
@@ -267,28 +327,52 @@ def search_joint_edge(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float
     edge_mm, contrast_hu, required_hu
         As in :func:`joint_edge`.
     """
-    got = _mean_profile(s_mm, profiles)
-    if got is None:
-        return None, float("nan"), MIN_JOINT_CONTRAST_HU
-    prof, mean = got
-    lo = int(np.searchsorted(s_mm, WIDE_MARROW_WINDOW_MM[0]))
-    hi = int(np.searchsorted(s_mm, WIDE_MARROW_WINDOW_MM[1]))
-    # dips of the whole profile (a window edge would cut a flat marrow dip's prominence)
-    dips, _ = find_peaks(-mean, prominence=MIN_JOINT_CONTRAST_HU / 3.0)
-    dips = dips[(dips >= lo) & (dips < hi)]
-    half = round(0.5 * (MARROW_WINDOW_MM[1] - MARROW_WINDOW_MM[0]) / float(s_mm[1] - s_mm[0]))
-    dips = dips[mean[dips] >= min_marrow_hu]
-    if len(dips) == 0:
-        return None, float("nan"), MIN_JOINT_CONTRAST_HU
-    i0 = int(dips[np.argmin(mean[dips])])
-    win = (max(0, i0 - half), min(len(s_mm), i0 + half + 1))
-    return _edge_outward_of(i0, s_mm, prof, mean, win, voxel_mm=voxel_mm)
+    return _joint_wide(s_mm, profiles, voxel_mm=voxel_mm,
+                       min_marrow_hu=min_marrow_hu).as_tuple()
 
 
 def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
                   landmarks: dict[str, Landmark], *,
                   max_voxel_mm: float = MAX_VOXEL_MM) -> dict[str, Landmark]:
     """Move the S1 facet and entry points onto the articular surface seen in the CT.
+
+    As :func:`refine_facets_judged`, without the per-side verdicts.
+
+    Returns
+    -------
+    dict of str to Landmark
+        A new dict: the same landmarks with the facet points moved along the facet normal to
+        the S1-side edge of a clear joint space, or kept with
+        :data:`UNCONFIRMED_FACTOR` times their confidence; the method text says which.
+    """
+    return refine_facets_judged(hu, affine, frame, landmarks, max_voxel_mm=max_voxel_mm)[0]
+
+
+def refine_facets_judged(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                         landmarks: dict[str, Landmark], *,
+                         max_voxel_mm: float = MAX_VOXEL_MM
+                         ) -> tuple[dict[str, Landmark], dict[str, str]]:
+    """Refine the S1 facet and entry points and say per side whether the CT resolves the joint.
+
+    Each detected ``{side}.sap_facet`` and ``{side}.entry`` is moved along the facet normal
+    to the S1-side edge of the joint space measured on a profile bundle (module docstring).
+    A side's two points are *resolved* when the joint is measured in the CT at both of them
+    from the mask point itself: a dip at least ``max(MIN_JOINT_CONTRAST_HU, 4 standard
+    errors)`` below both cortical peaks within :data:`MARROW_WINDOW_MM` of the mask point.
+    Otherwise the side's points are not resolved and the verdict says why:
+
+    - the voxels are at least ``max_voxel_mm``: the 2 mm joint space and its two cortices
+      merge into one peak; the first dip outward is the L5 process's marrow (analytic
+      two-plate CT at 3 mm: an edge 3.8 mm outside the S1 surface);
+    - no clear joint at a point (the dip measured and the dip needed), or no
+      peak-dip-peak;
+    - the joint was found only by the wide search (:func:`search_joint_edge`): the mask
+      point was off the joint, so the segmentation did not follow the joint there and the
+      point's position across the facet plane, which only the mask gives, is unverified
+      (phantom, CT-only, 2 mm, tilt +10: 4.9 mm off across the facet after the move).
+
+    The verdict speaks for the CT profiles only; with an S1 or L5 label the mask patch itself
+    is drawn at the joint and a caller may use the points whatever the verdict.
 
     Parameters
     ----------
@@ -303,14 +387,19 @@ def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         refined when present and not supplied by the user. Not modified.
     max_voxel_mm : float
         On grids with a mean voxel size at or above this the landmarks are returned as given
-        (:data:`MAX_VOXEL_MM`).
+        and judged not resolved (:data:`MAX_VOXEL_MM`).
 
     Returns
     -------
-    dict of str to Landmark
+    landmarks : dict of str to Landmark
         A new dict: the same landmarks with the facet points moved along the facet normal to
         the S1-side edge of a clear joint space, or kept with
         :data:`UNCONFIRMED_FACTOR` times their confidence; the method text says which.
+    unresolved : dict of str to str
+        For each side whose detected points are not resolved, ``{side}.sap_facet`` and
+        ``{side}.entry`` mapped to one sentence saying why (both names, whether or not the
+        point was detected). Supplied points are never judged; a side with both points
+        supplied is absent.
 
     Raises
     ------
@@ -319,41 +408,67 @@ def refine_facets(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     """
     hu, aff, voxel_mm = check_ct(hu, affine)
     out = dict(landmarks)
+    unresolved: dict[str, str] = {}
+    kinds = ("sap_facet", "entry")
     if voxel_mm >= max_voxel_mm:
-        return out
+        reason = (f"at {voxel_mm:.1f} mm CT voxels (>= {max_voxel_mm:.1f} mm) the L5-S1 facet "
+                  "joint space and its two cortices merge into one peak in the CT")
+        for side in ("left", "right"):
+            if not all(_supplied(landmarks, f"{side}.{k}") for k in kinds):
+                unresolved.update({f"{side}.{k}": reason for k in kinds})
+        return out, unresolved
     min_marrow_hu = bone_thresholds_hu(np.full(3, voxel_mm))[0]
     for side in ("left", "right"):
         normal, tangent = facet_axes(side)
-        for kind in ("sap_facet", "entry"):
+        why: list[str] = []
+        for kind in kinds:
             lm = landmarks.get(f"{side}.{kind}")
-            if lm is None or lm.supplied:
+            if lm is None:
+                if not _supplied(landmarks, f"{side}.{kind}"):
+                    why.append(f"{kind} not found on the mask")
+                continue
+            if lm.supplied:
                 continue
             c = frame.to_frame_mm(np.asarray(lm.xyz_ras_mm, float)[None])[0]
             s_wide, prof_wide = sample_profiles(hu, aff, frame, c, normal, tangent,
                                                 extent_mm=WIDE_PROFILE_MM)
             near = (s_wide >= PROFILE_IN_MM - 1e-9) & (s_wide <= PROFILE_OUT_MM + 1e-9)
-            edge, contrast, required = joint_edge(s_wide[near], prof_wide[:, near],
-                                                  voxel_mm=voxel_mm)
+            joint = _joint_near(s_wide[near], prof_wide[:, near], voxel_mm=voxel_mm)
             how = "the S1-side half-level edge of the L5-S1 joint space in the CT"
-            if edge is None:
-                edge, contrast_w, required_w = search_joint_edge(
-                    s_wide, prof_wide, voxel_mm=voxel_mm, min_marrow_hu=min_marrow_hu)
-                if edge is not None:
-                    contrast, required = contrast_w, required_w
+            if joint.edge_mm is None:
+                seen = (f"dip {joint.contrast_hu:.0f} HU < {joint.required_hu:.0f} HU"
+                        if np.isfinite(joint.contrast_hu) else "no peak-dip-peak")
+                wide = _joint_wide(s_wide, prof_wide, voxel_mm=voxel_mm,
+                                   min_marrow_hu=min_marrow_hu)
+                if wide.edge_mm is not None:
+                    why.append(f"{kind}: the mask point is off the joint ({seen} at it; "
+                               "the joint found "
+                               f"{wide.edge_mm:+.1f} mm along the facet normal)")
+                    joint = wide
                     how += (" (the S1 marrow searched "
                             f"{WIDE_MARROW_WINDOW_MM[0]:.0f} to {WIDE_MARROW_WINDOW_MM[1]:+.0f}"
                             " mm along the normal: the mask point was off the joint)")
-            if edge is None:
-                seen = (f"dip {contrast:.0f} HU < {required:.0f} HU" if np.isfinite(contrast)
-                        else "no peak-dip-peak")
+                else:
+                    why.append(f"{kind}: no clear joint space ({seen})")
+            if joint.edge_mm is None:
                 out[lm.name] = replace(
                     lm, confidence=UNCONFIRMED_FACTOR * lm.confidence,
                     method=f"{lm.method}; kept: CT profiles along the facet normal show no "
-                           f"clear L5-S1 joint space ({seen})")
+                           f"clear L5-S1 joint space ({why[-1].split('(', 1)[1]}")
                 continue
+            edge = float(joint.edge_mm)
             xyz = frame.to_world_mm((c + edge * normal)[None])[0]
             out[lm.name] = replace(
                 lm, xyz_ras_mm=xyz,
                 method=f"{lm.method}; moved {edge:+.1f} mm along the facet normal to {how} "
-                       f"(dip {contrast:.0f} HU below the cortices)")
-    return out
+                       f"(dip {joint.contrast_hu:.0f} HU below the cortices)")
+        if why:
+            reason = ("the CT does not resolve the L5-S1 facet joint at the mask's facet "
+                      f"points ({'; '.join(why)})")
+            unresolved.update({f"{side}.{k}": reason for k in kinds})
+    return out, unresolved
+
+
+def _supplied(landmarks: dict[str, Landmark], name: str) -> bool:
+    lm = landmarks.get(name)
+    return lm is not None and lm.supplied
