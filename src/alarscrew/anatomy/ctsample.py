@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from alarscrew.errors import GeometryError
-from alarscrew.spatial.frame import S1Frame
+from alarscrew.spatial.frame import S1Frame, matmul_rows
 
 
 def check_ct(hu: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -59,7 +59,7 @@ def sample_frame_points(vol: np.ndarray, affine: np.ndarray, frame: S1Frame,
     out_shape = pts.shape[:-1]
     ras = frame.to_world_mm(pts.reshape(-1, 3))
     inv = np.linalg.inv(np.asarray(affine, float))
-    ijk = inv[:3, :3] @ ras.T + inv[:3, 3:4]
+    ijk = matmul_rows(ras, inv[:3, :3].T, inv[:3, 3]).T
     shape = np.asarray(vol.shape)
     inside = np.all((ijk >= -1e-6) & (ijk <= (shape - 1)[:, None] + 1e-6), axis=0)
     vals = np.full(ijk.shape[1], cval, np.float32)

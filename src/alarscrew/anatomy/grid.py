@@ -16,6 +16,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, io_orientation
 
 from alarscrew.io.image import Image
+from alarscrew.spatial.frame import matmul_rows
 
 #: Target voxel size (mm) of the working grid; coarser inputs are used as they are.
 WORK_SPACING_MM = 2.0
@@ -57,13 +58,12 @@ class WorkGrid:
 
     def ijk_to_ras(self, ijk: np.ndarray) -> np.ndarray:
         """Working-grid voxel indices (..., 3) -> RAS mm."""
-        ijk = np.asarray(ijk, float)
-        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return matmul_rows(ijk, self.affine[:3, :3].T, self.affine[:3, 3])
 
     def ras_to_ijk(self, xyz_ras_mm: np.ndarray) -> np.ndarray:
         """RAS mm (..., 3) -> continuous working-grid indices."""
         inv = np.linalg.inv(self.affine)
-        return np.asarray(xyz_ras_mm, float) @ inv[:3, :3].T + inv[:3, 3]
+        return matmul_rows(xyz_ras_mm, inv[:3, :3].T, inv[:3, 3])
 
     def to_canon(self, array: np.ndarray) -> np.ndarray:
         """CT-grid array -> canonical full-resolution array (a view where possible)."""
