@@ -7,6 +7,9 @@ axis leaves the sacral hull). Tolerance 2 mm: the issue's landmark tolerance; me
 where the mask-based pit detector found none at 3 mm and the S2 pit (18.9 mm off) at 2 mm
 with tilt +10. 3 mm tilt -15: the right hole peaks at 0.8 of the plate-to-soft-tissue way and
 keeps only 10 mm2 above the half level (was NOT FOUND); its half-peak area (19 mm2) counts.
+3 mm with 40 HU noise: the noisy mask's closed surface lay up to 6 mm dorsal of the bone over
+the left hole (4.2 mm depth error); the depth read from the CT's half-level surface on the
+ring of profiles around the hole puts it 0.7 / 1.1 mm from the truth.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from scipy import ndimage as ndi
 
 from alarscrew.anatomy import analyze_anatomy, run_anatomy
 from alarscrew.anatomy.foramen import (
+    MIN_RING_SECTORS,
+    RING_SECTORS,
     UNCONFIRMED_FACTOR,
     WINDOW_X_MM,
     WINDOW_Z_MM,
+    dorsal_surface_y_mm,
     find_s1_foramina,
     plate_maps,
 )
@@ -38,8 +44,13 @@ S1_HOLES = ((-18.0, -30.0, 4.0), (18.0, -30.0, 4.0))
 S2_HOLES = ((-16.0, -53.0, 3.5), (16.0, -53.0, 3.5))
 
 
-def _plate_ct(holes: tuple[tuple[float, float, float], ...]):
-    """3 mm CT of a bone plate pierced by AP tunnels, its closed mask, affine and frame."""
+def _plate_ct(holes: tuple[tuple[float, float, float], ...], *, noise_hu: float = 15.0,
+              mask_out_mm: float = 0.0, slope: float = 0.0):
+    """3 mm CT of a bone plate pierced by AP tunnels, its closed mask, affine and frame.
+
+    The plate's dorsal surface is ``y = PLATE_Y_MM + slope * (z + 30)`` (through PLATE_Y_MM at
+    the S1 holes' level); the mask reaches ``mask_out_mm`` dorsal of it (a threshold mask
+    that took in noise or partial volume)."""
     n = (34, 30, 30)
     origin = np.array([-50.0, -75.0, -75.0])
     aff = np.diag([VOXEL_MM, VOXEL_MM, VOXEL_MM, 1.0])
@@ -48,16 +59,18 @@ def _plate_ct(holes: tuple[tuple[float, float, float], ...]):
     f = 3
     g = [origin[a] + (np.arange(n[a] * f) + 0.5) * VOXEL_MM / f - VOXEL_MM / 2 for a in range(3)]
     x, y, z = np.meshgrid(*g, indexing="ij")
-    bone = (np.abs(x) <= 40.0) & (y >= PLATE_Y_MM) & (y <= 0.0) & (z >= -70.0) & (z <= 0.0)
+    bone = ((np.abs(x) <= 40.0) & (y >= PLATE_Y_MM + slope * (z + 30.0)) & (y <= 0.0)
+            & (z >= -70.0) & (z <= 0.0))
     for hx, hz, r in holes:
         bone &= (x - hx) ** 2 + (z - hz) ** 2 > r * r
     fine = np.where(bone, BONE_HU, SOFT_HU).astype(np.float32)
     hu = fine.reshape(n[0], f, n[1], f, n[2], f).mean(axis=(1, 3, 5))
-    hu = ndi.gaussian_filter(hu, 0.5) + np.random.default_rng(0).normal(0.0, 15.0, hu.shape)
+    hu = ndi.gaussian_filter(hu, 0.5) + np.random.default_rng(0).normal(0.0, noise_hu, hu.shape)
     # the mask of a coarse enclosure fill: the plate with its foramina closed
     ijk = np.indices(n).astype(float)
     cx, cy, cz = (origin[a] + VOXEL_MM * ijk[a] for a in range(3))
-    mask = (np.abs(cx) <= 40.0) & (cy >= PLATE_Y_MM) & (cy <= 0.0) & (cz >= -70.0) & (cz <= 0.0)
+    mask = ((np.abs(cx) <= 40.0) & (cy >= PLATE_Y_MM + slope * (cz + 30.0) - mask_out_mm)
+            & (cy <= 0.0) & (cz >= -70.0) & (cz <= 0.0))
     frame = S1Frame.from_axes(np.zeros(3), cranial_ras=np.array([0.0, 0.0, 1.0]),
                               anterior_ras=np.array([0.0, 1.0, 0.0]))
     return hu, aff, mask, frame
@@ -75,6 +88,49 @@ def test_analytic_plate_s1_not_s2():
         assert abs(p[1] - PLATE_Y_MM) < 0.6 * VOXEL_MM, (side, p)
         assert "dark hole" in lm.method
         assert 0.2 <= lm.confidence <= 0.8
+
+
+@pytest.mark.parametrize(("noise_hu", "slope"), [(15.0, 0.0), (40.0, 0.0), (40.0, 0.4)],
+                         ids=["flat", "noise40", "noise40-inclined"])
+def test_depth_from_the_ct_surface_not_the_mask(noise_hu, slope):
+    """The mask reaches one voxel dorsal of the bone (a threshold mask that took in noise):
+    the foramen's depth is the CT's half-level surface of the plate around the hole, not the
+    mask surface moved half a voxel in (which lies 1.5 mm dorsal here). Reference: the
+    plate's analytic surface, y = PLATE_Y_MM at the holes (the inclined plate rises 0.4 mm
+    per mm of z: the ring's plane fit, not its mean, gives the centre). The flat plate's
+    sampled surface lies 0.5 mm dorsal of that: its 1 mm sub-samples sit on whole mm and the
+    one at y = -45 counts as bone, so the edge falls midway between -46 and -45 (on the
+    inclined plate the sub-samples' offsets average out along z). Tolerance 0.5 mm: one sixth
+    of a voxel, for 40 HU noise averaged over each sector's about 4 voxels and the trilinear
+    reading of a partial-volume ramp (measured: flat -0.2 / -0.3 mm, inclined -0.2 / -0.2 mm;
+    the mask surface moved half a voxel in is 2.5 mm off in all three)."""
+    hu, aff, mask, frame = _plate_ct(S1_HOLES + S2_HOLES, noise_hu=noise_hu,
+                                     mask_out_mm=VOXEL_MM, slope=slope)
+    out = find_s1_foramina(hu, aff, frame, {}, sacrum=mask)
+    for side, (hx, hz, _) in zip(("left", "right"), S1_HOLES, strict=True):
+        lm = out[f"{side}.s1_foramen"]
+        p = frame.to_frame_mm(lm.xyz_ras_mm[None])[0]
+        assert abs(p[0] - hx) < 1.0, (side, p)
+        assert abs(p[2] - hz) < 1.0, (side, p)
+        sampled_y_mm = PLATE_Y_MM + slope * (p[2] + 30.0) - (0.5 if slope == 0.0 else 0.0)
+        assert abs(p[1] - sampled_y_mm) < 0.5, (side, p)
+        assert "half-level dorsal surface" in lm.method
+
+
+def test_ring_reads_no_surface_without_a_plate():
+    """Where fewer than MIN_RING_SECTORS sectors around the hole show a bone edge (here the
+    ring has only soft tissue: the surface is not the CT's to read), no depth is read from
+    the CT (find_s1_foramina then keeps the mask's closed surface moved half a voxel in);
+    with the plate there, all sectors read it."""
+    hu, aff, mask, frame = _plate_ct(S1_HOLES)
+    maps = plate_maps(hu, aff, frame, mask)
+    soft = np.full_like(hu, SOFT_HU)
+    y_mm, n = dorsal_surface_y_mm(soft, aff, frame, maps, 18.0, -30.0, voxel_mm=VOXEL_MM)
+    assert y_mm is None
+    assert n < MIN_RING_SECTORS
+    y_mm, n = dorsal_surface_y_mm(hu, aff, frame, maps, 18.0, -30.0, voxel_mm=VOXEL_MM)
+    assert n == RING_SECTORS
+    assert abs(y_mm - (PLATE_Y_MM - 0.5)) < 0.5  # the sampled surface (previous test)
 
 
 def test_no_s1_hole_means_absent_and_drops_the_mask_point():
@@ -145,8 +201,9 @@ def test_holes_that_are_no_mirror_pair_are_withheld():
 
 @pytest.fixture(scope="module", params=[{"voxel_mm": 3.0},
                                         {"voxel_mm": 3.0, "pelvic_tilt_deg": -15.0},
+                                        {"voxel_mm": 3.0, "noise_hu": 40.0},
                                         {"voxel_mm": 2.0, "pelvic_tilt_deg": 10.0}],
-                ids=["3mm", "3mm-tilt-15", "2mm-tilt+10"])
+                ids=["3mm", "3mm-tilt-15", "3mm-noise40", "2mm-tilt+10"])
 def phantom_case(request):
     ph = make_phantom(**request.param)
     an = analyze_anatomy(ph.ct)
