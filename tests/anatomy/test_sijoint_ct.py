@@ -116,20 +116,24 @@ def test_resolved_joint_face(joint_ct, voxel_mm: float, tol_mm: float, offset_mm
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_unresolved_band_clamps_a_point_left_in_the_marrow(joint_ct, side: str) -> None:
-    """3 mm voxels, a 1 mm joint against a 4 mm sclerotic iliac plate (no dip): the mask edge
-    10 mm medial in the marrow moves to the band's sacral half-level edge, which lies medial of
-    the face and within the band's blur (3 mm) of it; a point inside the band is kept."""
+def test_unresolved_band_takes_its_middle(joint_ct, side: str) -> None:
+    """3 mm voxels, a 1 mm joint against a 4 mm sclerotic iliac plate (no dip): the band from
+    the sacral half-level edge to the outer crest holds the face, and its middle is at most
+    half the band's width from it (minimax). Wherever the mask point lies (10 mm medial in the
+    marrow, or inside the band), it moves to that middle: measured 1.2 mm lateral of the face,
+    band half-width 2.1 mm; tolerance 2.5 mm (half of a band 5 mm wide: the blur of 3 mm
+    voxels across a 1 mm gap and a 4 mm plate)."""
     hu, affine = joint_ct(3.0, side, gap_mm=1.0, iliac_cortex_mm=4.0)
     s = 1.0 if side == "right" else -1.0
-    out = refine_ala_lateral(hu, affine, FRAME, _landmarks(side, -10.0))
-    lm = out[f"{side}.ala_lateral"]
-    assert "nearer end of the SI joint band" in lm.method, lm.method
-    assert -3.0 <= s * lm.xyz_ras_mm[0] - FACE_X_MM <= 0.0, lm.xyz_ras_mm
-    assert lm.confidence == pytest.approx(0.49)
-    kept = refine_ala_lateral(hu, affine, FRAME, _landmarks(side, 0.5))[f"{side}.ala_lateral"]
-    assert kept.method.startswith("mask; kept: inside"), kept.method
-    assert s * kept.xyz_ras_mm[0] == pytest.approx(FACE_X_MM + 0.5)
+    pts = []
+    for offset_mm in (-10.0, 0.5):
+        lm = refine_ala_lateral(hu, affine, FRAME, _landmarks(side, offset_mm))[
+            f"{side}.ala_lateral"]
+        assert "middle of the SI joint band" in lm.method, lm.method
+        assert abs(s * lm.xyz_ras_mm[0] - FACE_X_MM) <= 2.5, (lm.xyz_ras_mm, lm.method)
+        assert lm.confidence == pytest.approx(0.49)
+        pts.append(lm.xyz_ras_mm)
+    np.testing.assert_allclose(pts[0], pts[1], atol=0.3)
 
 
 @pytest.mark.parametrize("voxel_mm", [2.0, 3.0])

@@ -21,21 +21,29 @@ averaged profile is read from the sacrum outward:
    point of the profile);
 3. resolved joint: a dip after that crest and a second (iliac) crest at most
    :func:`alarscrew.anatomy.facet.max_peak_separation_mm` from the first, the dip at least
-   :data:`MIN_JOINT_CONTRAST_HU` (and four standard errors of the averaged profile) below
-   both crests. The sacral face is the half-level edge between the sacral crest and the dip,
-   on the dip's side;
+   :data:`MIN_JOINT_CONTRAST_HU` and :data:`DIP_SIGMAS` standard errors of the averaged
+   profile below both crests. The standard error is the CT's voxel noise, measured in the
+   soft tissue around the joint (:func:`soft_tissue_noise_hu`), times the exact white-noise
+   gain of the bundle average (:func:`bundle_noise_gain`); the spread of the profiles near
+   the joint is no noise measure at coarse voxels, as it mixes in the anatomy that differs
+   from ray to ray (3 mm phantom, 20 HU noise: 23-33 HU, a dip of 27 HU refused). The
+   sacral face is the half-level edge between the sacral crest and the dip, on the dip's
+   side;
 4. unresolved joint: the crest is the merged joint band (or, where a dip too shallow to
    accept separates two crests, the outer crest bounds it). Its sacral-side half-level edge
    (half-way from the marrow to the first crest) lies medial of the sacral face, and the
    outer crest lies lateral of it (at the joint centre, or further out where the iliac side
    is sclerotic), so the face lies in that interval. The joint width, which would place the
-   face inside the interval, is not measurable; the mask point is kept when it lies in the
-   interval and otherwise moved to its nearer end. Projecting onto an interval that holds the
-   face never moves the point further from it.
+   face inside the interval, is not measurable; the point is moved to the interval's middle,
+   which is never more than half its width from the face (the estimate with the smallest
+   worst-case error; the mask point inside the interval is 2-5 mm off at 3 mm voxels, which
+   place the mask edge by the fill, not by the joint). Physically the middle lies close to
+   the face: medial of it, the sacral cortex plus half the blur; lateral, the joint space
+   plus half the iliac cortex, both 3-4 mm at 3 mm voxels.
 
-The face angle whose bundle shows the clearest joint (deepest dip, else the highest band
-above the marrow) is used. The landmark keeps its definition (a point of the lateral ray); the
-method text says which case applied and what was measured.
+The face angle whose bundle shows the clearest joint (a resolved dip, else the deepest dip,
+else the highest band above the marrow) is used. The landmark keeps its definition (a point
+of the lateral ray); the method text says which case applied and what was measured.
 
 Frames: S1 frame (x right, y anterior, z cranial), the ray at frame z = ``ALA_LEVEL_MM``
 from the pedicle landmark's x, midway in y between the pedicle and ``ala_anterior``.
@@ -55,6 +63,7 @@ from alarscrew.anatomy.facet import (
     BUNDLE_STEP_MM,
     PROFILE_IN_MM,
     PROFILE_OUT_MM,
+    PROFILE_STEP_MM,
     max_peak_separation_mm,
     sample_profiles,
 )
@@ -85,6 +94,18 @@ MIN_BAND_RISE_HU = 50.0
 UNRESOLVED_FACTOR = 0.7
 #: Smoothing of the averaged profile (Gaussian sigma, mm): the noise of single samples.
 SMOOTH_MM = 0.5
+#: A resolved joint's dip must lie this many standard errors of the averaged profile below
+#: both crests.
+DIP_SIGMAS = 4.0
+#: Soft tissue for the CT noise estimate: voxels whose six face neighbours average within this
+#: band (HU; muscle, vessels, water-like tissue about 20-80 HU). Fat (-100 HU) and bone are
+#: left out, so that few voxels sit on a tissue edge.
+NOISE_TISSUE_HU = (-30.0, 120.0)
+#: Half-size (mm) of the box about each side's ray anchor read for the noise estimate: the
+#: gluteal, iliacus and psoas muscles around the joint, the noise where the profiles are read.
+NOISE_BOX_HALF_MM = 40.0
+#: Most voxels read for the noise estimate (the box is subsampled beyond), and fewest needed.
+NOISE_MAX_VOXELS, NOISE_MIN_VOXELS = 60000, 200
 
 
 @dataclass(frozen=True)
@@ -124,7 +145,131 @@ def _falls_below(s_mm: np.ndarray, values: np.ndarray, level: float) -> float:
     return float(s_mm[k - 1] + f * (s_mm[k] - s_mm[k - 1]))
 
 
-def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float) -> JointReading:
+def soft_tissue_noise_hu(hu: np.ndarray, affine: np.ndarray, center_ras_mm: np.ndarray
+                         ) -> float | None:
+    """Standard deviation (HU) of the CT's voxel noise in the soft tissue about a point.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm.
+    center_ras_mm : (3,) ndarray
+        Centre of the box of half-size :data:`NOISE_BOX_HALF_MM` that is read (world RAS mm).
+
+    Returns
+    -------
+    float or None
+        The estimate; None with fewer than :data:`NOISE_MIN_VOXELS` soft-tissue voxels.
+
+    Notes
+    -----
+    The residual of a voxel against the mean of its six face neighbours,
+    ``r = v - mean(n_1..n_6)``, has variance ``sigma**2 * (1 + 1/6)`` under white noise of
+    variance ``sigma**2`` where the tissue is homogeneous. It is read only where the
+    neighbours' mean lies in :data:`NOISE_TISSUE_HU` (soft tissue, whose regions are wide
+    and even), and its spread is taken as the median absolute deviation (x 1.4826), robust to
+    the minority of voxels on a tissue edge, which otherwise dominate at coarse voxels: the
+    spread of the profiles themselves near the joint mixes noise with the anatomy (on the
+    3 mm phantom with 20 HU noise, 23-33 HU across the bundle's rays against 24-26 HU here).
+    Correlated noise (smooth reconstruction kernels) reads lower than its voxel standard
+    deviation.
+    """
+    inv = np.linalg.inv(np.asarray(affine, float))
+    ijk = inv[:3, :3] @ np.asarray(center_ras_mm, float) + inv[:3, 3]
+    vox_mm = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    shape = np.asarray(hu.shape)
+    half = np.ceil(NOISE_BOX_HALF_MM / vox_mm).astype(int)
+    lo = np.clip(np.round(ijk).astype(int) - half, 1, shape - 2)
+    hi = np.clip(np.round(ijk).astype(int) + half + 1, lo, shape - 1)
+    stride = max(1, int(np.ceil((float(np.prod(hi - lo)) / NOISE_MAX_VOXELS) ** (1.0 / 3.0))))
+    i, j, k = (g.ravel() for g in np.meshgrid(
+        *(np.arange(a, b, stride) for a, b in zip(lo, hi, strict=True)), indexing="ij"))
+    if i.size == 0:
+        return None
+    neigh = sum(np.asarray(hu[i + di, j + dj, k + dk], float)
+                for di, dj, dk in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0),
+                                   (0, 0, -1), (0, 0, 1))) / 6.0
+    soft = (neigh >= NOISE_TISSUE_HU[0]) & (neigh <= NOISE_TISSUE_HU[1])
+    if soft.sum() < NOISE_MIN_VOXELS:
+        return None
+    r = np.asarray(hu[i, j, k], float)[soft] - neigh[soft]
+    return float(1.4826 * np.median(np.abs(r - np.median(r))) / np.sqrt(7.0 / 6.0))
+
+
+def bundle_noise_gain(affine: np.ndarray, frame: S1Frame, center_frame_mm: np.ndarray,
+                      ray: np.ndarray, tangents: np.ndarray) -> np.ndarray:
+    """Standard error of the smoothed bundle mean per HU of white voxel noise.
+
+    Parameters
+    ----------
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of the CT.
+    frame : S1Frame
+        Frame of the points.
+    center_frame_mm, ray : (3,) ndarray
+        Bundle centre (frame mm) and the unit direction of its rays, as in
+        :func:`alarscrew.anatomy.facet.sample_profiles`.
+    tangents : (A, 3) ndarray
+        Unit tangents of the planes the rays start on, one bundle each.
+
+    Returns
+    -------
+    (A,) ndarray
+        ``sqrt(sum_v w_v**2)`` per bundle, averaged over four positions along the ray a
+        quarter voxel apart, where ``w_v`` is the weight of voxel ``v`` in one value of the
+        averaged profile (trilinear sampling of every ray, the mean over the rays, the
+        :data:`SMOOTH_MM` Gaussian along them).
+
+    Notes
+    -----
+    The averaged profile is linear in the voxel values, so under independent voxel noise of
+    standard deviation ``sigma`` its standard error is ``sigma * sqrt(sum_v w_v**2)``. Rays
+    1 mm apart share voxels when these are coarser, so the number of rays overstates the
+    number of independent samples; the weights count the sharing exactly (3 mm voxels:
+    0.22-0.25, where 81 independent rays would give 0.11).
+    """
+    aff = np.asarray(affine, float)
+    tangents = np.atleast_2d(np.asarray(tangents, float))
+    vox_mm = float(np.mean(np.sqrt((aff[:3, :3] ** 2).sum(axis=0))))
+    sig = SMOOTH_MM / PROFILE_STEP_MM
+    taps = np.arange(-int(4.0 * sig + 0.5), int(4.0 * sig + 0.5) + 1)  # gaussian_filter1d's
+    g = np.exp(-0.5 * (taps / sig) ** 2)
+    g /= g.sum()
+    u = np.arange(-BUNDLE_HALF_MM, BUNDLE_HALF_MM + 1e-9, BUNDLE_STEP_MM)
+    uu, ww = (a.ravel() for a in np.meshgrid(u, u, indexing="ij"))
+    w_axes = np.cross(ray, tangents)  # (A, 3)
+    base = (center_frame_mm + uu[None, :, None] * tangents[:, None, :]
+            + ww[None, :, None] * w_axes[:, None, :])  # (A, R, 3)
+    along = (np.arange(4)[:, None] * vox_mm / 4.0 + taps[None, :] * PROFILE_STEP_MM)  # (4, T)
+    pts = base[:, None, :, None, :] + along[None, :, None, :, None] * ray  # (A, 4, R, T, 3)
+    inv = np.linalg.inv(aff)
+    ijk = frame.to_world_mm(pts.reshape(-1, 3)) @ inv[:3, :3].T + inv[:3, 3]
+    i0 = np.floor(ijk).astype(np.int64)
+    frac = ijk - i0
+    n_bundles = pts.shape[0] * 4
+    w_pt = np.broadcast_to(g / len(uu), pts.shape[:4]).reshape(n_bundles, -1)
+    i0 -= i0.min(axis=0)
+    dims = i0.max(axis=0) + 2
+    strides = np.array([dims[1] * dims[2], dims[2], 1])
+    n_vox = int(np.prod(dims))
+    # flat voxel index per bundle (bundle b's voxels at b * n_vox + index)
+    key0 = (i0 @ strides).reshape(n_bundles, -1) + (np.arange(n_bundles) * n_vox)[:, None]
+    lin = [(1.0 - frac).reshape(n_bundles, -1, 3), frac.reshape(n_bundles, -1, 3)]
+    w_vox = np.zeros(n_bundles * n_vox)
+    for a, b, c in np.ndindex(2, 2, 2):
+        # trilinear weight of corner (a, b, c) of every sample, summed per voxel
+        w_vox += np.bincount((key0 + (a * strides[0] + b * strides[1] + c)).ravel(),
+                             weights=(w_pt * lin[a][..., 0] * lin[b][..., 1]
+                                      * lin[c][..., 2]).ravel(),
+                             minlength=n_bundles * n_vox)
+    var = (w_vox.reshape(pts.shape[0], 4, -1) ** 2).sum(axis=2)
+    return np.sqrt(var.mean(axis=1))
+
+
+def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
+               noise_se_hu: float | None = None) -> JointReading:
     """Read the SI joint on a bundle of CT profiles running from the sacrum outward.
 
     Parameters
@@ -136,6 +281,11 @@ def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float) -> Jo
         HU profiles (NaN outside the image; rays with NaN are dropped).
     voxel_mm : float
         Mean voxel size (mm), for the largest crest separation of a joint.
+    noise_se_hu : float, optional
+        Standard error (HU) of the averaged profile from the CT's noise
+        (:func:`soft_tissue_noise_hu` x :func:`bundle_noise_gain`). Without it, the spread
+        across the rays in the marrow window over the number of voxels the bundle covers
+        stands in, which also counts the anatomy that differs between rays (larger).
 
     Returns
     -------
@@ -151,14 +301,16 @@ def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float) -> Jo
     mean = ndi.gaussian_filter1d(prof.mean(axis=0), SMOOTH_MM / step)
     lo, hi = np.searchsorted(s_mm, MARROW_WINDOW_MM)
     i0 = lo + int(np.argmin(mean[lo:hi]))
-    # noise of the bundle mean: spread across rays in the marrow window (median absolute
-    # deviation, robust to rays leaving the ala at the bundle edge) over the number of
-    # independent voxels the bundle covers
-    window = prof[:, lo:hi]
-    spread = 1.4826 * float(np.median(np.abs(window - np.median(window, axis=0))))
-    n_indep = min(len(prof), max(1.0, (2.0 * BUNDLE_HALF_MM + BUNDLE_STEP_MM) ** 2
-                                 / float(voxel_mm) ** 2))
-    required = max(MIN_JOINT_CONTRAST_HU, 4.0 * spread / np.sqrt(n_indep))
+    if noise_se_hu is None:
+        # no noise estimate from the CT's soft tissue: spread across rays in the marrow
+        # window (median absolute deviation, robust to rays leaving the ala at the bundle
+        # edge) over the number of independent voxels the bundle covers
+        window = prof[:, lo:hi]
+        spread = 1.4826 * float(np.median(np.abs(window - np.median(window, axis=0))))
+        n_indep = min(len(prof), max(1.0, (2.0 * BUNDLE_HALF_MM + BUNDLE_STEP_MM) ** 2
+                                     / float(voxel_mm) ** 2))
+        noise_se_hu = spread / np.sqrt(n_indep)
+    required = max(MIN_JOINT_CONTRAST_HU, DIP_SIGMAS * float(noise_se_hu))
     tail = mean[i0:]
     peaks = find_peaks(tail, prominence=MIN_JOINT_CONTRAST_HU / 3.0)[0] + i0
     dips = find_peaks(-tail, prominence=MIN_JOINT_CONTRAST_HU / 3.0)[0] + i0
@@ -247,8 +399,9 @@ def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     -------
     dict of str to Landmark
         A new dict: ala_lateral moved to the sacral face of a resolved joint, moved to the
-        nearer end of an unresolved joint band that does not contain it, or kept; the latter
-        two with :data:`UNRESOLVED_FACTOR` times its confidence. The method text says which.
+        middle of an unresolved joint band, or kept; the latter two with
+        :data:`UNRESOLVED_FACTOR` times its confidence. The method text says which, with
+        the noise the dip was compared with.
 
     Raises
     ------
@@ -270,37 +423,49 @@ def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         else:
             anchor = p_mask
         lateral = np.array([s, 0.0, 0.0])
+        # rays along the lateral ray, started on a face turned ``ang`` from sagittal
+        # (anterior end lateral): every ray of the bundle meets such a face at the same s
+        angles = np.radians(FACE_ANGLES_DEG)
+        tangents = np.stack([s * np.sin(angles), np.cos(angles), np.zeros_like(angles)], 1)
+        noise_hu = soft_tissue_noise_hu(hu, aff, frame.to_world_mm(anchor[None])[0])
+        se_hu = (np.full(len(angles), None) if noise_hu is None else
+                 noise_hu * bundle_noise_gain(aff, frame, anchor, lateral, tangents))
         best = None
-        for ang in np.radians(FACE_ANGLES_DEG):
-            # rays along the lateral ray, started on a face turned ``ang`` from sagittal
-            # (anterior end lateral): every ray of the bundle meets such a face at the same s
-            face_tangent = np.array([s * np.sin(ang), np.cos(ang), 0.0])
+        for ang, face_tangent, se in zip(angles, tangents, se_hu, strict=True):
             s_mm, prof = _profiles(hu, aff, frame, anchor, lateral, face_tangent)
-            r = read_joint(s_mm, prof, voxel_mm=voxel_mm)
-            score = ((1, r.contrast_hu) if r.resolved
-                     else (0, r.rise_hu if r.band_mm is not None else -np.inf))
+            r = read_joint(s_mm, prof, voxel_mm=voxel_mm, noise_se_hu=se)
+            # the clearest joint: a resolved dip, else a dip too shallow to accept (deepest
+            # where the bundle lies along the face), else the highest band
+            if r.resolved:
+                score = (2.0, r.contrast_hu)
+            elif r.band_mm is not None and np.isfinite(r.contrast_hu):
+                score = (1.0, r.contrast_hu)
+            else:
+                score = (0.0, r.rise_hu if r.band_mm is not None else -np.inf)
             if best is None or score > best[0]:
                 best = (score, r, ang)
         _, r, ang = best
         ang_deg = float(np.degrees(ang))
+        noise_txt = ("noise from the ray spread" if noise_hu is None
+                     else f"soft-tissue noise {noise_hu:.0f} HU")
         if r.resolved:
             along = r.face_mm
             how = (f"moved {along:+.1f} mm along the ray to the sacral half-level edge of the "
                    f"SI joint space in the CT (bundle across a face {ang_deg:.0f} deg from "
-                   f"sagittal; dip {r.contrast_hu:.0f} HU below the cortices)")
+                   f"sagittal; dip {r.contrast_hu:.0f} HU below the cortices, "
+                   f">= {r.required_hu:.0f} HU needed; {noise_txt})")
             conf = lm.confidence
         elif r.band_mm is not None:
             edge, crest = r.band_mm
-            target = float(np.clip(0.0, edge, crest))
-            along = target
+            along = 0.5 * (edge + crest)
             seen = (f"joint space not resolved (dip {r.contrast_hu:.0f} < "
-                    f"{r.required_hu:.0f} HU)" if np.isfinite(r.contrast_hu)
+                    f"{r.required_hu:.0f} HU; {noise_txt})" if np.isfinite(r.contrast_hu)
                     else "joint space not resolved")
-            where = ("kept: inside" if target == 0.0 else
-                     f"moved {along:+.1f} mm along the ray to the nearer end of")
-            how = (f"{where} the SI joint band of the CT ({edge:+.1f} to {crest:+.1f} mm "
-                   f"along the ray: sacral-side half-level edge to the outer crest, bundle "
-                   f"across a face {ang_deg:.0f} deg from sagittal; {seen})")
+            how = (f"moved {along:+.1f} mm along the ray to the middle of the SI joint band "
+                   f"of the CT ({edge:+.1f} to {crest:+.1f} mm along the ray: sacral-side "
+                   f"half-level edge to the outer crest, which hold the sacral face; the "
+                   f"middle is at most {0.5 * (crest - edge):.1f} mm from it; bundle across "
+                   f"a face {ang_deg:.0f} deg from sagittal; {seen})")
             conf = UNRESOLVED_FACTOR * lm.confidence
         else:
             along = 0.0
