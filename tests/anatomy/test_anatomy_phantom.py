@@ -43,8 +43,9 @@ Tolerances (stated per quantity):
   measured along the disc normal (commit f5d82a3) fixed 1.5 mm (tilt -10 / -20 facet 3.0 /
   2.0 -> 0.3 / 0.5 mm, entries 3.3 -> 0.8 / 0.9 mm) and 2 mm tilt +20, but 2 mm stays
   arbitrary (tilt -10 facet 8.6 / entry 12.5 mm, asymmetry -0.3 11.6 / 8.5 mm): CT-only the
-  pipeline withholds facets and entries from 2 mm voxels (``FACET_MIN_UNRESOLVED_MM``), as
-  it did from 2.5 mm; with a label they are kept (test below).
+  pipeline withholds a side's facet and entry unless the CT shows the joint space at both
+  (``alarscrew.anatomy.facet.refine_facets_judged``: none of the 2-3 mm sides do, all 1.5 mm
+  sides do); with a label they are kept (test below).
 - body loss at the pedicle level and by volume within 5 percentage points (issue 3; the body
   model is corrected for the segmented surface's half-voxel bias at every boundary, measured
   errors 0.2-1.6 points, tests/anatomy/test_bodyloss.py).

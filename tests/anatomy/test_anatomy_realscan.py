@@ -274,7 +274,7 @@ def test_ct_only_real_scan_withholds_facets_and_entries(ct_only) -> None:
             assert name not in ct_only.landmarks
             assert name in ct_only.provenance["landmarks_missing"]
             assert "--seg" in withheld[name]
-    assert any("not reported" in f and "facet joint is not resolved" in f
+    assert any("not reported" in f and "facet is not resolved" in f
                for f in findings(ct_only))
     assert {"left.pedicle", "right.pedicle", "promontory"} <= set(ct_only.landmarks)
 

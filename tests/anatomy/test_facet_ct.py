@@ -162,12 +162,23 @@ def test_bad_input_raises() -> None:
         facet_axes("middle")
 
 
+def _lift_withholding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the pipeline at 2 mm as if the facet joint were resolved: the joint-space
+    watershed on (``FACET_MIN_UNRESOLVED_MM``) and every side's facet points reported
+    whatever the CT verdict of :func:`refine_facets_judged`, so that the refinement itself
+    is measured."""
+    monkeypatch.setattr(pipeline, "FACET_MIN_UNRESOLVED_MM", float("inf"))
+    judged = pipeline.refine_facets_judged
+    monkeypatch.setattr(pipeline, "refine_facets_judged",
+                        lambda *a, **k: (judged(*a, **k)[0], {}))
+
+
 def test_phantom_2mm_facet_on_the_joint(monkeypatch: pytest.MonkeyPatch) -> None:
     """CT-only, 2 mm neutral phantom: the facet lies on the S1 articular surface along its
     normal (the remaining error is along the surface: the mask patch's extent). The pipeline
-    withholds CT-only facets at 2 mm (alarscrew.anatomy.pipeline.FACET_MIN_UNRESOLVED_MM);
-    the refinement itself is tested here with that limit lifted."""
-    monkeypatch.setattr(pipeline, "FACET_MIN_UNRESOLVED_MM", float("inf"))
+    withholds these CT-only facets at 2 mm (the joint is not measured at the entry:
+    ``refine_facets_judged``); the refinement itself is tested here with that lifted."""
+    _lift_withholding(monkeypatch)
     ph = make_phantom(voxel_mm=2.0)
     an = analyze_anatomy(ph.ct)
     truth = S1Frame.from_dict(ph.truth["frame"])
@@ -190,7 +201,7 @@ def test_phantom_2mm_tilt20_facet_and_entry_on_the_s1_process(
     mm (left / right). Bounds: the issue's 2 mm in 3D; 0.5 mm along the facet normal. The
     pipeline's CT-only withholding at 2 mm is lifted (previous test), and with it the switch
     that keeps the joint-space watershed to finer CT voxels (``joint_resolved``)."""
-    monkeypatch.setattr(pipeline, "FACET_MIN_UNRESOLVED_MM", float("inf"))
+    _lift_withholding(monkeypatch)
     ph = make_phantom(voxel_mm=2.0, pelvic_tilt_deg=20.0)
     an = analyze_anatomy(ph.ct)
     truth = S1Frame.from_dict(ph.truth["frame"])

@@ -21,7 +21,7 @@ from alarscrew import DISCLAIMER, REFERENCE_CITATION, __version__
 from alarscrew.anatomy.alaant import refine_ala_anterior
 from alarscrew.anatomy.bodyloss import body_model, measure_body_loss, measure_bone_quality
 from alarscrew.anatomy.canal import refine_canal
-from alarscrew.anatomy.facet import refine_facets
+from alarscrew.anatomy.facet import refine_facets_judged
 from alarscrew.anatomy.fill import fill_fine_sacrum
 from alarscrew.anatomy.foramen import find_s1_foramina
 from alarscrew.anatomy.grid import bounding_box, make_work_grid
@@ -144,9 +144,10 @@ def _check_endplate(info: dict, ct: Image) -> None:
 #: box): 54-80 on the 20 atlas sacra, 80 on the real 3 mm scan and the intact phantom; 29 mm
 #: for L5 taken for the sacrum above an 85 % destroyed S1 body (phantom, 1.5 mm, CT-only,
 #: with or without its lesion mask; the check runs on the CT bone alone).
-#: CT-only, CT voxel size (largest side, mm) from which the S1 facets and entries are
-#: withheld: the L5-S1 facet joint space is 1-3 mm wide, so at 2 mm it is no
-#: wider than a voxel (phantom, 2 mm joint: 2-12 mm facet errors with tilt or asymmetry).
+#: CT voxel size (largest side, mm) from which the L5-S1 facet joint (1-3 mm wide) is no
+#: seam for the sacrum isolation to follow (``isolate_sacrum(joint_resolved=...)``). Whether
+#: the S1 facets and entries are reported CT-only is decided per side from the CT profiles
+#: across the joint (:func:`alarscrew.anatomy.facet.refine_facets_judged`).
 FACET_MIN_UNRESOLVED_MM = 2.0
 MIN_SACRAL_DEPTH_MM = 45.0
 #: ... and a lumbar vertebra taken for it has the sacrum below: bone (>= BONE_BELOW_HU) in
@@ -374,7 +375,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
                              surface_bias_mm=frame_bias)
     # the mask is unreliable at the L5-S1 facet joint: move the facet points to the joint
     # space seen in the CT itself where it is clear (alarscrew.anatomy.facet)
-    found = refine_facets(ct.array, ct.affine, frame, found)
+    found, facet_unresolved = refine_facets_judged(ct.array, ct.affine, frame, found)
     # and at the canal, which the coarse fill can close dorsally: the canal and pedicles are
     # put between the canal walls seen in the CT (alarscrew.anatomy.canal)
     found = refine_canal(ct.array, ct.affine, frame, found)
@@ -394,21 +395,17 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         found = find_s1_foramina(canon_hu, grid.canon_affine, frame, found, sacrum=sac_canon)
         _check_alae(found, frame, ct, has_s1_label="s1" in labels)
     withheld: dict[str, str] = {}
-    facet_vox_mm = float(np.max(ct.spacing_mm))
-    if facet_vox_mm >= FACET_MIN_UNRESOLVED_MM and not any(
-            k in labels for k in ("sacrum", "s1", "l5")):
-        # CT-only, once the voxels are as wide as the L5-S1 facet joint space (1-3 mm), the
-        # split between the S1 superior and the L5 inferior articular process is a guess:
-        # measured 5-12 mm facet/entry errors on the phantom at 2.5-3 mm and 2-12 mm at 2 mm
-        # with pelvic tilt or asymmetry (its 2 mm joint reads no darker than the L5 process's
-        # marrow), and the real 3 mm scan's superior articular processes go to L5. An entry
-        # point from it would mislead a plan.
-        reason = (f"CT-only at {facet_vox_mm:.1f} mm voxels the L5-S1 facet joint is not "
-                  "resolved; supply an S1 or L5 label (--seg) or the points (--landmarks)")
-        for name in [k for k in found if k.endswith((".sap_facet", ".entry"))]:
-            del found[name]
-        withheld = {f"{side}.{kind}": reason for side in ("left", "right")
-                    for kind in ("sap_facet", "entry")}
+    if not any(k in labels for k in ("sacrum", "s1", "l5")):
+        # CT-only, the mask's split between the S1 superior and the L5 inferior articular
+        # process is trusted only where the CT shows the joint space at the mask's facet and
+        # entry (measured on the phantom without this rule: 5-12 mm facet/entry errors at
+        # 2.5-3 mm voxels, 2-12 mm at 2 mm with tilt or asymmetry; the real 3 mm scan's
+        # superior articular processes went to L5). An entry point from a guess would
+        # mislead a plan; with an S1 or L5 label the mask is drawn at the joint.
+        for name, why in facet_unresolved.items():
+            found.pop(name, None)
+            withheld[name] = (f"CT-only the S1 facet is not resolved: {why}; supply an S1 or "
+                              "L5 label (--seg) or the points (--landmarks)")
     lms: dict[str, Landmark] = dict(found)
     for name, xyz in supplied.items():
         lms[name] = Landmark(name, xyz, 1.0, "supplied by the user (landmarks file)",
@@ -559,8 +556,11 @@ def findings(anatomy: Anatomy) -> list[str]:
         out.append(f"Landmarks not found: {', '.join(missing)} (supply them in a landmarks "
                    "file).")
     if withheld:
-        out.append(f"Landmarks not reported: {', '.join(sorted(withheld))}: "
-                   f"{next(iter(withheld.values()))}.")
+        by_reason: dict[str, list[str]] = {}
+        for name in sorted(withheld):
+            by_reason.setdefault(withheld[name], []).append(name)
+        for reason, names in by_reason.items():
+            out.append(f"Landmarks not reported: {', '.join(names)}: {reason}.")
     return out
 
 
