@@ -146,6 +146,20 @@ def bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(lo), np.asarray(hi)
 
 
+def padded_box(mask: np.ndarray, pad_vox: int) -> tuple[slice, slice, slice] | None:
+    """Slices of the bounding box of a 3D bool mask grown by ``pad_vox`` (clipped to the array).
+
+    None when the mask is empty. Neighbourhood operations whose result at a voxel depends only
+    on voxels within a fixed reach can be run on this sub-array instead of the whole grid.
+    """
+    box = bounding_box(mask)
+    if box is None:
+        return None
+    lo = np.maximum(box[0] - pad_vox, 0)
+    hi = np.minimum(box[1] + pad_vox, np.asarray(mask.shape))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))  # type: ignore[return-value]
+
+
 def _block_sum(x: np.ndarray, factor: np.ndarray) -> np.ndarray:
     """Sum of ``factor``-sized blocks of a 3D array (float32), by strided slices per axis."""
     out = x
@@ -159,11 +173,13 @@ def _block_sum(x: np.ndarray, factor: np.ndarray) -> np.ndarray:
         def take(o: int, ax: int = ax, f: int = f, n: int = n) -> tuple:
             return tuple(slice(o, o + n * f, f) if a == ax else slice(None) for a in range(3))
 
-        acc = np.asarray(out[take(0)], np.float32).copy()
+        # one new float32 array in the input's memory order (a NIfTI array is Fortran-ordered;
+        # a C-order copy here transposed 100 M voxels: 1.5 s of the 0.8 mm bench)
+        acc = np.array(out[take(0)], np.float32)
         for o in range(1, f):
             acc += out[take(o)]
         out = acc
-    return out
+    return np.ascontiguousarray(out)
 
 
 def _inverse_ornt(ornt: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ from skimage.filters import apply_hysteresis_threshold
 from skimage.segmentation import watershed
 
 from alarscrew.anatomy.fill import JOINT_GAP_MM, fill_coarse_sacrum
-from alarscrew.anatomy.grid import WorkGrid
+from alarscrew.anatomy.grid import WorkGrid, padded_box
 from alarscrew.anatomy.regions import CRANIAL, ILIUM_LEFT, ILIUM_RIGHT, SACRUM
 from alarscrew.errors import AnatomyNotFoundError
 
@@ -129,6 +129,42 @@ class SacrumResult:
     shell: np.ndarray | None = None
 
 
+def edt_in_box(mask: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
+    """``ndi.distance_transform_edt(mask, sampling=spacing_mm)``, computed in the mask's box.
+
+    The transform runs on the bounding box of ``mask`` grown by one voxel (clipped to the
+    array); voxels outside it are background (0). The values are those of the whole-grid
+    transform: for a foreground voxel p and any background voxel q outside the grown box,
+    clamping q's coordinates to the box gives a voxel on its background rim at most as far
+    from p along every axis. On the 0.8 mm bench (256 x 256 x 200 working grid, bone in a
+    quarter of it) this is several times faster.
+
+    Returns
+    -------
+    (I, J, K) float64 ndarray
+        Distance (mm) to the nearest background voxel.
+    """
+    out = np.zeros(mask.shape)
+    box = padded_box(mask, 1)
+    if box is not None:
+        out[box] = ndi.distance_transform_edt(mask[box], sampling=spacing_mm)
+    return out
+
+
+def fill_holes_in_box(mask: np.ndarray) -> np.ndarray:
+    """``ndi.binary_fill_holes(mask)`` computed in the mask's bounding box grown by one voxel.
+
+    Background inside the box is connected to the box's edge exactly when it is connected to
+    the array's edge in the whole grid (the one-voxel rim of the box is background and wraps
+    the mask wherever the box does not meet the array's edge), so the result is the same.
+    """
+    out = np.zeros(mask.shape, bool)
+    box = padded_box(mask, 1)
+    if box is not None:
+        out[box] = ndi.binary_fill_holes(mask[box])
+    return out
+
+
 def bone_thresholds_hu(spacing_mm: np.ndarray) -> tuple[float, float]:
     """(low, high) hysteresis thresholds in HU for a working voxel size."""
     if float(np.max(spacing_mm)) >= 2.5:
@@ -150,15 +186,22 @@ def bone_mask(hu: np.ndarray, spacing_mm: np.ndarray, *, min_volume_mm3: float =
         Connected components smaller than this are dropped (noise, calcified vessels).
     """
     low, high = thresholds_hu or bone_thresholds_hu(spacing_mm)
-    bone = apply_hysteresis_threshold(hu, low, high)
+    out = np.zeros(hu.shape, bool)
+    # every step below acts on the connected components above ``low``: computed inside their
+    # bounding box (the hole filling inside the kept bone's box grown by one voxel), the same
+    # as on the whole grid, where the bone is often a fraction of a padded scan
+    box = padded_box(np.asarray(hu) > min(low, high), 0)
+    if box is None:
+        return out
+    bone = apply_hysteresis_threshold(np.asarray(hu[box]), low, high)
     lab, n = ndi.label(bone)
     if n == 0:
-        return bone
+        return out
     sizes = np.bincount(lab.ravel())
     keep = sizes * float(np.prod(spacing_mm)) >= min_volume_mm3
     keep[0] = False
-    bone = keep[lab]
-    return ndi.binary_fill_holes(bone)
+    out[box] = keep[lab]
+    return fill_holes_in_box(out)
 
 
 #: Inner plates (:func:`inner_plates`) are removed only this far (mm) or farther from the
@@ -492,7 +535,7 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         # run's (6-10 mm without the rule; the same with it beyond PLATE_LATERAL_MM)
         lateral = np.abs(x_mm - pelvic_mid) >= PLATE_LATERAL_MM
         core &= ~(inner_plates(hu, bone, sp) & lateral[:, None, None])
-    edt = ndi.distance_transform_edt(core, sampling=sp)
+    edt = edt_in_box(core, sp)
     markers = np.zeros(bone.shape, np.int32)
     disc_l5: np.ndarray | None = None
     disc: DiscPlane | None = None
@@ -508,8 +551,14 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         bone = bone | s1  # the S1 body interior may be below the bone threshold
     else:
         mid = pelvic_mid if pelvic_mid is not None else find_midline_x_mm(bone, grid)
-        solid = ndi.binary_fill_holes(ndi.binary_closing(bone, iterations=1))
-        edt_solid = ndi.distance_transform_edt(solid, sampling=sp)
+        # closing in the bone's box grown by two voxels (the dilation reaches one voxel out,
+        # and the erosion then sees the same background as on the whole grid)
+        closed = np.zeros(bone.shape, bool)
+        box = padded_box(bone, 2)
+        if box is not None:
+            closed[box] = ndi.binary_closing(bone[box], iterations=1)
+        solid = fill_holes_in_box(closed)
+        edt_solid = edt_in_box(solid, sp)
         seed_ijk = auto_sacrum_seed(solid, edt_solid, grid, mid)
         # the marker is a ball in the vertebral body (its marrow may be below the bone threshold)
         r_mm = float(np.clip(edt_solid[tuple(seed_ijk)], 2.0 * sp.max(), 15.0))
@@ -613,9 +662,17 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         from alarscrew.anatomy.refine import (  # cycle: refine imports this module
             EDT_ELEVATION_MM,
             SEAM_ELEVATION_HU,
+            SEAM_REACH_MM,
             seam_depth_hu,
         )
-        seam = ndi.gaussian_filter(np.maximum(seam_depth_hu(hu, sp), 0.0), 0.5)
+        # the joint-space depth only where the watershed floods (bone): in the bone's box
+        # grown by the probes' reach plus the smoothing kernel's radius (2 voxels), inside
+        # which it equals the whole-grid computation; zero elsewhere
+        seam = np.zeros(hu.shape, np.float32)
+        reach_vox = int(np.floor(SEAM_REACH_MM / float(np.min(sp)) + 1e-6))
+        box = padded_box(bone, reach_vox + 4)
+        if box is not None:
+            seam[box] = ndi.gaussian_filter(np.maximum(seam_depth_hu(hu[box], sp), 0.0), 0.5)
         elevation = seam / SEAM_ELEVATION_HU - edt / EDT_ELEVATION_MM
     regions = watershed(elevation, markers, mask=bone)
     sac = regions == SACRUM
