@@ -165,31 +165,44 @@ def test_bad_input_raises() -> None:
         refine_ala_lateral(np.zeros((4, 4)), np.eye(4), FRAME, {})
 
 
-@pytest.fixture(scope="module", params=[2.5, 3.0])
+@pytest.fixture(scope="module", params=[
+    {"voxel_mm": 2.5}, {"voxel_mm": 3.0}, {"voxel_mm": 3.0, "pelvic_tilt_deg": -15.0},
+    {"voxel_mm": 3.0, "noise_hu": 40.0}], ids=["2.5mm", "3mm", "3mm-tilt-15", "3mm-noise40"])
 def phantom_run(request):
-    ph = make_phantom(voxel_mm=request.param)
-    an = analyze_anatomy(ph.ct)
+    """CT-only analysis with the SI-joint refinement left out (the mask's ala_lateral), then
+    :func:`refine_ala_lateral` on its landmarks."""
+    ph = make_phantom(**request.param)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("alarscrew.anatomy.pipeline.refine_ala_lateral",
+                   lambda hu, affine, frame, found: dict(found))
+        an = analyze_anatomy(ph.ct)
     out = refine_ala_lateral(ph.ct.array, ph.ct.affine, an.frame, an.landmarks)
     return ph, an, out
 
 
 def test_phantom_coarse_ala_lateral(phantom_run) -> None:
-    """CT-only at 2.5 / 3 mm: a resolved joint puts ala_lateral within 1 mm of the truth along
-    the ray (the mask edge was 2-5 mm off); unresolved, it is no further than the mask's."""
+    """CT-only at 2.5 / 3 mm (the mask edge 1-5 mm off along the ray): a resolved joint puts
+    ala_lateral within 1 mm of the truth along the ray (measured <= 0.6 mm); the middle of an
+    unresolved band within 1.5 mm (measured <= 0.2 mm here, <= 0.9 mm over ten 3 mm phantom
+    cases; 3 mm with 40 HU noise, whose 20-24 HU dips are below four standard errors).
+    Before the noise from soft tissue, the 3 mm tilt -15 left joint (dip 27 HU) was refused
+    against 33 HU and its mask point kept, 4 mm off."""
     ph, an, out = phantom_run
     truth = S1Frame.from_dict(ph.truth["frame"])
-    moved = 0
     for side in ("left", "right"):
         name = f"{side}.ala_lateral"
         ref = truth.to_frame_mm(np.asarray(ph.truth["landmarks"][name])[None])[0]
-        before = truth.to_frame_mm(an.landmarks[name].xyz_ras_mm[None])[0] - ref
         after = truth.to_frame_mm(out[name].xyz_ras_mm[None])[0] - ref
+        before = truth.to_frame_mm(an.landmarks[name].xyz_ras_mm[None])[0] - ref
+        assert abs(after[0]) <= max(abs(before[0]), 1.0), (side, after, before)
         if "sacral half-level edge" in out[name].method:
-            moved += 1
             assert abs(after[0]) <= 1.0, (side, after, out[name].method)
         else:
-            assert abs(after[0]) <= abs(before[0]) + 1e-6, (side, after, before)
-    assert moved >= 1
+            assert "middle of the SI joint band" in out[name].method, out[name].method
+            assert abs(after[0]) <= 1.5, (side, after, out[name].method)
+    if ph.truth["parameters"]["noise_hu"] <= 20.0:
+        assert all("sacral half-level edge" in out[f"{side}.ala_lateral"].method
+                   for side in ("left", "right"))
 
 
 @pytest.mark.parametrize("voxel_mm", [1.0, 3.0])
