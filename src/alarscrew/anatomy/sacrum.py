@@ -36,7 +36,7 @@ bodies, moves the cut; the automatic seed assumes the pelvis is in the field of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -127,6 +127,37 @@ class SacrumResult:
     midline_x_mm: float
     method: str
     shell: np.ndarray | None = None
+    prepared: _Prepared | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What :func:`isolate_sacrum` computes before a cranial hint is applied.
+
+    The watershed markers (without the hint), the bone mask the watershed floods, its
+    elevation and the method text: a second pass on the same working CT and labels that only
+    adds a cranial hint reuses them instead of recomputing the bone mask, distance maps,
+    automatic seed, L5-S1 disc search and joint-space depth.
+    """
+
+    key: tuple
+    markers: np.ndarray
+    bone: np.ndarray
+    elevation: np.ndarray
+    seed_ras_mm: np.ndarray
+    midline_x_mm: float
+    dx_mm: np.ndarray
+    coarse: bool
+    method: str
+    elevation_method: str
+
+
+def _prepared_key(hu: np.ndarray, grid: WorkGrid, labels: dict[str, np.ndarray],
+                  joint_resolved: bool) -> tuple:
+    """What must match for a :class:`_Prepared` to be reused (shape, grid, labels, HU sum)."""
+    return (hu.shape, grid.affine.tobytes(), tuple(sorted(labels)),
+            tuple(int(np.count_nonzero(labels[k])) for k in sorted(labels)), joint_resolved,
+            float(np.sum(hu, dtype=np.float64)))
 
 
 def edt_in_box(mask: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
@@ -482,49 +513,11 @@ def _best_disc(hu: np.ndarray, grid: WorkGrid, seed: np.ndarray, sag_deg: np.nda
     return _Candidate(plane, float(sag_g[jn]), float(cor_g[jn]), t_best)
 
 
-def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
-                   labels: dict[str, np.ndarray] | None = None,
-                   cranial_hint: np.ndarray | None = None,
-                   joint_resolved: bool = True) -> SacrumResult:
-    """Segment the sacrum on the working grid.
-
-    Parameters
-    ----------
-    hu : (I, J, K) float ndarray
-        CT in HU on the working grid (canonical RAS axis order).
-    grid : WorkGrid
-    labels : dict of str to (I, J, K) bool ndarray, optional
-        Supplied structures on the working grid under canonical names (``sacrum``, ``s1``,
-        ``l5``..., ``hip_left``, ``hip_right``, ``femur_left``, ``femur_right``).
-    cranial_hint : (I, J, K) bool ndarray, optional
-        Working-grid voxels known to lie above the sacrum (e.g. above a first-pass endplate);
-        they join the lumbar (L5) marker.
-    joint_resolved : bool
-        Whether the CT's own voxels are finer than the L5-S1 facet joint space (the pipeline:
-        largest CT voxel side < 2 mm). Only then, on fine working grids, does the watershed
-        follow the joint-space depth and the automatic lumbar marker go by the disc normal;
-        otherwise the joint is no dark seam to follow (2 mm phantom: the process's own marrow
-        reads as deep, and with 40 HU noise, tilt -15 and asymmetry the S1 endplate came out
-        3.1 mm rms and the anatomy was refused) and the distance map alone splits the bone.
-
-    Returns
-    -------
-    SacrumResult
-    """
-    labels = {k: v for k, v in (labels or {}).items() if v is not None and v.any()}
+def _markers_and_elevation(hu: np.ndarray, grid: WorkGrid, labels: dict[str, np.ndarray],
+                           bone: np.ndarray, *, joint_resolved: bool) -> _Prepared:
+    """The markers (without a cranial hint) and the elevation of :func:`isolate_sacrum`."""
     sp = grid.spacing_mm
-    bone = bone_mask(hu, sp)
     x_mm = _coords_mm(bone.shape, grid.affine, 0)
-
-    if "sacrum" in labels:
-        sac = labels["sacrum"].copy()
-        c = np.argwhere(sac).mean(axis=0)
-        seed = grid.ijk_to_ras(c)
-        mid = float(seed[0])
-        regions = np.where(sac, SACRUM, 0).astype(np.int32)
-        return SacrumResult(sac, regions, bone | sac, seed, mid,
-                            "supplied sacrum label used as the sacrum mask")
-
     coarse = float(np.max(sp)) >= COARSE_MM
     core = bone & (hu < CORTEX_HU)
     pelvic_mid = find_midline_x_mm(bone, grid) if coarse or "s1" not in labels else None
@@ -637,17 +630,13 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         markers[up] = CRANIAL
     if disc_l5 is not None:
         markers[disc_l5 & (markers != SACRUM)] = CRANIAL
-    if cranial_hint is not None:
-        markers[cranial_hint & bone & (markers != SACRUM)] = CRANIAL
-        method += "; second pass with the bone above the fitted endplate as L5 marker"
-
-    shell: np.ndarray | None = None
+    elev_method = ""
     if coarse:
         # at >= 2.5 mm the two cortical plates of an SI joint merge into one bright band and the
         # distance map has no neck there; the joint gap survives as a dark seam in the HU
         elevation = (-ndi.gaussian_filter(hu.astype(np.float32), COARSE_SMOOTH_VOX)
                      / COARSE_HU_SCALE - edt / COARSE_EDT_SCALE_MM)
-        method += ("; coarse voxels: watershed on smoothed HU plus thickness "
+        elev_method += ("; coarse voxels: watershed on smoothed HU plus thickness "
                    "(joint gap = dark seam)")
     elif not joint_resolved:
         elevation = -edt
@@ -674,6 +663,74 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
         if box is not None:
             seam[box] = ndi.gaussian_filter(np.maximum(seam_depth_hu(hu[box], sp), 0.0), 0.5)
         elevation = seam / SEAM_ELEVATION_HU - edt / EDT_ELEVATION_MM
+    return _Prepared(_prepared_key(hu, grid, labels, joint_resolved), markers, bone,
+                     elevation, seed_ras, mid, dx, coarse, method, elev_method)
+
+
+def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
+                   labels: dict[str, np.ndarray] | None = None,
+                   cranial_hint: np.ndarray | None = None,
+                   joint_resolved: bool = True,
+                   previous: SacrumResult | None = None) -> SacrumResult:
+    """Segment the sacrum on the working grid.
+
+    Parameters
+    ----------
+    hu : (I, J, K) float ndarray
+        CT in HU on the working grid (canonical RAS axis order).
+    grid : WorkGrid
+    labels : dict of str to (I, J, K) bool ndarray, optional
+        Supplied structures on the working grid under canonical names (``sacrum``, ``s1``,
+        ``l5``..., ``hip_left``, ``hip_right``, ``femur_left``, ``femur_right``).
+    cranial_hint : (I, J, K) bool ndarray, optional
+        Working-grid voxels known to lie above the sacrum (e.g. above a first-pass endplate);
+        they join the lumbar (L5) marker.
+    joint_resolved : bool
+        Whether the CT's own voxels are finer than the L5-S1 facet joint space (the pipeline:
+        largest CT voxel side < 2 mm). Only then, on fine working grids, does the watershed
+        follow the joint-space depth and the automatic lumbar marker go by the disc normal;
+        otherwise the joint is no dark seam to follow (2 mm phantom: the process's own marrow
+        reads as deep, and with 40 HU noise, tilt -15 and asymmetry the S1 endplate came out
+        3.1 mm rms and the anatomy was refused) and the distance map alone splits the bone.
+    previous : SacrumResult, optional
+        A result of this function on the same ``hu``, ``grid``, ``labels`` and
+        ``joint_resolved`` (a first pass, before a ``cranial_hint`` is known): its markers,
+        bone mask and watershed elevation are reused, which gives the same result as
+        recomputing them. Ignored when those inputs differ (shape, grid, label names and
+        sizes, joint_resolved or the sum of ``hu``) or it holds none.
+
+    Returns
+    -------
+    SacrumResult
+    """
+    labels = {k: v for k, v in (labels or {}).items() if v is not None and v.any()}
+    sp = grid.spacing_mm
+    prep = None if previous is None else previous.prepared
+    if prep is not None and ("sacrum" in labels
+                             or prep.key != _prepared_key(hu, grid, labels, joint_resolved)):
+        prep = None
+    bone = bone_mask(hu, sp) if prep is None else prep.bone
+
+    if "sacrum" in labels:
+        sac = labels["sacrum"].copy()
+        c = np.argwhere(sac).mean(axis=0)
+        seed = grid.ijk_to_ras(c)
+        mid = float(seed[0])
+        regions = np.where(sac, SACRUM, 0).astype(np.int32)
+        return SacrumResult(sac, regions, bone | sac, seed, mid,
+                            "supplied sacrum label used as the sacrum mask")
+
+    if prep is None:
+        prep = _markers_and_elevation(hu, grid, labels, bone, joint_resolved=joint_resolved)
+    markers = prep.markers.copy()
+    bone, elevation, coarse = prep.bone, prep.elevation, prep.coarse
+    seed_ras, mid, dx, method = prep.seed_ras_mm, prep.midline_x_mm, prep.dx_mm, prep.method
+    if cranial_hint is not None:
+        markers[cranial_hint & bone & (markers != SACRUM)] = CRANIAL
+        method += "; second pass with the bone above the fitted endplate as L5 marker"
+
+    method += prep.elevation_method
+    shell: np.ndarray | None = None
     regions = watershed(elevation, markers, mask=bone)
     sac = regions == SACRUM
     if coarse:
@@ -709,4 +766,4 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
                 "with --seg")
     if shell is not None:
         shell = shell & sac
-    return SacrumResult(sac, regions, bone, seed_ras, mid, method, shell)
+    return SacrumResult(sac, regions, bone, seed_ras, mid, method, shell, prepared=prep)
