@@ -8,7 +8,9 @@ Provenance of the references:
   cortex of 850 HU, a 3 mm joint space and the soft tissue in front of the ala at 40 HU, then
   the iliac cortex and marrow (tissue values of ``alarscrew.phantom.HU``). The corner is sharp,
   so the most lateral face the walk can read is the face at its last ray (it stops a SI-joint
-  bundle half-width, 4 mm, behind the front): closed form below.
+  bundle half-width, 4 mm, behind the front): closed form below. With a 1-1.5 mm joint
+  space at 2.5-3 mm voxels the joint is one blurred band (unresolved); its sacral-side
+  half-level edge lies medial of the face (measured 2.2 mm at the last ray).
 - phantom: ``make_phantom(voxel_mm=2.5).truth`` (ala_anterior: the exact anterior surface of
   the analytic sacrum at 67 % of the section's extent), CT-only ``analyze_anatomy``, then
   :func:`refine_ala_anterior` applied to its output.
@@ -53,8 +55,8 @@ def _face_x(y_mm: float | np.ndarray) -> float | np.ndarray:
     return FACE_X_MM + (y_mm - LAT_Y_MM) * np.tan(np.radians(FACE_ANGLE_DEG))
 
 
-def _tissue_hu(p: np.ndarray, *, cortex: bool) -> np.ndarray:
-    """HU at frame points ``p`` (N, 3), right side (x > 0)."""
+def _tissue_hu(p: np.ndarray, *, cortex: bool, joint_mm: float = 3.0) -> np.ndarray:
+    """HU at frame points ``p`` (N, 3), right side (x > 0); SI joint space ``joint_mm``."""
     a = np.radians(FACE_ANGLE_DEG)
     n = np.array([np.cos(a), -np.sin(a), 0.0])
     d_face = (p - np.array([FACE_X_MM, LAT_Y_MM, Z_MM])) @ n
@@ -67,8 +69,8 @@ def _tissue_hu(p: np.ndarray, *, cortex: bool) -> np.ndarray:
     else:  # no anterior cortex and marrow as dense as soft tissue: nothing to read in front
         hu[sacrum] = 50.0
         hu[sacrum & (d_face > -1.2)] = 850.0
-    hu[d_face >= 3.0] = 200.0
-    hu[(d_face >= 3.0) & (d_face < 4.2)] = 850.0
+    hu[d_face >= joint_mm] = 200.0
+    hu[(d_face >= joint_mm) & (d_face < joint_mm + 1.2)] = 850.0
     return hu
 
 
@@ -77,8 +79,9 @@ def ala_ct():
     """Analytic ala corner CTs (right side), cached per (voxel, cortex)."""
     cache: dict = {}
 
-    def make(voxel_mm: float, cortex: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        key = (voxel_mm, cortex)
+    def make(voxel_mm: float, cortex: bool = True, joint_mm: float = 3.0
+             ) -> tuple[np.ndarray, np.ndarray]:
+        key = (voxel_mm, cortex, joint_mm)
         if key not in cache:
             origin = np.array([18.0, -34.0, Z_MM - 10.0])
             shape = tuple(round(e / voxel_mm) for e in (52.0, 64.0, 20.0))
@@ -88,7 +91,8 @@ def ala_ct():
             for dx in sub:
                 for dy in sub:
                     for dz in sub:
-                        hu += _tissue_hu(xyz + np.array([dx, dy, dz]), cortex=cortex)
+                        hu += _tissue_hu(xyz + np.array([dx, dy, dz]), cortex=cortex,
+                                         joint_mm=joint_mm)
             hu = (hu / 27.0).reshape(shape)
             hu += np.random.default_rng(2).normal(0.0, 20.0, hu.shape)
             affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
@@ -203,3 +207,26 @@ def test_phantom_2p5mm_ala_anterior(phantom_run, side: str) -> None:
     assert "section's extent" in out[name].method, out[name].method
     assert after <= 1.5, (after, out[name].method)
     assert after < before
+
+
+@pytest.mark.parametrize(("voxel_mm", "joint_mm"), [(3.0, 1.5), (2.5, 1.0)])
+def test_mask_short_of_an_unresolved_joint_is_moved_out(ala_ct, voxel_mm: float,
+                                                        joint_mm: float) -> None:
+    """A mask that stops in the marrow 10 mm short of the SI face (fatty alar marrow, as on
+    the real 3 mm scan) while the CT shows the joint only as one blurred band: the extent is
+    moved to the bands' inner bound, which lies medial of the face (closed form: the face
+    at the walk's last ray, the rays stopping a SI-joint bundle half-width behind the front)
+    and lateral of the mask's extent."""
+    hu, affine = ala_ct(voxel_mm, joint_mm=joint_mm)
+    short_mm = 10.0
+    x_mask = ALA_ANTERIOR_FRACTION * (_face_x(FRONT_Y_MM) - short_mm)
+    lms = _landmarks(-1.5, x_mm=x_mask)
+    lms["right.ala_lateral"] = Landmark(
+        "right.ala_lateral", np.array([FACE_X_MM - short_mm, LAT_Y_MM, Z_MM]), 0.7, "mask")
+    lm = refine_ala_anterior(hu, affine, FRAME, lms)["right.ala_anterior"]
+    assert "moved to the inner edge of the SI-joint bands" in lm.method, lm.method
+    extent = lm.xyz_ras_mm[0] / ALA_ANTERIOR_FRACTION
+    last_y = FRONT_Y_MM - SIJOINT_BUNDLE_HALF_MM + voxel_mm / 2.0
+    assert extent <= _face_x(last_y) + 0.5, (extent, _face_x(last_y))
+    assert extent >= _face_x(FRONT_Y_MM) - short_mm + 5.0, extent
+    assert abs(lm.xyz_ras_mm[1] - FRONT_Y_MM) <= 1.5

@@ -24,8 +24,13 @@ both coordinates wrong (phantom, 2.5 mm voxels: 2.4-3.9 mm):
    joint band the CT does not resolve gives only an interval that holds the face and is
    passed over (at 3 mm with 40 HU noise, taking its clamped point for the face put the
    extent 4.5 mm medial). Only a walk that reaches its last ray with at least
-   :data:`MIN_RESOLVED_RAYS` resolved faces gives the extent; otherwise the mask point's x is
-   kept;
+   :data:`MIN_RESOLVED_RAYS` resolved faces gives the extent. Otherwise the mask's extent is
+   kept, unless it lies outside the interval the bands give: every band's sacral-side
+   half-level edge lies medial of the face, so the extent is at least the largest of them
+   (and, on a complete walk, at most the largest outer crest); the mask's extent is then
+   moved to that bound. On the real 3 mm scan the CT-only mask stops in the fatty alar
+   marrow about 10 mm short of the joint (extent 51-53 mm; the marrow reaches the merged
+   joint band at 62 mm), which put ala_anterior 6-7 mm medial;
 2. the anterior surface is read at 67 % of that extent on a bundle of anteroposterior CT
    profiles (:data:`BUNDLE_X_HALF_MM` x :data:`BUNDLE_Z_HALF_MM`): the brightest point near
    the mask surface is the anterior cortex, the soft tissue in front is the median
@@ -41,6 +46,7 @@ and what was measured.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -175,9 +181,42 @@ def _bundle(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_frame_mm:
     return s_mm, sample_frame_points(hu, affine, frame, pts)
 
 
+@dataclass(frozen=True)
+class FaceWalk:
+    """The sacral face of the SI joint traced forward on the section (|x|, mm).
+
+    Attributes
+    ----------
+    extent_mm : float or None
+        Most lateral resolved sacral face; None when no ray resolves the joint space.
+    n_resolved : int
+        Rays whose joint space the CT resolves (faces read before the walk stopped).
+    complete : bool
+        The walk reached its last ray (False: it stopped at a jump or at a ray without a
+        joint band, so more lateral faces may lie beyond).
+    lower_mm : float or None
+        The section's extent is at least this: the largest resolved face or sacral-side
+        half-level edge of an unresolved joint band (that edge lies medial of the face);
+        None when no ray shows a band.
+    upper_mm : float or None
+        The section's extent is at most this (complete walks only): the largest resolved
+        face or outer crest of an unresolved band (that crest lies lateral of the face).
+    """
+
+    extent_mm: float | None
+    n_resolved: int
+    complete: bool
+    lower_mm: float | None
+    upper_mm: float | None
+
+
+#: The interval an unresolved SI-joint band gives, as :mod:`alarscrew.anatomy.sijoint`
+#: writes it in the method text: sacral-side half-level edge to outer crest, mm along the ray.
+_BAND_RE = re.compile(r"\(([+-]?\d+(?:\.\d+)?) to ([+-]?\d+(?:\.\d+)?) mm along the ray")
+
+
 def section_extent_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, side: str,
-                      ala_lateral: Landmark, front_y_mm: float
-                      ) -> tuple[float, int, bool] | None:
+                      ala_lateral: Landmark, front_y_mm: float) -> FaceWalk:
     """Lateral extent |x| (mm) of the sacral section from the SI face traced forward.
 
     Parameters
@@ -192,16 +231,28 @@ def section_extent_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, side: 
 
     Returns
     -------
-    (float, int, bool) or None
-        The largest |x| of the faces read, the number of rays used, and whether the walk
-        reached its last ray (False: it stopped at a jump or a ray without a joint band, so the
-        extent is only a lower bound); None when no ray shows an SI joint band.
+    FaceWalk
+        The most lateral resolved face, and the interval that holds the section's extent
+        from the resolved faces and the unresolved joint bands.
+
+    Notes
+    -----
+    A ray with an unresolved band gives an interval ``[a, b]`` (|x|) that holds the face at
+    that ray; the extent, the largest face over the rays, is then at least the largest ``a``
+    and, when the walk reached its last ray, at most the largest ``b``. A jump by more than
+    :data:`MAX_FACE_SLOPE` per mm plus :data:`FACE_SCATTER_MM` stops the walk (a face, from
+    the last face) or is passed over (a band's inner edge, from the last band's; no upper
+    bound then): the
+    bundle reads the ilium across the soft tissue in front.
     """
     s = -1.0 if side == "left" else 1.0
     lat = replace(ala_lateral, supplied=False)
     y0 = float(frame.to_frame_mm(np.asarray(lat.xyz_ras_mm, float)[None])[0][1])
-    xs: list[float] = []
-    complete = True
+    faces: list[float] = []
+    lows: list[float] = []
+    band_lows: list[float] = []
+    highs: list[float] = []
+    complete, jumped, jumped_band = True, False, False
     for y in np.arange(y0, front_y_mm - SIJOINT_BUNDLE_HALF_MM + 1e-9, FACE_STEP_MM):
         # the sijoint ray runs at frame y midway between pedicle and ala_anterior: put both at y
         at_y = Landmark("ray", frame.to_world_mm(np.array([[0.0, y, ALA_LEVEL_MM]]))[0], 1.0,
@@ -213,17 +264,71 @@ def section_extent_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, side: 
         if "no SI joint band" in face.method:
             complete = False
             break
-        if "sacral half-level edge" not in face.method:
-            # a band whose joint space the CT does not resolve: the reading is only an
-            # interval that holds the face (sijoint), not the face; the walk goes on
-            continue
         x = float(s * frame.to_frame_mm(np.asarray(face.xyz_ras_mm, float)[None])[0][0])
-        if xs and x - xs[-1] > MAX_FACE_SLOPE * FACE_STEP_MM + FACE_SCATTER_MM:
+        if "sacral half-level edge" in face.method:
+            lo = hi = x
+        else:
+            # a band whose joint space the CT does not resolve: the point is the band's
+            # middle, the band (sacral-side half-level edge to outer crest) holds the face
+            m = _BAND_RE.search(face.method)
+            if m is None:
+                continue
+            half = 0.5 * abs(float(m.group(2)) - float(m.group(1)))
+            lo, hi = x - half, x + half
+        jump = MAX_FACE_SLOPE * FACE_STEP_MM + FACE_SCATTER_MM
+        if lo == hi and faces and x - faces[-1] > jump:
+            jumped = True
             break
-        xs.append(x)
-    if not xs:
-        return None
-    return max(xs), len(xs), complete
+        if lo == hi:
+            faces.append(x)
+        elif band_lows and lo - band_lows[-1] > jump:
+            # a band far lateral of the last one: likely the ilium read across the soft
+            # tissue in front; not used, and the walk's upper bound is no longer sure
+            jumped_band = True
+            continue
+        else:
+            band_lows.append(lo)
+        lows.append(lo)
+        highs.append(hi)
+    return FaceWalk(max(faces) if faces else None, len(faces), complete,
+                    max(lows) if lows else None,
+                    max(highs) if highs and complete and not (jumped or jumped_band) else None)
+
+
+def _x_from_walk(walk: FaceWalk, x_mask_mm: float, sign: float) -> tuple[float, str]:
+    """Frame x of ala_anterior from the face walk, and the method text for it.
+
+    With :data:`MIN_RESOLVED_RAYS` resolved faces on a complete walk the most lateral face is
+    the extent. Otherwise the mask's extent (``|x_mask_mm| / ALA_ANTERIOR_FRACTION``) is
+    kept, but moved into the interval the joint bands give when it lies outside: a CT-only
+    mask that stops in fatty alar marrow short of the joint (real 3 mm scan: 10 mm medial),
+    or whose fill reaches across the joint, is then at most at the interval's end from the
+    extent. Projecting onto an interval that holds the extent never moves it further away.
+    """
+    frac = ALA_ANTERIOR_FRACTION
+    if walk.extent_mm is not None and walk.complete and walk.n_resolved >= MIN_RESOLVED_RAYS:
+        return sign * frac * walk.extent_mm, (
+            f"x at {frac:.0%} of the section's extent {walk.extent_mm:.1f} mm, the most "
+            f"lateral sacral face of the SI joint in the CT ({walk.n_resolved} lateral rays)")
+    if walk.extent_mm is None:
+        why = "the CT resolves the SI joint space on no lateral ray"
+    elif walk.n_resolved < MIN_RESOLVED_RAYS:
+        why = (f"the CT resolves the SI joint on only {walk.n_resolved} lateral rays, fewer "
+               f"than {MIN_RESOLVED_RAYS}")
+    else:
+        why = (f"the SI face traced forward in the CT broke off after {walk.n_resolved} "
+               f"lateral rays at {walk.extent_mm:.1f} mm, so the extent is not known")
+    mask_extent = abs(x_mask_mm) / frac
+    lo = walk.lower_mm if walk.lower_mm is not None else -np.inf
+    hi = walk.upper_mm if walk.upper_mm is not None else np.inf
+    if lo <= mask_extent <= hi:
+        return x_mask_mm, f"x of the mask point kept ({why}; its extent within the joint bands)"
+    ext = float(np.clip(mask_extent, lo, hi))
+    bound = ("inner edge" if ext == lo else "outer crest")
+    return sign * frac * ext, (
+        f"x at {frac:.0%} of the section's extent {ext:.1f} mm: the mask's extent "
+        f"{mask_extent:.1f} mm moved to the {bound} of the SI-joint bands traced forward in "
+        f"the CT (the extent lies in {lo:.1f} to {hi:.1f} mm; {why})")
 
 
 def refine_ala_anterior(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
@@ -272,22 +377,8 @@ def refine_ala_anterior(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         how_x = "x of the mask point kept (no ala_lateral landmark)"
         lat = found.get(f"{side}.ala_lateral")
         if lat is not None:
-            ext = section_extent_mm(hu, aff, frame, side, lat, front_y)
-            if ext is None:
-                how_x = ("x of the mask point kept (no SI joint band, or none resolved, on the "
-                         "section in the CT)")
-            elif ext[1] < MIN_RESOLVED_RAYS:
-                how_x = (f"x of the mask point kept (the CT resolves the SI joint on only "
-                         f"{ext[1]} lateral rays, fewer than {MIN_RESOLVED_RAYS})")
-            elif not ext[2]:
-                how_x = (f"x of the mask point kept (the SI face traced forward in the CT "
-                         f"broke off after {ext[1]} lateral rays at {ext[0]:.1f} mm: a jump or "
-                         f"no joint band, so the extent is not known)")
-            else:
-                x = s * ALA_ANTERIOR_FRACTION * ext[0]
-                how_x = (f"x at {ALA_ANTERIOR_FRACTION:.0%} of the section's extent "
-                         f"{ext[0]:.1f} mm, the most lateral sacral face of the SI joint in "
-                         f"the CT ({ext[1]} lateral rays)")
+            walk = section_extent_mm(hu, aff, frame, side, lat, front_y)
+            x, how_x = _x_from_walk(walk, float(p_mask[0]), s)
         r = read_anterior_cortex(*_bundle(hu, aff, frame, np.array(
             [x, p_mask[1], ALA_LEVEL_MM])), voxel_mm=voxel_mm)
         if r is None or r.edge_mm is None:
