@@ -333,7 +333,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         z_frame = frame.to_frame_mm(grid.ijk_to_ras(ijk))[:, 2].reshape(hu_work.shape)
         result = isolate_sacrum(hu_work, grid, labels=label_work,
                                 cranial_hint=z_frame > L5_MARKER_MM,
-                                joint_resolved=joint_resolved)
+                                joint_resolved=joint_resolved, previous=result)
         sac_canon = refine_full_resolution(result, canon_hu, grid)
         sac_canon = fill_fine_sacrum(sac_canon, canon_hu, result, grid)
         _check_field_of_view(sac_canon, grid.canon_affine, ct)
