@@ -24,7 +24,7 @@ import pytest
 
 from alarscrew.anatomy import analyze_anatomy
 from alarscrew.anatomy.model import Landmark
-from alarscrew.anatomy.sijoint import refine_ala_lateral
+from alarscrew.anatomy.sijoint import read_si_face, refine_ala_lateral
 from alarscrew.errors import GeometryError
 from alarscrew.phantom import make_phantom
 from alarscrew.spatial.frame import S1Frame
@@ -148,6 +148,36 @@ def test_free_alar_surface_is_no_joint_band(joint_ct, voxel_mm: float, side: str
     lm = refine_ala_lateral(hu, affine, FRAME, _landmarks(side, 1.5))[f"{side}.ala_lateral"]
     assert "free surface" in lm.method, lm.method
     assert s * lm.xyz_ras_mm[0] == pytest.approx(FACE_X_MM + 1.5)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize(
+    ("voxel_mm", "gap_mm", "iliac_cortex_mm", "kind"),
+    [(2.5, 3.0, 1.2, "resolved"), (3.0, 1.0, 4.0, "band"), (3.0, 40.0, 1.2, "none")])
+def test_read_si_face_reading(joint_ct, side: str, voxel_mm: float, gap_mm: float,
+                              iliac_cortex_mm: float, kind: str) -> None:
+    """The public reading that alaant's face walk uses: the case, and an interval along the
+    ray that holds the analytic face (resolved: the face itself within 1 mm, as in
+    test_resolved_joint_face; unresolved band: sacral-side half-level edge medial of the face,
+    outer crest lateral of it, the module's claim; no band: None), and the point
+    refine_ala_lateral places is the reading's, not one parsed from text."""
+    hu, affine = joint_ct(voxel_mm, side, gap_mm=gap_mm, iliac_cortex_mm=iliac_cortex_mm)
+    s = 1.0 if side == "right" else -1.0
+    anchor = np.array([s * (FACE_X_MM + 2.0), RAY_Y_MM, RAY_Z_MM])
+    face = read_si_face(hu, affine, FRAME, anchor, side)
+    assert face.kind == kind
+    out = refine_ala_lateral(hu, affine, FRAME, _landmarks(side, 2.0))[f"{side}.ala_lateral"]
+    np.testing.assert_allclose(out.xyz_ras_mm, face.at_mm(face.along_mm), atol=1e-9)
+    if kind == "none":
+        assert face.interval_mm is None
+        assert face.along_mm == 0.0
+        return
+    lo, hi = (s * float(face.at_mm(a)[0]) for a in face.interval_mm)
+    if kind == "resolved":
+        assert lo == hi
+        assert abs(lo - FACE_X_MM) <= 1.0, face
+    else:
+        assert lo < FACE_X_MM < hi, (lo, hi)
 
 
 def test_supplied_and_missing_are_left_alone(joint_ct) -> None:

@@ -15,7 +15,7 @@ both coordinates wrong (phantom, 2.5 mm voxels: 2.4-3.9 mm):
 :func:`refine_ala_anterior` re-reads both from the CT:
 
 1. the lateral extent is the most lateral point of the sacral face of the SI joint, read with
-   :func:`alarscrew.anatomy.sijoint.refine_ala_lateral` on lateral rays of the section, from
+   :func:`alarscrew.anatomy.sijoint.read_si_face` on lateral rays of the section, from
    the ``ala_lateral`` ray forward in :data:`FACE_STEP_MM` steps (the joint runs from
    posteromedial to anterolateral, so the section is widest at its anterior end). The walk
    stops where the bundle would reach past the anterior surface, where no joint band is seen,
@@ -46,7 +46,6 @@ and what was measured.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -55,7 +54,7 @@ from scipy import ndimage as ndi
 from alarscrew.anatomy.ctsample import check_ct, sample_frame_points
 from alarscrew.anatomy.landmarks import ALA_ANTERIOR_FRACTION, ALA_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
-from alarscrew.anatomy.sijoint import FACE_ANGLES_DEG, refine_ala_lateral
+from alarscrew.anatomy.sijoint import FACE_ANGLES_DEG, read_si_face
 from alarscrew.spatial.frame import S1Frame
 
 #: Anteroposterior profile extent (mm, relative to the mask point, + anterior) and step.
@@ -210,11 +209,6 @@ class FaceWalk:
     upper_mm: float | None
 
 
-#: The interval an unresolved SI-joint band gives, as :mod:`alarscrew.anatomy.sijoint`
-#: writes it in the method text: sacral-side half-level edge to outer crest, mm along the ray.
-_BAND_RE = re.compile(r"\(([+-]?\d+(?:\.\d+)?) to ([+-]?\d+(?:\.\d+)?) mm along the ray")
-
-
 def section_extent_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, side: str,
                       ala_lateral: Landmark, front_y_mm: float) -> FaceWalk:
     """Lateral extent |x| (mm) of the sacral section from the SI face traced forward.
@@ -242,44 +236,31 @@ def section_extent_mm(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, side: 
     and, when the walk reached its last ray, at most the largest ``b``. A jump by more than
     :data:`MAX_FACE_SLOPE` per mm plus :data:`FACE_SCATTER_MM` stops the walk (a face, from
     the last face) or is passed over (a band's inner edge, from the last band's; no upper
-    bound then): the
-    bundle reads the ilium across the soft tissue in front.
+    bound then): the bundle reads the ilium across the soft tissue in front.
     """
     s = -1.0 if side == "left" else 1.0
-    lat = replace(ala_lateral, supplied=False)
-    y0 = float(frame.to_frame_mm(np.asarray(lat.xyz_ras_mm, float)[None])[0][1])
+    x0, y0 = frame.to_frame_mm(np.asarray(ala_lateral.xyz_ras_mm, float)[None])[0][:2]
     faces: list[float] = []
     lows: list[float] = []
     band_lows: list[float] = []
     highs: list[float] = []
     complete, jumped, jumped_band = True, False, False
     for y in np.arange(y0, front_y_mm - SIJOINT_BUNDLE_HALF_MM + 1e-9, FACE_STEP_MM):
-        # the sijoint ray runs at frame y midway between pedicle and ala_anterior: put both at y
-        at_y = Landmark("ray", frame.to_world_mm(np.array([[0.0, y, ALA_LEVEL_MM]]))[0], 1.0,
-                        "ray level")
-        r = refine_ala_lateral(hu, affine, frame, {f"{side}.ala_lateral": lat,
-                                                   f"{side}.pedicle": at_y,
-                                                   f"{side}.ala_anterior": at_y})
-        face = r[f"{side}.ala_lateral"]
-        if "no SI joint band" in face.method:
+        # the SI-joint ray at this y, from the ala_lateral point's x at the pedicle level
+        face = read_si_face(hu, affine, frame, np.array([x0, y, ALA_LEVEL_MM]), side)
+        interval = face.interval_mm
+        if interval is None:
             complete = False
             break
-        x = float(s * frame.to_frame_mm(np.asarray(face.xyz_ras_mm, float)[None])[0][0])
-        if "sacral half-level edge" in face.method:
-            lo = hi = x
-        else:
-            # a band whose joint space the CT does not resolve: the point is the band's
-            # middle, the band (sacral-side half-level edge to outer crest) holds the face
-            m = _BAND_RE.search(face.method)
-            if m is None:
-                continue
-            half = 0.5 * abs(float(m.group(2)) - float(m.group(1)))
-            lo, hi = x - half, x + half
+        # |x| of the face (resolved) or of the interval that holds it (unresolved band:
+        # sacral-side half-level edge to outer crest); x is the point's |x|
+        lo, hi = (s * float(face.at_mm(a)[0]) for a in interval)
+        x = s * float(face.at_mm(face.along_mm)[0])
         jump = MAX_FACE_SLOPE * FACE_STEP_MM + FACE_SCATTER_MM
-        if lo == hi and faces and x - faces[-1] > jump:
+        if face.kind == "resolved" and faces and x - faces[-1] > jump:
             jumped = True
             break
-        if lo == hi:
+        if face.kind == "resolved":
             faces.append(x)
         elif band_lows and lo - band_lows[-1] > jump:
             # a band far lateral of the last one: likely the ilium read across the soft

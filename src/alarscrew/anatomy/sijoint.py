@@ -376,6 +376,116 @@ def _profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_frame_m
     return s_mm[keep], p_all[:, first[keep]]
 
 
+@dataclass(frozen=True, eq=False)
+class FaceReading:
+    """The sacral face of the SI joint read on one lateral ray (S1 frame, mm).
+
+    Attributes
+    ----------
+    anchor_frame_mm : (3,) ndarray
+        Start of the ray; positions along it are mm from here, positive laterally.
+    lateral : (3,) ndarray
+        Unit direction of the ray in the frame: (-1, 0, 0) left, (1, 0, 0) right.
+    joint : JointReading
+        Reading of the bundle across the clearest face angle (see :func:`read_si_face`).
+    angle_deg : float
+        That face angle from sagittal (anterior end lateral).
+    noise_hu : float or None
+        Soft-tissue voxel noise of the CT the dip was compared with; None where the spread
+        across the rays stood in (:func:`read_joint`).
+    """
+
+    anchor_frame_mm: np.ndarray
+    lateral: np.ndarray
+    joint: JointReading
+    angle_deg: float
+    noise_hu: float | None
+
+    @property
+    def kind(self) -> str:
+        """``"resolved"`` (face read), ``"band"`` (an interval holds it) or ``"none"``."""
+        if self.joint.resolved:
+            return "resolved"
+        return "band" if self.joint.band_mm is not None else "none"
+
+    @property
+    def interval_mm(self) -> tuple[float, float] | None:
+        """Interval along the ray (mm from the anchor) that holds the sacral face.
+
+        The face twice where the joint is resolved; the unresolved band's sacral-side
+        half-level edge and outer crest; None without a joint band.
+        """
+        if self.joint.resolved and self.joint.face_mm is not None:
+            return self.joint.face_mm, self.joint.face_mm
+        return self.joint.band_mm
+
+    @property
+    def along_mm(self) -> float:
+        """Where the point goes along the ray: the face, the band's middle, or 0 (kept)."""
+        iv = self.interval_mm
+        return 0.0 if iv is None else 0.5 * (iv[0] + iv[1])
+
+    def at_mm(self, along_mm: float) -> np.ndarray:
+        """(3,) frame point ``along_mm`` along the ray from the anchor."""
+        return self.anchor_frame_mm + along_mm * self.lateral
+
+
+def read_si_face(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                 anchor_frame_mm: np.ndarray, side: str) -> FaceReading:
+    """Read the sacral face of the SI joint on the lateral ray from a point.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm of ``hu``.
+    frame : S1Frame
+        Frame of ``anchor_frame_mm``.
+    anchor_frame_mm : (3,) ndarray
+        Start of the ray (frame mm), near the mask's exit from the sacrum.
+    side : {"left", "right"}
+        The ray runs along frame -x (left) or +x (right).
+
+    Returns
+    -------
+    FaceReading
+        The reading of the face angle (:data:`FACE_ANGLES_DEG`) whose bundle shows the
+        clearest joint: a resolved dip, else a dip too shallow to accept (deepest where the
+        bundle lies along the face), else the highest band above the marrow.
+
+    Raises
+    ------
+    GeometryError
+        ``hu`` is not 3D or ``affine`` is not 4 x 4.
+    """
+    hu, aff, voxel_mm = check_ct(hu, affine)
+    s = -1.0 if side == "left" else 1.0
+    anchor = np.asarray(anchor_frame_mm, float)
+    lateral = np.array([s, 0.0, 0.0])
+    # rays along the lateral ray, started on a face turned ``ang`` from sagittal (anterior
+    # end lateral): every ray of the bundle meets such a face at the same s
+    angles = np.radians(FACE_ANGLES_DEG)
+    tangents = np.stack([s * np.sin(angles), np.cos(angles), np.zeros_like(angles)], 1)
+    noise_hu = soft_tissue_noise_hu(hu, aff, frame.to_world_mm(anchor[None])[0])
+    se_hu = (np.full(len(angles), None) if noise_hu is None else
+             noise_hu * bundle_noise_gain(aff, frame, anchor, lateral, tangents))
+    best = None
+    for ang, face_tangent, se in zip(angles, tangents, se_hu, strict=True):
+        s_mm, prof = _profiles(hu, aff, frame, anchor, lateral, face_tangent)
+        r = read_joint(s_mm, prof, voxel_mm=voxel_mm, noise_se_hu=se)
+        if r.resolved:
+            score = (2.0, r.contrast_hu)
+        elif r.band_mm is not None and np.isfinite(r.contrast_hu):
+            score = (1.0, r.contrast_hu)
+        else:
+            score = (0.0, r.rise_hu if r.band_mm is not None else -np.inf)
+        if best is None or score > best[0]:
+            best = (score, r, ang)
+    _, r, ang = best
+    return FaceReading(anchor, lateral, r, float(np.degrees(ang)), noise_hu)
+
+
 def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
                        found: dict[str, Landmark]) -> dict[str, Landmark]:
     """Move ``{side}.ala_lateral`` along its lateral ray to the sacral face seen in the CT.
@@ -408,9 +518,9 @@ def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     GeometryError
         ``hu`` is not 3D or ``affine`` is not 4 x 4.
     """
-    hu, aff, voxel_mm = check_ct(hu, affine)
+    hu, aff, _ = check_ct(hu, affine)
     out = dict(found)
-    for side, s in (("left", -1.0), ("right", 1.0)):
+    for side in ("left", "right"):
         lm = found.get(f"{side}.ala_lateral")
         if lm is None or lm.supplied:
             continue
@@ -422,42 +532,19 @@ def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
             anchor = np.array([p_mask[0], 0.5 * (y_ped + y_ant), ALA_LEVEL_MM])
         else:
             anchor = p_mask
-        lateral = np.array([s, 0.0, 0.0])
-        # rays along the lateral ray, started on a face turned ``ang`` from sagittal
-        # (anterior end lateral): every ray of the bundle meets such a face at the same s
-        angles = np.radians(FACE_ANGLES_DEG)
-        tangents = np.stack([s * np.sin(angles), np.cos(angles), np.zeros_like(angles)], 1)
-        noise_hu = soft_tissue_noise_hu(hu, aff, frame.to_world_mm(anchor[None])[0])
-        se_hu = (np.full(len(angles), None) if noise_hu is None else
-                 noise_hu * bundle_noise_gain(aff, frame, anchor, lateral, tangents))
-        best = None
-        for ang, face_tangent, se in zip(angles, tangents, se_hu, strict=True):
-            s_mm, prof = _profiles(hu, aff, frame, anchor, lateral, face_tangent)
-            r = read_joint(s_mm, prof, voxel_mm=voxel_mm, noise_se_hu=se)
-            # the clearest joint: a resolved dip, else a dip too shallow to accept (deepest
-            # where the bundle lies along the face), else the highest band
-            if r.resolved:
-                score = (2.0, r.contrast_hu)
-            elif r.band_mm is not None and np.isfinite(r.contrast_hu):
-                score = (1.0, r.contrast_hu)
-            else:
-                score = (0.0, r.rise_hu if r.band_mm is not None else -np.inf)
-            if best is None or score > best[0]:
-                best = (score, r, ang)
-        _, r, ang = best
-        ang_deg = float(np.degrees(ang))
+        face = read_si_face(hu, aff, frame, anchor, side)
+        r, ang_deg, noise_hu = face.joint, face.angle_deg, face.noise_hu
         noise_txt = ("noise from the ray spread" if noise_hu is None
                      else f"soft-tissue noise {noise_hu:.0f} HU")
-        if r.resolved:
-            along = r.face_mm
+        along = face.along_mm
+        if face.kind == "resolved":
             how = (f"moved {along:+.1f} mm along the ray to the sacral half-level edge of the "
                    f"SI joint space in the CT (bundle across a face {ang_deg:.0f} deg from "
                    f"sagittal; dip {r.contrast_hu:.0f} HU below the cortices, "
                    f">= {r.required_hu:.0f} HU needed; {noise_txt})")
             conf = lm.confidence
-        elif r.band_mm is not None:
-            edge, crest = r.band_mm
-            along = 0.5 * (edge + crest)
+        elif face.kind == "band":
+            edge, crest = face.interval_mm
             seen = (f"joint space not resolved (dip {r.contrast_hu:.0f} < "
                     f"{r.required_hu:.0f} HU; {noise_txt})" if np.isfinite(r.contrast_hu)
                     else "joint space not resolved")
@@ -468,12 +555,11 @@ def refine_ala_lateral(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
                    f"a face {ang_deg:.0f} deg from sagittal; {seen})")
             conf = UNRESOLVED_FACTOR * lm.confidence
         else:
-            along = 0.0
             how = ("kept: no SI joint band in the CT profiles (no crest "
                    f"{MIN_BAND_RISE_HU:.0f} HU above the sacral marrow, or soft tissue "
                    "beyond it: a free surface)")
             conf = UNRESOLVED_FACTOR * lm.confidence
-        xyz = frame.to_world_mm((anchor + along * lateral)[None])[0]
+        xyz = frame.to_world_mm(face.at_mm(along)[None])[0]
         out[lm.name] = replace(lm, xyz_ras_mm=xyz, confidence=conf,
                                method=f"{lm.method}; {how}")
     return out
