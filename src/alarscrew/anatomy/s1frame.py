@@ -28,7 +28,7 @@ from scipy.optimize import least_squares, minimize
 from scipy.special import ndtr
 
 from alarscrew.errors import AnatomyNotFoundError, GeometryError
-from alarscrew.spatial.frame import S1Frame, unit
+from alarscrew.spatial.frame import S1Frame, matmul_rows, unit
 
 #: Extent (frame mm) of the resampled frame volume: right, anterior, cranial.
 FRAME_BOX_MM = ((-95.0, 95.0), (-75.0, 55.0), (-80.0, 35.0))
@@ -60,23 +60,64 @@ CT_PLATE_MIN_CONTRAST_HU = 100.0
 
 @dataclass(frozen=True)
 class MaskSampler:
-    """A bool mask on a grid with a voxel->RAS affine, sampled at world points (trilinear)."""
+    """A bool mask on a grid with a voxel->RAS affine, sampled at world points (trilinear).
+
+    Only the mask's bounding box, with one empty voxel around it, is kept as float32, and only
+    points whose trilinear neighbourhood meets that box are interpolated: a trilinear value
+    away from every set voxel is exactly 0 (``mode="constant"``, ``cval=0``), and inside the
+    box the block's values and the points' fractional offsets are those of the whole grid
+    (subtracting the block's whole-voxel origin from a voxel coordinate at least as large is
+    exact in floating point), so the values are bit-identical to interpolating the whole mask.
+    On the 0.8 mm 512 x 512 x 400 bench the whole-grid conversion alone cost 1.2 s.
+    """
 
     mask: np.ndarray
     affine: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_values", np.asarray(self.mask, np.float32))
+        mask = np.asarray(self.mask, bool)
+        lo = np.zeros(3, int)
+        hi = np.zeros(3, int)  # empty box for an empty mask
+        if mask.ndim == 3 and mask.any():
+            for ax in range(3):
+                hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))
+                lo[ax] = max(int(hit[0]) - 1, 0)
+                hi[ax] = min(int(hit[-1]) + 2, mask.shape[ax])
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        object.__setattr__(self, "_lo_ijk", lo)
+        object.__setattr__(self, "_hi_ijk", hi)
+        object.__setattr__(self, "_values", np.asarray(mask[box], np.float32))
         object.__setattr__(self, "_inv", np.linalg.inv(self.affine))
 
+    def support_ras_mm(self) -> np.ndarray:
+        """(8, 3) world corners of the voxel box outside which every sample is exactly 0."""
+        lo = self._lo_ijk.astype(float) - 1.0  # type: ignore[attr-defined]
+        hi = self._hi_ijk.astype(float)  # type: ignore[attr-defined]
+        corners = np.array([[(lo, hi)[b >> k & 1][k] for k in range(3)] for b in range(8)])
+        aff = np.asarray(self.affine, float)
+        return corners @ aff[:3, :3].T + aff[:3, 3]
+
     def sample(self, xyz_ras_mm: np.ndarray, *, order: int = 1) -> np.ndarray:
-        """Mask value (0..1) at world points (..., 3)."""
+        """Mask value (0..1) at world points (..., 3).
+
+        ``order`` > 1 (spline) interpolates the whole mask, whose prefilter reaches beyond
+        the box.
+        """
         pts = np.asarray(xyz_ras_mm, float)
         inv = self._inv  # type: ignore[attr-defined]
-        ijk = pts @ inv[:3, :3].T + inv[:3, 3]
-        flat = ijk.reshape(-1, 3).T
-        vals = ndi.map_coordinates(self._values, flat, order=order,  # type: ignore[attr-defined]
-                                   mode="constant", cval=0.0)
+        flat = matmul_rows(pts.reshape(-1, 3), inv[:3, :3].T, inv[:3, 3]).T
+        if order > 1:
+            vals = ndi.map_coordinates(np.asarray(self.mask, np.float32), flat, order=order,
+                                       mode="constant", cval=0.0)
+            return vals.reshape(pts.shape[:-1])
+        lo = self._lo_ijk  # type: ignore[attr-defined]
+        block = self._values  # type: ignore[attr-defined]
+        vals = np.zeros(flat.shape[1], np.float32)
+        rel = flat - lo[:, None]
+        near = np.all((rel > -1.0) & (rel < np.asarray(block.shape)[:, None]), axis=0)
+        if near.any() and block.size:
+            vals[near] = ndi.map_coordinates(block, rel[:, near], order=order,
+                                             mode="constant", cval=0.0)
         return vals.reshape(pts.shape[:-1])
 
 
@@ -242,9 +283,9 @@ def _endplate_pass(sampler: MaskSampler, r: np.ndarray, c0: np.ndarray, cranial:
     uu = np.arange(-60.0, 60.0 + step, step)
     V, U = np.meshgrid(vv, uu, indexing="ij")
     sec = np.zeros(V.shape, np.float32)
+    in_plane = c0 + V[..., None] * v + U[..., None] * u
     for w in (-2.0, 0.0, 2.0):  # average over +-2 mm across the plane
-        pts = c0 + V[..., None] * v + U[..., None] * u + w * r
-        sec += sampler.sample(pts)
+        sec += sampler.sample(in_plane + w * r)
     sec = sec / 3.0 >= 0.5
     lab, n = ndi.label(sec)
     if n == 0:
@@ -417,9 +458,21 @@ def refine_endplate_ct(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, info:
 
 def frame_volume(sampler: MaskSampler, frame: S1Frame, *, step_mm: float = 1.0
                  ) -> FrameVolume:
-    """Resample the sacrum mask in S1-frame coordinates (see :data:`FRAME_BOX_MM`)."""
+    """Resample the sacrum mask in S1-frame coordinates (see :data:`FRAME_BOX_MM`).
+
+    Only the grid points within the frame-axis box around the mask's support (one step of
+    margin) are sampled; every other point samples exactly 0 (outside the mask).
+    """
     axes = [np.arange(lo, hi + step_mm / 2, step_mm) for lo, hi in FRAME_BOX_MM]
-    X, Y, Z = np.meshgrid(*axes, indexing="ij")
-    world = frame.to_world_mm(np.stack([X, Y, Z], axis=-1))
-    m = sampler.sample(world) >= 0.5
+    support = frame.to_frame_mm(sampler.support_ras_mm())
+    sub = []
+    for ax, a in enumerate(axes):
+        i0 = np.searchsorted(a, support[:, ax].min() - step_mm, side="left")
+        i1 = np.searchsorted(a, support[:, ax].max() + step_mm, side="right")
+        sub.append(slice(int(i0), int(i1)))
+    m = np.zeros(tuple(len(a) for a in axes), bool)
+    if all(s.stop > s.start for s in sub):
+        X, Y, Z = np.meshgrid(*(a[s] for a, s in zip(axes, sub, strict=True)), indexing="ij")
+        world = frame.to_world_mm(np.stack([X, Y, Z], axis=-1))
+        m[tuple(sub)] = sampler.sample(world) >= 0.5
     return FrameVolume(m, axes[0], axes[1], axes[2], frame)
