@@ -30,6 +30,10 @@ centre), with sub-millimetre edges found by trilinear sampling along rays. Defin
   pedicle's own y, posterior, a real ala may end well before the SI joint). The ray crosses
   the oblique SI face at a steep angle, so the point is well conditioned in all three axes
   (the most lateral point of the section, used before, slid along the nearly sagittal face).
+  The point is the ray's outermost exit from the section's main component, not its first
+  exit: a CT-only mask has holes in fatty alar marrow, and a ray near the ragged dorsal
+  surface leaves and re-enters it (the real 3 mm scan: first exits at 20-29 mm, the face at
+  about 60 mm).
   Without a pedicle landmark or ``ala_anterior``, or when the ray misses the sacrum, it starts
   at :data:`NOMINAL_PEDICLE_X_MM` in the AP middle of the pedicle-level section.
 - ``{side}.ala_anterior``: anterior surface of the ala at the pedicle level, at
@@ -100,12 +104,34 @@ def _inside(vol: np.ndarray, fv: FrameVolume, pts: np.ndarray) -> np.ndarray:
 
 
 def ray_crossing(vol: np.ndarray, fv: FrameVolume, start: np.ndarray, direction: np.ndarray,
-                 *, max_mm: float = 80.0, exit_: bool = True, step: float = 0.25
-                 ) -> np.ndarray | None:
-    """First crossing of the 0.5 level along a ray (frame mm), sub-step by interpolation.
+                 *, max_mm: float = 80.0, exit_: bool = True, step: float = 0.25,
+                 last: bool = False) -> np.ndarray | None:
+    """First (or last) crossing of the 0.5 level along a ray (frame mm), sub-step interpolated.
 
-    ``exit_=True`` finds inside -> outside (after having been inside), else outside -> inside.
-    Returns None when there is none within ``max_mm``.
+    Parameters
+    ----------
+    vol : (nx, ny, nz) float ndarray
+        Mask values on the grid of ``fv`` (``nz`` may be 1 for a single section, whose frame
+        z is then ``fv.z_mm[0]``).
+    fv : FrameVolume
+        Supplies the grid's frame coordinates (1 mm steps).
+    start, direction : (3,) array_like
+        Ray origin and direction, frame mm.
+    max_mm : float
+        Length of the ray searched.
+    exit_ : bool
+        True: an inside -> outside crossing (after having been inside); False: outside ->
+        inside.
+    step : float
+        Sampling step along the ray, mm.
+    last : bool
+        With ``exit_``, the last inside -> outside crossing within ``max_mm`` (the outer
+        boundary of what the ray passes through) instead of the first.
+
+    Returns
+    -------
+    (3,) ndarray or None
+        The crossing (frame mm), or None when there is none within ``max_mm``.
     """
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
@@ -117,10 +143,10 @@ def ray_crossing(vol: np.ndarray, fv: FrameVolume, start: np.ndarray, direction:
         if not inside.any():
             return None
         first_in = int(np.argmax(inside))
-        after = np.nonzero(~inside[first_in:])[0]
+        after = np.nonzero(inside[first_in:-1] & ~inside[first_in + 1:])[0]
         if len(after) == 0:
             return None
-        k = first_in + int(after[0])
+        k = first_in + int(after[-1] if last else after[0]) + 1
     else:
         hits = np.nonzero(v >= 0)[0]
         if len(hits) == 0 or hits[0] == 0:
@@ -314,6 +340,11 @@ def _alae(vol: np.ndarray, fv: FrameVolume, add, pedicles: dict[str, np.ndarray]
     ant = np.array([0.0, 1.0, 0.0])
     k = int(np.argmin(np.abs(fv.z_mm - ALA_LEVEL_MM)))
     sl = fv.mask[:, :, k]
+    # the lateral ray's target: the outer boundary of the section's sacral component (see
+    # _sacral_section); a single-section grid at frame z = fv.z_mm[k]
+    sec = _sacral_section(sl)
+    fv_sec = FrameVolume(sec[:, :, None], fv.x_mm, fv.y_mm, fv.z_mm[k:k + 1], fv.frame)
+    vol_sec = sec[:, :, None].astype(np.float32)
     for side, s in (("left", -1.0), ("right", 1.0)):
         cols = fv.x_mm * s > 0
         half = sl[cols]
@@ -349,12 +380,44 @@ def _alae(vol: np.ndarray, fv: FrameVolume, add, pedicles: dict[str, np.ndarray]
                            "middle of the section"))
         for start, conf, how in starts:
             lat = np.array([s, 0.0, 0.0])
-            p = ray_crossing(vol, fv, start, lat, max_mm=90.0)
+            p = ray_crossing(vol_sec, fv_sec, np.array([start[0], start[1], fv.z_mm[k]]), lat,
+                             max_mm=90.0, last=True)
             if p is not None and abs(p[0]) > abs(start[0]):
                 p = _on_bone(p, lat, bias_mm)
                 add(f"{side}.ala_lateral", p, conf,
-                    f"lateral boundary of the ala (SI-joint face) on the {how}, pedicle level")
+                    "lateral boundary of the ala (SI-joint face): outermost exit of the "
+                    f"pedicle-level section on the {how}")
                 break
+
+
+def _sacral_section(section: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a mask section: the sacrum's.
+
+    Parameters
+    ----------
+    section : (nx, ny) bool ndarray
+        One frame-z section of the sacrum mask.
+
+    Returns
+    -------
+    (nx, ny) bool ndarray
+        The largest component (empty when the section is).
+
+    Notes
+    -----
+    The lateral alar ray takes the outermost exit of this component, not its first exit.
+    The mask holds the isolated sacrum only (the ilia are cut at the SI joints), and at the
+    pedicle level the ala is solid bone from the pedicle to its SI-joint face (the S1 foramina
+    lie caudal to it): a gap on the ray inside the section is a hole of the mask (fatty alar
+    marrow under the bone threshold of a CT-only mask) or the ray grazing the ragged dorsal or
+    ventral surface, never the end of the ala. Fragments the section does not connect
+    (osteophytes, remnants of the joint cut) are left out.
+    """
+    lab, n = ndi.label(section, structure=np.ones((3, 3)))
+    if n <= 1:
+        return section.copy()
+    sizes = np.bincount(lab.ravel())[1:]
+    return lab == int(sizes.argmax()) + 1
 
 
 def _foramina(fv: FrameVolume, add) -> None:
