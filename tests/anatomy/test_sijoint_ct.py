@@ -282,3 +282,33 @@ def test_soft_tissue_noise_estimate() -> None:
     assert 0.95 * 30.0 <= est <= 1.15 * 30.0, est
     bone = np.full((40, 40, 40), 850.0) + rng.normal(0.0, 30.0, clean.shape)
     assert soft_tissue_noise_hu(bone, affine, center) is None
+
+
+def test_ray_sampling_equals_the_shared_sampler() -> None:
+    """The bundles' profiles are formed from the ray starts' voxel indices plus a step per mm
+    (sijoint._sample_rays); reference: ctsample.sample_frame_points on every sample point,
+    on an oblique frame and an anisotropic, rotated grid, with rays that leave the image
+    (NaN there). Tolerance: float32 rounding of the interpolated HU (1e-3 HU)."""
+    from scipy.spatial.transform import Rotation
+
+    from alarscrew.anatomy.ctsample import sample_frame_points
+    from alarscrew.anatomy.sijoint import _sample_rays
+
+    rng = np.random.default_rng(3)
+    hu = rng.normal(100.0, 300.0, (40, 30, 20)).astype(np.int16)
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", [10, -20, 35], degrees=True).as_matrix() @ (
+        np.diag([0.8, 1.1, 2.5]))
+    affine[:3, 3] = [-5.0, 3.0, -20.0]
+    rot = Rotation.from_euler("zyx", [15, 5, -8], degrees=True).as_matrix()
+    frame = S1Frame(np.array([10.0, 20.0, 5.0]), rot[0], rot[1], rot[2])
+    base = rng.uniform(-15.0, 15.0, (50, 3))
+    ray = np.array([-1.0, 0.0, 0.0])
+    s_mm = np.arange(-15.0, 18.0 + 1e-9, 0.25)
+    got = _sample_rays(hu, affine, frame, base, ray, s_mm)
+    ref = sample_frame_points(hu, affine, frame, base[:, None, :] + s_mm[:, None] * ray)
+    assert got.shape == ref.shape == (50, len(s_mm))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    assert np.isnan(ref).any()
+    assert np.isfinite(ref).any()
+    np.testing.assert_allclose(got, ref, atol=1e-3, equal_nan=True)

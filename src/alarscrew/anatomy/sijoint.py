@@ -61,15 +61,12 @@ from alarscrew.anatomy.ctsample import check_ct
 from alarscrew.anatomy.facet import (
     BUNDLE_HALF_MM,
     BUNDLE_STEP_MM,
-    PROFILE_IN_MM,
-    PROFILE_OUT_MM,
     PROFILE_STEP_MM,
     max_peak_separation_mm,
-    sample_profiles,
 )
 from alarscrew.anatomy.landmarks import ALA_LEVEL_MM
 from alarscrew.anatomy.model import Landmark
-from alarscrew.spatial.frame import S1Frame
+from alarscrew.spatial.frame import S1Frame, matmul_rows
 
 #: Candidate angles (deg) of the SI-joint face from the sagittal plane, anterior end lateral:
 #: the sacral auricular surface faces laterally and somewhat posteriorly in axial section (the
@@ -243,28 +240,33 @@ def bundle_noise_gain(affine: np.ndarray, frame: S1Frame, center_frame_mm: np.nd
     base = (center_frame_mm + uu[None, :, None] * tangents[:, None, :]
             + ww[None, :, None] * w_axes[:, None, :])  # (A, R, 3)
     along = (np.arange(4)[:, None] * vox_mm / 4.0 + taps[None, :] * PROFILE_STEP_MM)  # (4, T)
-    pts = base[:, None, :, None, :] + along[None, :, None, :, None] * ray  # (A, 4, R, T, 3)
-    inv = np.linalg.inv(aff)
-    ijk = frame.to_world_mm(pts.reshape(-1, 3)) @ inv[:3, :3].T + inv[:3, 3]
-    i0 = np.floor(ijk).astype(np.int64)
+    ijk_base, d_ijk = _ray_ijk(aff, frame, base, np.asarray(ray, float))
+    # voxel indices of every sample, one (A, 4, R, T) plane per voxel axis
+    ijk = (np.moveaxis(ijk_base, -1, 0)[:, :, None, :, None]
+           + d_ijk[:, None, None, None, None] * along[None, None, :, None, :])
+    i0 = np.floor(ijk)
     frac = ijk - i0
-    n_bundles = pts.shape[0] * 4
-    w_pt = np.broadcast_to(g / len(uu), pts.shape[:4]).reshape(n_bundles, -1)
-    i0 -= i0.min(axis=0)
-    dims = i0.max(axis=0) + 2
+    i0 = i0.astype(np.int64)
+    n_bundles = len(tangents) * 4
+    i0 -= i0.reshape(3, -1).min(axis=1)[:, None, None, None, None]
+    dims = i0.reshape(3, -1).max(axis=1) + 2
     strides = np.array([dims[1] * dims[2], dims[2], 1])
     n_vox = int(np.prod(dims))
-    # flat voxel index per bundle (bundle b's voxels at b * n_vox + index)
-    key0 = (i0 @ strides).reshape(n_bundles, -1) + (np.arange(n_bundles) * n_vox)[:, None]
-    lin = [(1.0 - frac).reshape(n_bundles, -1, 3), frac.reshape(n_bundles, -1, 3)]
+    # flat voxel index per sample (bundle b's voxels at b * n_vox + index)
+    key0 = (i0[0] * strides[0] + i0[1] * strides[1] + i0[2]).reshape(n_bundles, -1) + (
+        np.arange(n_bundles) * n_vox)[:, None]
+    # linear weights per axis and corner; the sample's weight in the averaged profile first
+    w_x = [np.broadcast_to(g / len(uu), frac.shape[1:]) * lin
+           for lin in (1.0 - frac[0], frac[0])]
+    w_xy = [w_x[a] * lin for a in range(2) for lin in (1.0 - frac[1], frac[1])]
     w_vox = np.zeros(n_bundles * n_vox)
     for a, b, c in np.ndindex(2, 2, 2):
         # trilinear weight of corner (a, b, c) of every sample, summed per voxel
         w_vox += np.bincount((key0 + (a * strides[0] + b * strides[1] + c)).ravel(),
-                             weights=(w_pt * lin[a][..., 0] * lin[b][..., 1]
-                                      * lin[c][..., 2]).ravel(),
+                             weights=(w_xy[2 * a + b] * (frac[2] if c else 1.0 - frac[2])
+                                      ).ravel(),
                              minlength=n_bundles * n_vox)
-    var = (w_vox.reshape(pts.shape[0], 4, -1) ** 2).sum(axis=2)
+    var = (w_vox.reshape(len(tangents), 4, -1) ** 2).sum(axis=2)
     return np.sqrt(var.mean(axis=1))
 
 
@@ -356,24 +358,97 @@ def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
     return JointReading(False, None, band, contrast, required, rise)
 
 
-def _profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, center_frame_mm: np.ndarray,
-              ray: np.ndarray, tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bundle profiles along ``ray`` over :data:`SEARCH_IN_MM`..:data:`SEARCH_OUT_MM`.
+def _ray_ijk(affine: np.ndarray, frame: S1Frame, base_frame_mm: np.ndarray, ray: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel indices of ray starts (frame mm) and the index step per mm along ``ray``.
 
-    The bundle's rays start on a plane through ``center_frame_mm`` spanned by ``tangent``
-    and the cranial-ish axis ``ray x tangent``. :func:`alarscrew.anatomy.facet.sample_profiles`
-    samples a fixed extent about its centre; the search extent is covered by sampling about
-    shifted centres and joining the pieces.
+    A point ``base + s * ray`` lies at ``ijk_base + s * d_ijk``: frame and affine are affine
+    maps, so the profiles of a bundle need only their starts transformed, not every sample.
+
+    Returns
+    -------
+    ijk_base : (..., 3) ndarray
+        Voxel indices of ``base_frame_mm``.
+    d_ijk : (3,) ndarray
+        Change of the voxel indices per mm along the frame direction ``ray``.
     """
-    shifts = np.arange(SEARCH_IN_MM - PROFILE_IN_MM, SEARCH_OUT_MM - PROFILE_IN_MM,
-                       PROFILE_OUT_MM - PROFILE_IN_MM)
-    pieces = [sample_profiles(hu, affine, frame, center_frame_mm + d * ray, ray, tangent)
-              for d in shifts]
-    s_all = np.concatenate([s_mm + d for (s_mm, _), d in zip(pieces, shifts, strict=True)])
-    p_all = np.concatenate([prof for _, prof in pieces], axis=1)
-    s_mm, first = np.unique(np.round(s_all, 6), return_index=True)
-    keep = s_mm <= SEARCH_OUT_MM + 1e-9
-    return s_mm[keep], p_all[:, first[keep]]
+    inv = np.linalg.inv(np.asarray(affine, float))
+    ijk_base = matmul_rows(frame.to_world_mm(base_frame_mm), inv[:3, :3].T, inv[:3, 3])
+    return ijk_base, inv[:3, :3] @ (np.asarray(ray, float) @ frame.rotation)
+
+
+def _sample_rays(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, base_frame_mm: np.ndarray,
+                 ray: np.ndarray, s_mm: np.ndarray) -> np.ndarray:
+    """Trilinear HU at ``base + s * ray`` for every start and position (NaN outside the image).
+
+    The same values as :func:`alarscrew.anatomy.ctsample.sample_frame_points` on those
+    points (to rounding), with the voxel indices of the samples formed from the starts' and
+    the step's (:func:`_ray_ijk`) instead of two matrix products per sample.
+
+    Parameters
+    ----------
+    hu : (I, J, K) ndarray
+        CT in HU.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm.
+    frame : S1Frame
+    base_frame_mm : (M, 3) ndarray
+        Ray starts (frame mm).
+    ray : (3,) ndarray
+        Unit frame direction of the rays.
+    s_mm : (S,) ndarray
+        Positions along the rays (mm).
+
+    Returns
+    -------
+    (M, S) float32 ndarray
+    """
+    ijk_base, d_ijk = _ray_ijk(affine, frame, np.asarray(base_frame_mm, float), ray)
+    # (3, M, S): one contiguous plane per voxel axis
+    coords = ijk_base.T[:, :, None] + d_ijk[:, None, None] * np.asarray(s_mm, float)
+    shape = np.asarray(hu.shape)
+    inside = np.ones(coords.shape[1:], bool)
+    for axis in range(3):
+        inside &= (coords[axis] >= -1e-6) & (coords[axis] <= shape[axis] - 1 + 1e-6)
+    vals = np.full(coords.shape[1:], np.nan, np.float32)
+    if not inside.any():
+        return vals
+    sel = coords.reshape(3, -1) if inside.all() else coords[:, inside]
+    lo = np.array([np.floor(sel[axis].min()) for axis in range(3)], int).clip(0, shape - 1)
+    hi = np.clip(np.array([np.floor(sel[axis].max()) for axis in range(3)], int) + 2,
+                 lo + 1, shape)
+    block = np.asarray(hu[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
+    vals[inside] = ndi.map_coordinates(block, sel - lo[:, None], order=1, mode="nearest")
+    return vals
+
+
+def _bundle_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
+                     center_frame_mm: np.ndarray, ray: np.ndarray, tangents: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Profiles along ``ray`` over :data:`SEARCH_IN_MM`..:data:`SEARCH_OUT_MM`, one bundle per
+    tangent, sampled in one call.
+
+    Bundle ``a``'s rays start on the plane through ``center_frame_mm`` spanned by
+    ``tangents[a]`` and ``ray x tangents[a]``, on the square grid of
+    :func:`alarscrew.anatomy.facet.sample_profiles` (:data:`BUNDLE_HALF_MM`,
+    :data:`BUNDLE_STEP_MM`, :data:`PROFILE_STEP_MM`).
+
+    Returns
+    -------
+    s_mm : (S,) ndarray
+        Positions along the ray (mm from the centre).
+    profiles : (A, R, S) ndarray
+        Trilinear HU; NaN outside the image.
+    """
+    s_mm = np.arange(SEARCH_IN_MM, SEARCH_OUT_MM + 1e-9, PROFILE_STEP_MM)
+    u = np.arange(-BUNDLE_HALF_MM, BUNDLE_HALF_MM + 1e-9, BUNDLE_STEP_MM)
+    uu, ww = (g.ravel() for g in np.meshgrid(u, u, indexing="ij"))
+    tangents = np.atleast_2d(np.asarray(tangents, float))
+    w_axes = np.cross(ray, tangents)  # (A, 3)
+    base = (center_frame_mm + uu[None, :, None] * tangents[:, None, :]
+            + ww[None, :, None] * w_axes[:, None, :])  # (A, R, 3)
+    prof = _sample_rays(hu, affine, frame, base.reshape(-1, 3), np.asarray(ray, float), s_mm)
+    return s_mm, prof.reshape(*base.shape[:2], len(s_mm))
 
 
 @dataclass(frozen=True, eq=False)
@@ -470,9 +545,9 @@ def read_si_face(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     noise_hu = soft_tissue_noise_hu(hu, aff, frame.to_world_mm(anchor[None])[0])
     se_hu = (np.full(len(angles), None) if noise_hu is None else
              noise_hu * bundle_noise_gain(aff, frame, anchor, lateral, tangents))
+    s_mm, profiles = _bundle_profiles(hu, aff, frame, anchor, lateral, tangents)
     best = None
-    for ang, face_tangent, se in zip(angles, tangents, se_hu, strict=True):
-        s_mm, prof = _profiles(hu, aff, frame, anchor, lateral, face_tangent)
+    for ang, prof, se in zip(angles, profiles, se_hu, strict=True):
         r = read_joint(s_mm, prof, voxel_mm=voxel_mm, noise_se_hu=se)
         if r.resolved:
             score = (2.0, r.contrast_hu)
