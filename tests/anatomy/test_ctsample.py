@@ -37,3 +37,31 @@ def test_linear_field_exact_inside_and_cval_outside() -> None:
     outside = frame.to_frame_mm(np.array([[-5.0, 2.0, 0.5], [100.0, 100.0, 100.0]]))
     assert np.isnan(sample_frame_points(vol, affine, frame, outside)).all()
     assert (sample_frame_points(vol > 0, affine, frame, outside, cval=0.0) == 0.0).all()
+
+
+def test_block_equals_whole_volume_interpolation() -> None:
+    # reference: scipy's trilinear interpolation of the whole volume as float32 at the same
+    # voxel coordinates (tolerance 0: the block only shifts a whole-voxel origin); a random
+    # CT-like volume so that no linear identity hides an indexing error; points partly outside
+    from scipy import ndimage as ndi
+
+    from alarscrew.spatial.frame import matmul_rows
+
+    rng = np.random.default_rng(1)
+    vol = rng.integers(-1000, 1500, size=(30, 26, 22)).astype(np.int16)
+    affine = np.diag([0.8, 1.2, 3.0, 1.0])
+    affine[:3, 3] = [-4.0, 1.0, -2.0]
+    frame = _frame()
+    for lo, hi in (((4.0, 3.0, 2.0), (12.0, 20.0, 9.0)), ((-3.0, -3.0, -3.0), (33.0, 29.0, 25.0))):
+        ijk = rng.uniform(lo, hi, size=(4000, 3))
+        ras = matmul_rows(ijk, affine[:3, :3].T, affine[:3, 3])
+        got = sample_frame_points(vol, affine, frame, frame.to_frame_mm(ras))
+        ijk_back = matmul_rows(frame.to_world_mm(frame.to_frame_mm(ras)),
+                               np.linalg.inv(affine)[:3, :3].T, np.linalg.inv(affine)[:3, 3])
+        inside = np.all((ijk_back >= -1e-6) & (ijk_back <= np.asarray(vol.shape) - 1 + 1e-6),
+                        axis=1)
+        want = np.full(len(ijk), np.nan, np.float32)
+        want[inside] = ndi.map_coordinates(vol.astype(np.float32), ijk_back[inside].T, order=1,
+                                           mode="nearest")
+        np.testing.assert_array_equal(got, want)
+        assert np.isfinite(got).sum() > 1000

@@ -59,12 +59,16 @@ def sample_frame_points(vol: np.ndarray, affine: np.ndarray, frame: S1Frame,
     out_shape = pts.shape[:-1]
     ras = frame.to_world_mm(pts.reshape(-1, 3))
     inv = np.linalg.inv(np.asarray(affine, float))
-    ijk = matmul_rows(ras, inv[:3, :3].T, inv[:3, 3]).T
+    # one contiguous row per voxel axis: the reductions and selections below then run along
+    # contiguous memory (on the transposed view they cost more than the interpolation)
+    ijk = np.ascontiguousarray(matmul_rows(ras, inv[:3, :3].T, inv[:3, 3]).T)
     shape = np.asarray(vol.shape)
-    inside = np.all((ijk >= -1e-6) & (ijk <= (shape - 1)[:, None] + 1e-6), axis=0)
+    inside = (ijk[0] >= -1e-6) & (ijk[0] <= shape[0] - 1 + 1e-6)
+    for ax in (1, 2):
+        inside &= (ijk[ax] >= -1e-6) & (ijk[ax] <= shape[ax] - 1 + 1e-6)
     vals = np.full(ijk.shape[1], cval, np.float32)
     if inside.any():
-        sel = ijk[:, inside]
+        sel = ijk if inside.all() else ijk[:, inside]
         lo = np.clip(np.floor(sel.min(axis=1)).astype(int), 0, shape - 1)
         hi = np.clip(np.floor(sel.max(axis=1)).astype(int) + 2, lo + 1, shape)
         block = np.asarray(vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
