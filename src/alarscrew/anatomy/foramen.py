@@ -48,8 +48,14 @@ plate.
    foramen's width) from the other's, the two are not one pair of first dorsal foramina - one
    side has taken an S2 foramen, a groove, or a dark patch read under a mask surface that
    reaches past the bone into the fat of the dorsal grooves (a supplied S1 label merged into
-   the mask does, on the shared 3 mm scan) - and as the CT does not say which side is wrong,
-   neither is reported. A hole found on one side only is reported without this check.
+   the mask does, on the shared 3 mm scan). Before giving up, each side is searched again for
+   a dark region centred near the other side's hole mirrored, whatever its length (a foramen
+   merged with its groove is longer than the hull footprint: the shared 3 mm scan's right S1
+   foramen, 6 x 18 mm, in the frame fitted on the CT endplate); only a region cranial of the
+   side's first pick counts (the long opening was passed over for a caudal hole), and where
+   both sides find one the more cranial pair is taken (step 5). Otherwise, as the CT does not say
+   which side is wrong, neither is reported. A hole found on one side only is reported
+   without this check.
 
 Rule towards the mask-based landmarks: a foramen found here replaces ``{side}.s1_foramen``. Where
 the CT gives no foramen on a side (no hole, or the pair check failed), that side's mask-surface
@@ -237,6 +243,27 @@ def find_s1_foramina(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     left, right = holes["left"], holes["right"]
     mismatch_mm = (None if left is None or right is None
                    else float(np.hypot(left[0] + right[0], left[1] - right[1])))
+    if mismatch_mm is not None and mismatch_mm > MAX_MIRROR_MISMATCH_MM:
+        # one side may have passed over its foramen because the opening, merged with its
+        # groove, is longer than the hull footprint: look for a dark region near the other
+        # side's hole mirrored. Where both sides find one, the more cranial pair is the S1
+        # foramina (the S2 pair lies one segment caudal, as in step 5)
+        rescued = {}
+        for side, other in (("left", right), ("right", left)):
+            if side in todo and other is not None:
+                alt = _hole(maps, side, through_xz_mm=(-other[0], other[1]))
+                # only a hole cranial of the one taken: the long opening was passed over for
+                # a more caudal one (never a step down to a caudal pair)
+                if alt is not None and alt[1] > holes[side][1] + 1.0 and np.hypot(
+                        alt[0] + other[0], alt[1] - other[1]) <= MAX_MIRROR_MISMATCH_MM:
+                    rescued[side] = alt
+        if rescued:
+            # the pair's mean z: the rescued side's hole and the other side's original one
+            side = max(rescued, key=lambda k: rescued[k][1] + holes[
+                "right" if k == "left" else "left"][1])
+            holes[side] = rescued[side]
+            left, right = holes["left"], holes["right"]
+            mismatch_mm = float(np.hypot(left[0] + right[0], left[1] - right[1]))
     pits = {side: landmarks.get(f"{side}.s1_foramen") for side in SIDES}
     pits_paired = _mirror_mismatch_mm(frame, pits) <= MAX_MIRROR_MISMATCH_MM
     for side in todo:
@@ -424,8 +451,15 @@ def _half_peak_area_mm2(rel: np.ndarray, cols: np.ndarray, off: np.ndarray,
     return float(wide.sum()) * GRID_MM ** 2
 
 
-def _hole(maps: dict[str, np.ndarray], side: str) -> tuple[float, float, float, float] | None:
-    """(x_mm, z_mm, relative contrast, area_mm2) of the most cranial hole on ``side``."""
+def _hole(maps: dict[str, np.ndarray], side: str, *,
+          through_xz_mm: tuple[float, float] | None = None
+          ) -> tuple[float, float, float, float] | None:
+    """(x_mm, z_mm, relative contrast, area_mm2) of the most cranial hole on ``side``.
+
+    With ``through_xz_mm`` (the other side's hole mirrored) only dark regions centred within
+    :data:`MAX_MIRROR_MISMATCH_MM` of that point are candidates, and one longer than the hull
+    footprint is accepted: a foramen merged with its groove, the pair itself being the
+    evidence that it is the foramen."""
     soft = float(maps["soft_hu"])
     plate, around, has = maps["plate_hu"], maps["around_hu"], maps["has"]
     if not np.isfinite(soft):
@@ -455,7 +489,12 @@ def _hole(maps: dict[str, np.ndarray], side: str) -> tuple[float, float, float, 
         extent = np.array([[sl.stop - sl.start for sl in sls]
                            for sls in ndi.find_objects(lab)])
         touches = ndi.maximum(off.astype(np.uint8), lab, idx) > 0
-        shape_ok = (~touches & (extent.max(axis=1) * GRID_MM <= HULL_FOOTPRINT_MM)
+        if through_xz_mm is None:
+            compact = extent.max(axis=1) * GRID_MM <= HULL_FOOTPRINT_MM
+        else:
+            compact = (np.hypot(xc - through_xz_mm[0], zc - through_xz_mm[1])
+                       <= MAX_MIRROR_MISMATCH_MM)
+        shape_ok = (~touches & compact
                     & (s * xc >= WINDOW_X_MM[0]) & (s * xc <= WINDOW_X_MM[1])
                     & (zc >= WINDOW_Z_MM[0]) & (zc <= WINDOW_Z_MM[1]))
         if level == HOLE_LEVELS[0]:

@@ -34,6 +34,7 @@ from alarscrew.anatomy.s1frame import (
     fit_endplate,
     frame_volume,
     midsagittal_plane,
+    refine_endplate_ct,
 )
 from alarscrew.anatomy.sacrum import SacrumResult, isolate_sacrum
 from alarscrew.anatomy.sijoint import refine_ala_lateral
@@ -145,9 +146,12 @@ def _check_endplate(info: dict, ct: Image) -> None:
 #: for L5 taken for the sacrum above an 85 % destroyed S1 body (phantom, 1.5 mm, CT-only,
 #: with or without its lesion mask; the check runs on the CT bone alone).
 #: CT voxel size (largest side, mm) from which the L5-S1 facet joint (1-3 mm wide) is no
-#: seam for the sacrum isolation to follow (``isolate_sacrum(joint_resolved=...)``). Whether
-#: the S1 facets and entries are reported CT-only is decided per side from the CT profiles
-#: across the joint (:func:`alarscrew.anatomy.facet.refine_facets_judged`).
+#: seam for the sacrum isolation to follow (``isolate_sacrum(joint_resolved=...)``), and
+#: from which CT-only S1 facets and entries are withheld: there the CT can still show the
+#: joint's dip across the facet, but the point's place along the facet comes from the mask
+#: patch alone (phantom, 2 mm, tilt +15: joint dip significant, facet / entry 4.2 / 5.6 mm off).
+#: On finer CT voxels each side is judged from the CT profiles across the joint
+#: (:func:`alarscrew.anatomy.facet.refine_facets_judged`).
 FACET_MIN_UNRESOLVED_MM = 2.0
 MIN_SACRAL_DEPTH_MM = 45.0
 #: ... and a lumbar vertebra taken for it has the sacrum below: bone (>= BONE_BELOW_HU) in
@@ -332,13 +336,17 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
     sampler = MaskSampler(sub, aff)
     frame, info = fit_endplate(endplate_sampler(result, sub, aff), normal, offset,
                                result.seed_ras_mm)
-    frame = on_bone(frame)
     if "sacrum" not in labels and not any(k in labels for k in ("l5", "l4", "l3")):
         # second pass: without lumbar labels, bone more than L5_MARKER_MM above the fitted
         # endplate (above the S1 facet tips) is L5; it competes for the L5 inferior articular
         # processes, which the first pass can attach to the S1 facets
-        ijk = np.indices(hu_work.shape).reshape(3, -1).T
-        z_frame = frame.to_frame_mm(grid.ijk_to_ras(ijk))[:, 2].reshape(hu_work.shape)
+        # frame z is affine in the voxel indices: summed per axis, not a transform per voxel
+        first = on_bone(frame)
+        z_per_ijk = first.cranial_ras @ grid.affine[:3, :3]
+        z0 = float(first.cranial_ras @ (grid.affine[:3, 3] - first.origin_ras_mm))
+        i, j, k = (np.arange(n, dtype=float) * g for n, g in zip(hu_work.shape, z_per_ijk,
+                                                                   strict=True))
+        z_frame = z0 + i[:, None, None] + j[None, :, None] + k[None, None, :]
         result = isolate_sacrum(hu_work, grid, labels=label_work,
                                 cranial_hint=z_frame > L5_MARKER_MM,
                                 joint_resolved=joint_resolved, previous=result)
@@ -350,8 +358,19 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         sampler = MaskSampler(sub, aff)
         frame, info = fit_endplate(endplate_sampler(result, sub, aff), normal, offset,
                                    result.seed_ras_mm)
-        frame = on_bone(frame)
     _check_endplate(info, ct)
+    if frame_bias > 0.0:
+        # CT-only the endplate's tilt is taken from the CT voxels, not the mask's top: at 3 mm
+        # the thresholded top follows the voxel staircase (phantom: the axis 2.1-2.3 deg off
+        # with tilt -15 or 40 HU noise, 0.01-0.94 deg from the CT fit; real 3 mm scan 1.87 ->
+        # 0.10 deg from the run on the v1 sacrum label). Only the tilt: the origin stays the
+        # mask's moved onto the bone (the fitted plate height put the real scan's pedicle
+        # level 0.6 mm further from the label run's). A supplied S1 label is taken as drawn.
+        tilted, info = refine_endplate_ct(ct.array, ct.affine, frame, info)
+        if info["ct_plate"] is not None:
+            frame = S1Frame(frame.origin_ras_mm, tilted.right_ras, tilted.anterior_ras,
+                            tilted.cranial_ras)
+    frame = on_bone(frame)
     supplied = {k: np.asarray(v, float) for k, v in (landmarks or {}).items()}
     bad = sorted(set(supplied) - set(POINT_NAMES))
     if bad:
@@ -409,6 +428,12 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         # 2.5-3 mm voxels, 2-12 mm at 2 mm with tilt or asymmetry; the real 3 mm scan's
         # superior articular processes went to L5). An entry point from a guess would
         # mislead a plan; with an S1 or L5 label the mask is drawn at the joint.
+        if float(np.max(ct.spacing_mm)) >= FACET_MIN_UNRESOLVED_MM:
+            coarse = (f"at {float(np.max(ct.spacing_mm)):.1f} mm CT voxels the point's place "
+                      "along the facet comes from the mask alone")
+            for name in (f"{side}.{kind}" for side in ("left", "right")
+                         for kind in ("sap_facet", "entry")):
+                facet_unresolved.setdefault(name, coarse)
         for name, why in facet_unresolved.items():
             found.pop(name, None)
             withheld[name] = (f"CT-only the S1 facet is not resolved: {why}; supply an S1 or "
@@ -460,7 +485,9 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         "midsagittal_plane": {"normal_ras": [float(v) for v in normal],
                               "offset_mm": float(offset)},
         "endplate_fit": {"rms_mm": info["rms_mm"], "n_points": info["n_points"],
-                         "depth_mm": info["depth_mm"]},
+                         "depth_mm": info["depth_mm"],
+                         "ct_plate": info.get("ct_plate"),
+                         "ct_plate_refused": info.get("ct_plate_refused")},
         "frame_origin": ("supplied endplate_center" if "endplate_center" in supplied
                          else "detected endplate centre"),
         "s1_body_model": model,
