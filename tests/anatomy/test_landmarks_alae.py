@@ -74,8 +74,9 @@ def test_ala_lateral_passes_marrow_holes_and_dorsal_notches(bias_mm: float) -> N
 
 def test_ala_lateral_ignores_fragments_the_section_does_not_connect() -> None:
     """A separate bone fragment lateral of the right ala on the ray (x in [57, 62],
-    -12 <= y <= -4, at least 4 mm from the block; e.g. a remnant of the SI-joint cut) is not the ala's face: ala_lateral stays at 52.5 mm
-    (tolerance 1 mm, as above); on the left, without a fragment, it is the same by symmetry."""
+    -12 <= y <= -4, at least 4 mm from the block; e.g. a remnant of the SI-joint cut) is not
+    the ala's face: ala_lateral stays at 52.5 mm (tolerance 1 mm, as above); on the left,
+    without a fragment, it is the same by symmetry."""
     bone, x, y, z = _block()
     frag = (x >= 57) & (x <= 62) & (y >= -12) & (y <= -4) & (z >= -20) & (z <= 0)
     fv = FrameVolume(bone | frag, XS, YS, ZS, FRAME)

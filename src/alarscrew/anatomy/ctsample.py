@@ -62,15 +62,38 @@ def sample_frame_points(vol: np.ndarray, affine: np.ndarray, frame: S1Frame,
     # one contiguous row per voxel axis: the reductions and selections below then run along
     # contiguous memory (on the transposed view they cost more than the interpolation)
     ijk = np.ascontiguousarray(matmul_rows(ras, inv[:3, :3].T, inv[:3, 3]).T)
+    return sample_ijk(vol, ijk, cval=cval).reshape(out_shape)
+
+
+def sample_ijk(vol: np.ndarray, ijk: np.ndarray, *, cval: float = np.nan) -> np.ndarray:
+    """Trilinear values of ``vol`` at continuous voxel indices; ``cval`` outside the volume.
+
+    Only the block of ``vol`` that holds the points is converted to float32 (the CT-profile
+    refinements sample a few thousand points of a volume that can hold 100 M voxels).
+
+    Parameters
+    ----------
+    vol : (I, J, K) ndarray
+        CT in HU, or a mask (sampled as 0/1).
+    ijk : (3, ...) ndarray
+        Voxel indices, one plane per axis (contiguous planes keep the reductions fast).
+    cval : float
+        Value for points outside the volume (beyond the outermost voxel centres).
+
+    Returns
+    -------
+    (...) float32 ndarray
+        The sampled values, shaped as ``ijk`` without its first axis.
+    """
     shape = np.asarray(vol.shape)
     inside = (ijk[0] >= -1e-6) & (ijk[0] <= shape[0] - 1 + 1e-6)
     for ax in (1, 2):
         inside &= (ijk[ax] >= -1e-6) & (ijk[ax] <= shape[ax] - 1 + 1e-6)
-    vals = np.full(ijk.shape[1], cval, np.float32)
+    vals = np.full(ijk.shape[1:], cval, np.float32)
     if inside.any():
-        sel = ijk if inside.all() else ijk[:, inside]
+        sel = ijk.reshape(3, -1) if inside.all() else ijk[:, inside]
         lo = np.clip(np.floor(sel.min(axis=1)).astype(int), 0, shape - 1)
         hi = np.clip(np.floor(sel.max(axis=1)).astype(int) + 2, lo + 1, shape)
         block = np.asarray(vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
         vals[inside] = ndi.map_coordinates(block, sel - lo[:, None], order=1, mode="nearest")
-    return vals.reshape(out_shape)
+    return vals

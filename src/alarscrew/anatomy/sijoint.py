@@ -57,7 +57,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
-from alarscrew.anatomy.ctsample import check_ct
+from alarscrew.anatomy.ctsample import check_ct, sample_ijk
 from alarscrew.anatomy.facet import (
     BUNDLE_HALF_MM,
     BUNDLE_STEP_MM,
@@ -406,20 +406,7 @@ def _sample_rays(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, base_frame_
     ijk_base, d_ijk = _ray_ijk(affine, frame, np.asarray(base_frame_mm, float), ray)
     # (3, M, S): one contiguous plane per voxel axis
     coords = ijk_base.T[:, :, None] + d_ijk[:, None, None] * np.asarray(s_mm, float)
-    shape = np.asarray(hu.shape)
-    inside = np.ones(coords.shape[1:], bool)
-    for axis in range(3):
-        inside &= (coords[axis] >= -1e-6) & (coords[axis] <= shape[axis] - 1 + 1e-6)
-    vals = np.full(coords.shape[1:], np.nan, np.float32)
-    if not inside.any():
-        return vals
-    sel = coords.reshape(3, -1) if inside.all() else coords[:, inside]
-    lo = np.array([np.floor(sel[axis].min()) for axis in range(3)], int).clip(0, shape - 1)
-    hi = np.clip(np.array([np.floor(sel[axis].max()) for axis in range(3)], int) + 2,
-                 lo + 1, shape)
-    block = np.asarray(hu[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
-    vals[inside] = ndi.map_coordinates(block, sel - lo[:, None], order=1, mode="nearest")
-    return vals
+    return sample_ijk(hu, coords)
 
 
 def _bundle_profiles(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
