@@ -428,7 +428,7 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         # 2.5-3 mm voxels, 2-12 mm at 2 mm with tilt or asymmetry; the real 3 mm scan's
         # superior articular processes went to L5). An entry point from a guess would
         # mislead a plan; with an S1 or L5 label the mask is drawn at the joint.
-        if float(np.max(ct.spacing_mm)) >= FACET_MIN_UNRESOLVED_MM:
+        if not joint_resolved:
             coarse = (f"at {float(np.max(ct.spacing_mm)):.1f} mm CT voxels the point's place "
                       "along the facet comes from the mask alone")
             for name in (f"{side}.{kind}" for side in ("left", "right")
