@@ -1,13 +1,14 @@
 # alarscrew: two commands on a fresh machine.
 #   make demo   create .venv, install, run the cohort analysis and the S1 alar screw plan, print report paths
 #   make test   same .venv, whole test suite
+#   make lint   same .venv, ruff over src, tests and bench
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SHARED ?= ../shared
 OUT    ?= demo-out
 
-.PHONY: install demo test system-deps clean
+.PHONY: install demo test lint system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ system-deps:
 
 test: install system-deps
 	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
 
 demo: install
 	$(VENV)/bin/alarscrew demo --out $(OUT) --shared $(SHARED) --force

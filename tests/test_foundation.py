@@ -41,9 +41,14 @@ def test_atomic_write_keeps_target_on_failure(tmp_path):
     with pytest.raises(OutputExistsError):
         write_text(target, "second", force=False)
     assert target.read_text() == "first"
-    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "d") as d:
-        (d / "half.json").write_text("{")
-        raise RuntimeError("boom")
+
+    def write_half_then_fail() -> None:
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "half.json").write_text("{")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        write_half_then_fail()
     assert not (tmp_path / "d").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
