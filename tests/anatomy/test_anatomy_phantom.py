@@ -57,6 +57,7 @@ import numpy as np
 import pytest
 
 from alarscrew.anatomy import analyze_anatomy
+from alarscrew.anatomy.pipeline import findings
 from alarscrew.errors import AnatomyNotFoundError
 from alarscrew.phantom import make_phantom
 from alarscrew.spatial.frame import S1Frame
@@ -249,3 +250,49 @@ def test_destroyed_body_without_labels_is_refused() -> None:
     ph = make_phantom(body_destruction_percent=70.0, voxel_mm=2.0)
     with pytest.raises(AnatomyNotFoundError, match=r"supply an S1 or sacrum label"):
         analyze_anatomy(ph.ct)
+
+
+@pytest.mark.parametrize("tilt_deg", [0.0, -15.0])
+def test_s1_and_l5_labels_at_3mm_voxels(tilt_deg: float) -> None:
+    """S1 and L5 labels without a sacrum label (TotalSegmentator's ``vertebrae`` output) at
+    3 mm: the frame holds, and the facet and entry are kept but flagged uncertain.
+
+    Reference: ``truth``. Before 2026-12-04 the endplate was fitted on the S1 label united with
+    the CT mask, whose coarse enclosure fill closes the spinal canal: the top face ran 71.5 mm
+    onto the laminae and the frame was 7.5-9 deg off (landmarks up to 37 mm), or the anatomy
+    was refused as "not flat" (tilt -15). Measured now: axes 0.03-0.54 deg, origin 0.6 / 1.0 mm;
+    canal, pedicles, ala_lateral, foramina <= 1.5 mm; promontory 1.7 / 2.7 mm and ala_anterior
+    1.2-2.2 mm (tolerance 3 mm); facet 4.1-5.3 mm, entry 5.3-9.0 mm (the S1 / L5 split at a
+    one-voxel joint: flagged, confidence <= 0.3).
+    """
+    ph = make_phantom(voxel_mm=3.0, pelvic_tilt_deg=tilt_deg)
+    lab = ph.labels
+    an = analyze_anatomy(ph.ct, labels={"s1": lab.with_array(lab.array == 26, is_label=True),
+                                        "l5": lab.with_array(lab.array == 27, is_label=True)})
+    truth = S1Frame.from_dict(ph.truth["frame"])
+    for axis in ("cranial_ras", "anterior_ras", "right_ras"):
+        assert angle_deg(getattr(an.frame, axis), getattr(truth, axis)) <= 2.0
+    assert np.linalg.norm(an.frame.origin_ras_mm - truth.origin_ras_mm) <= 2.0
+    assert "S1 label alone" in an.provenance["endplate_fit"]["fitted_on"]
+    errors = _errors(ph, an)
+    uncertain = an.provenance["landmarks_uncertain"]
+    for name, err in errors.items():
+        if name.endswith((".sap_facet", ".entry")):
+            assert name in uncertain
+            assert an.landmarks[name].confidence <= 0.3
+        elif name == "promontory" or name.endswith(".ala_anterior"):
+            assert err <= 3.0, (name, err)
+        else:
+            assert err <= 2.0, (name, err)
+    assert any(f.startswith("Landmarks uncertain: left.entry") for f in findings(an))
+
+
+def test_an_endplate_deeper_than_any_s1_endplate_is_refused() -> None:
+    """The fitted top face's depth is checked like its flatness (pipeline._check_endplate)."""
+    from alarscrew.anatomy.pipeline import MAX_ENDPLATE_DEPTH_MM, _check_endplate
+    from alarscrew.io.image import Image
+
+    ct = Image(np.zeros((2, 2, 2)), np.eye(4), source="scan.nii.gz")
+    _check_endplate({"rms_mm": 0.5, "depth_mm": MAX_ENDPLATE_DEPTH_MM - 1.0}, ct)
+    with pytest.raises(AnatomyNotFoundError, match=r"scan.nii.gz: .* 72 mm deep"):
+        _check_endplate({"rms_mm": 0.5, "depth_mm": 71.5}, ct)
