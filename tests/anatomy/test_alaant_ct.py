@@ -33,9 +33,9 @@ the trilinear blur, which depends on the grid phase; here the surface falls on a
 centre, the worst phase: measured 1.4 mm) and kept for the plate fit. Extent: 0.5 mm plus
 one ray step of face slant at 1 mm voxels (SI-joint reading,
 ``tests/anatomy/test_sijoint_ct.py``). Phantom 2.5 mm: 1.5 mm (the mask point is 2.7-3.0 mm
-off; measured 0.8-1.0 mm with the half-level edge, 1.3-1.4 mm with the plate fit: the
-phantom's anterior alar surface is slanted across the bundle and the fit reads it 0.4-1.0 mm
-inward of the half-level edge, which on this case sat 0.5 mm outside).
+off; measured 0.8-1.0 mm with the half-level edge, 1.3-1.4 mm with the plate fit: along
+the bundle the fit lies 0.55-0.65 mm inside the analytic surface, the half-level edge lay
+0.45-0.5 mm outside; the rest is in x and z).
 """
 
 from __future__ import annotations
@@ -224,7 +224,9 @@ def test_phantom_2p5mm_ala_anterior(phantom_run, side: str) -> None:
     after = np.linalg.norm(truth.to_frame_mm(out[name].xyz_ras_mm[None])[0] - ref)
     assert "section's extent" in out[name].method, out[name].method
     assert after <= 1.5, (after, out[name].method)
-    assert after < before
+    # analyze_anatomy already applies refine_ala_anterior: re-reading its point must not move
+    # it away (measured 2026-12-04: 1.32 -> 1.31 and 1.36 -> 1.31 mm)
+    assert after <= before + 0.1
 
 
 @pytest.mark.parametrize(("voxel_mm", "joint_mm"), [(3.0, 1.5), (2.5, 1.0)])

@@ -58,10 +58,11 @@ Re-measured 2026-12-04 (ala_anterior, left / right, mm from the truth): with the
 edge of the anterior cortex 2.5 mm neutral 0.84 / 0.98, tilt +15 0.73 / 0.59, tilt -15
 1.36 / 1.30, noise 40 1.10 / 1.26; 3 mm neutral 1.03 / 1.26, tilt +15 1.79 / 1.97, tilt -15
 2.13 / 2.13, noise 40 0.96 / 1.70. With the thin-plate fit under the voxels' PSF
-(``alaant.fit_plate``): 2.5 mm 1.33 / 1.38, 0.97 / 0.78, 0.76 / 0.86, 1.68 / 1.69; 3 mm
-0.88 / 0.96, 1.05 / 1.42, 1.39 / 1.31, 1.40 / 1.76. The largest error drops from 2.13 to
-1.76 mm; the 2.5 mm neutral and noise-40 cases get worse (the fit reads the slanted surface
-0.4-1.0 mm inward of where the half-level edge had it).
+(``alaant.fit_plate``): 2.5 mm 1.32 / 1.36, 0.95 / 0.74, 0.76 / 0.85, 1.64 / 1.66; 3 mm
+0.84 / 0.94, 1.03 / 1.41, 1.37 / 1.30, 1.35 / 1.74. The largest error drops from 2.13 to
+1.74 mm; the 2.5 mm neutral, tilt +15 and noise-40 cases and 3 mm noise 40 (left) get worse
+(along the bundle the fit lies 0.25-0.65 mm inside the analytic surface, where the
+half-level edge lay 0.35-0.8 mm outside; the rest is in x and z).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def test_facets_and_entries_withheld(solved) -> None:
 #: sijoint / foramen). The last one fixed was 3 mm tilt -15: ala_anterior was 2.13 / 2.13 mm
 #: off (measured 2026-12-04), almost all in y, the half-level edge of the ~1.2 mm cortex
 #: blurred over oblique 3 mm voxels lying up to 1.9 mm outside the surface; the thin-plate
-#: fit under the voxels' PSF (alaant.fit_plate) puts it 1.37 / 1.18 mm off. Fixed before:
+#: fit under the voxels' PSF (alaant.fit_plate) puts it 1.37 / 1.30 mm off. Fixed before:
 #: ala_lateral 4.7 -> 1.5 mm (tilt -15) and 2.8 -> 1.3 mm (noise 40: the SI joint dip is
 #: compared with the soft-tissue noise), the noise-40 foramen 4.3 -> 0.7 mm (its depth from
 #: the CT's dorsal plate, not the noisy mask surface).

@@ -43,9 +43,10 @@ both coordinates wrong (phantom, 2.5 mm voxels: 2.4-3.9 mm):
    blur), the plate's thickness fitted within :data:`PLATE_MM`. The half-level edge, where
    the averaged profile falls half-way from the cortical peak to the soft tissue, is only
    the start of the search (and the answer when no plate fits): under a blur wider than the
-   cortex the peak is lowered and the half-level edge moves outward, on the phantom at 3 mm
-   oblique voxels by up to 2.3 mm (plate fit: -1.0 to +1.2 mm, measured along the bundle
-   against the analytic surface, 2026-12-04).
+   cortex the peak is lowered and the half-level edge moves outward. Measured 2026-12-04 on
+   the phantom (CT-only, along the bundle against the analytic surface, 2 x 22 cases): at
+   2.5-3 mm voxels the half-level edge lies +0.35 to +2.34 mm outside, the plate fit -0.65
+   to +1.32 mm; at 1-2 mm +0.56 to +1.09 and -0.43 to +0.29 mm.
 
 Frames: S1 frame (x right, y anterior, z cranial). The ``method`` text says which case applied
 and what was measured.
@@ -233,8 +234,12 @@ def fit_plate(s_mm: np.ndarray, profile: np.ndarray, axis_widths_mm: np.ndarray,
     under a blur wider than the cortex only the plate's centre and its mass (``(C - M) w``)
     are well determined, thickness and extra blur trade against each other, and the average
     takes the surface from all fits about as good as the best instead of the one that noise
-    or model error favours (phantom, 3 mm voxels: the best single fit sat on a thickness
-    bound in most cases, 0.6-1.0 mm off). ``t`` is the best fit's residual per degree of
+    or model error favours (phantom, 2.5-3 mm voxels: the best single fit often sat on a
+    thickness bound, -1.0 to +1.4 mm from the surface). In effect the profile hardly tells
+    the thickness: the averaged thickness came out 1.25-1.35 mm on every phantom case (1-3
+    mm voxels), near the middle of :data:`PLATE_MM`, so the surface is the fitted plate's
+    centre plus about half the middle of the allowed thickness. ``t`` is the best fit's
+    residual per degree of
     freedom (the window's length over the blur width, less five fitted values) times the
     samples one blur width holds: it is chosen, not derived, and widens the average beyond
     a noise-only likelihood because the residual is mostly model error (PSF shape, a surface
