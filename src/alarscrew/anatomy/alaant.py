@@ -40,7 +40,7 @@ both coordinates wrong (phantom, 2.5 mm voxels: 2.4-3.9 mm):
    surface is then read by :func:`fit_plate`: marrow | cortical plate | soft tissue blurred
    by the voxels' point-spread function along the profile (the voxel box projected on the
    profile direction and the sampler's linear-interpolation kernel, plus a fitted extra
-   blur), the plate's thickness fitted within :data:`PLATE_MM`. The half-level edge, where
+   blur), the plate's thickness bounded by :data:`PLATE_MM`. The half-level edge, where
    the averaged profile falls half-way from the cortical peak to the soft tissue, is only
    the start of the search (and the answer when no plate fits): under a blur wider than the
    cortex the peak is lowered and the half-level edge moves outward. Measured 2026-12-04 on
@@ -107,7 +107,7 @@ SMOOTH_MM = 0.5
 PLATE_MM, PLATE_STEP_MM = (0.5, 2.0), 0.1
 #: Search step (mm) of the plate's surface position, and how far it is searched about the
 #: half-level edge (the half-level edge of a blurred thin plate lies outward of the surface by
-#: at most about the PSF half-width; 3 mm oblique voxels: measured up to 1.9 mm).
+#: at most about the PSF half-width; phantom, 3 mm oblique voxels: measured up to 2.3 mm).
 SURFACE_STEP_MM, SURFACE_SEARCH_MM = 0.05, 3.0
 #: Brightest cortex allowed in the fit (HU): dense cortical bone reads about 1800-2000 HU;
 #: a plate fitted brighter than this is a thinner plate than bone can be.
@@ -140,7 +140,8 @@ class CortexReading:
     half_level_mm : float or None
         Half-level edge between the cortical peak and the soft tissue in front.
     plate_mm : float or None
-        Cortex thickness of the plate fit (None: no fit, ``edge_mm`` is the half-level edge).
+        Cortex thickness of the plate fit, a weighted mean over the allowed range that the
+        profile hardly narrows (None: no fit, ``edge_mm`` is the half-level edge).
     """
 
     edge_mm: float | None
@@ -546,7 +547,8 @@ def refine_ala_anterior(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
     -------
     dict of str to Landmark
         A new dict: ala_anterior at frame z = ``ALA_LEVEL_MM``, x at the fraction of the CT
-        extent, y at the half-level edge of the anterior cortex, when the cortex is clear;
+        extent, y at the anterior surface of the cortex (:func:`fit_plate`; the half-level
+        edge when no plate fits), when the cortex is clear;
         else the mask point with :data:`UNCONFIRMED_FACTOR` times its confidence. The method
         text says which and what was measured.
 
@@ -589,8 +591,8 @@ def refine_ala_anterior(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
             where = "the half-level edge of the anterior cortex in the CT"
         else:
             where = (f"the anterior surface of a thin cortical plate fitted to the CT under the "
-                     f"voxels' blur (plate {r.plate_mm:.1f} mm; the half-level edge lies "
-                     f"{r.half_level_mm - r.edge_mm:+.1f} mm from it)")
+                     f"voxels' blur (thickness {PLATE_MM[0]:.1f}-{PLATE_MM[1]:.1f} mm; the "
+                     f"half-level edge lies {r.half_level_mm - r.edge_mm:+.1f} mm from it)")
         how = (f"{how_x}; y at {where} (anteroposterior profile bundle; cortex "
                f"{r.contrast_hu:.0f} HU above the soft tissue in front; "
                f"{np.linalg.norm(p - p_mask):.1f} mm from the mask point)")
