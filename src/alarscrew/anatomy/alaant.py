@@ -46,7 +46,10 @@ both coordinates wrong (phantom, 2.5 mm voxels: 2.4-3.9 mm):
    cortex the peak is lowered and the half-level edge moves outward. Measured 2026-12-04 on
    the phantom (CT-only, along the bundle against the analytic surface, 2 x 22 cases): at
    2.5-3 mm voxels the half-level edge lies +0.35 to +2.34 mm outside, the plate fit -0.65
-   to +1.32 mm; at 1-2 mm +0.56 to +1.09 and -0.43 to +0.29 mm.
+   to +1.32 mm; at 1-2 mm +0.56 to +1.09 and -0.43 to +0.29 mm. On four atlas CTs (shared
+   data ``atlas``, s02 s14 s31 s45, 1 mm blocked to 2 mm with 30 HU noise, CT-only) against
+   the 1 mm sacrum label's anterior surface along the same bundle: half-level edge +0.74 to
+   +1.33 mm outside, plate fit -0.12 to +0.32 mm.
 
 Frames: S1 frame (x right, y anterior, z cranial). The ``method`` text says which case applied
 and what was measured.
