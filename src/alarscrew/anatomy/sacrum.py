@@ -735,7 +735,8 @@ def isolate_sacrum(hu: np.ndarray, grid: WorkGrid, *,
     sac = regions == SACRUM
     if coarse:
         shell = sac
-        sac = fill_coarse_sacrum(sac, regions, sp, joint_gap_mm=JOINT_GAP_MM)
+        sac = fill_coarse_sacrum(sac, regions, sp, joint_gap_mm=JOINT_GAP_MM, hu=hu,
+                                 dx_mm=dx)
         regions = np.where(sac, SACRUM, regions)
     lab, n = ndi.label(sac)
     if n == 0:
