@@ -87,6 +87,10 @@ MIN_JOINT_CONTRAST_HU = 10.0
 #: 850 HU in a 3 mm voxel over 100-200 HU marrow adds about 200 HU; half of that keeps a band
 #: at the coarsest voxels while a streak or trabecular bump (tens of HU) stays below.
 MIN_BAND_RISE_HU = 50.0
+#: Tissue this much darker (HU) than the sacral marrow between the marrow and the first crest
+#: is outside the sacrum (fat, muscle, an open joint space): the crest is then the ilium's. The
+#: same margin as a band's rise: marrow's own variation (tens of HU) stays below it.
+GAP_BELOW_MARROW_HU = MIN_BAND_RISE_HU
 #: Confidence factor for a point the CT could not place on a resolved joint.
 UNRESOLVED_FACTOR = 0.7
 #: Smoothing of the averaged profile (Gaussian sigma, mm): the noise of single samples.
@@ -330,6 +334,16 @@ def read_joint(s_mm: np.ndarray, profiles: np.ndarray, *, voxel_mm: float,
         k = int(np.nonzero(seg < level)[0][-1])
         f = (level - seg[k]) / (seg[k + 1] - seg[k])
         band = (float(s_mm[i0 + k] + f * step), float(s_mm[p1]))
+        j_floor = i0 + int(np.argmin(seg))
+        if (float(mean[i0]) - floor >= GAP_BELOW_MARROW_HU
+                and s_mm[p1] - s_mm[j_floor] > max_peak_separation_mm(voxel_mm)):
+            # tissue darker than the sacral marrow, and the crest farther from it than a
+            # joint's two cortices and gap: the sacrum ended at a free surface or an open
+            # joint space and the crest is the ilium's (atlas s31 at 2 mm, bundle 40 deg from
+            # sagittal: a 112 HU gap after 311 HU marrow, the iliac crest 11.5 mm beyond it,
+            # read as a joint band 8-16 mm lateral of the face; 2026-12-04). A joint band
+            # follows fatty marrow within a joint's width (phantom at 2.5 mm: <= 4 mm)
+            return replace(none, required_hu=required, rise_hu=rise)
     contrast = float("nan")
     later = dips[dips > p1]
     iliac = False
