@@ -94,10 +94,26 @@ def test_sample_lattice_equals_sample(touch_edge: bool) -> None:
     assert got.shape == shape
     np.testing.assert_allclose(got, ref, rtol=0.0, atol=1e-6)
     assert np.mean(got == ref) > 0.999
-    assert (ref > 0).sum() > 10000 and (ref == 0).sum() > 10000  # inside and outside the box
+    # inside and outside the box (the lattice is cut to the box's extent)
+    assert (ref > 0).sum() > 10000
+    assert (ref == 0).sum() > 10000
 
 
 def test_sample_lattice_of_empty_mask_is_zero() -> None:
     sampler = MaskSampler(np.zeros((5, 6, 7), bool), np.eye(4))
     got = sampler.sample_lattice(np.zeros(3), np.eye(3), (4, 3, 2))
-    assert got.shape == (4, 3, 2) and not got.any()
+    assert got.shape == (4, 3, 2)
+    assert not got.any()
+
+
+def test_sample_lattice_flat_lattice() -> None:
+    # a zero step (singular lattice matrix): no cut to the box, the same values as sample()
+    mask, aff = _mask_and_affine(False)
+    sampler = MaskSampler(mask, aff)
+    origin = aff[:3, :3] @ np.array([30.0, 22.0, 20.0]) + aff[:3, 3]
+    steps = np.array([[0.8, 0.1, 0.0], [0.0, 0.0, 0.0], [0.1, 0.2, 0.9]])
+    a, b, k = np.indices((40, 2, 30))
+    pts = origin + a[..., None] * steps[0] + b[..., None] * steps[1] + k[..., None] * steps[2]
+    got = sampler.sample_lattice(origin, steps, (40, 2, 30))
+    np.testing.assert_allclose(got, sampler.sample(pts), rtol=0.0, atol=1e-6)
+    assert got.any()

@@ -154,11 +154,29 @@ class MaskSampler:
         block = self._values  # type: ignore[attr-defined]
         if not block.size:
             return np.zeros(shape, np.float32)
+        steps = np.asarray(steps_ras_mm, float)
+        origin = np.asarray(origin_ras_mm, float)
         # voxel (block) coordinates of index (a, b, c): offset + matrix @ (a, b, c)
-        matrix = inv[:3, :3] @ np.asarray(steps_ras_mm, float).T
-        offset = inv[:3, :3] @ np.asarray(origin_ras_mm, float) + inv[:3, 3] - lo
-        return ndi.affine_transform(block, matrix, offset, output_shape=tuple(shape),
-                                    output=np.float32, order=1, mode="constant", cval=0.0)
+        matrix = inv[:3, :3] @ steps.T
+        offset = inv[:3, :3] @ origin + inv[:3, 3] - lo
+        out = np.zeros(shape, np.float32)
+        # only the indices whose voxel coordinates can fall within the box's open extent
+        # (-1, n) per axis are interpolated (every other value is exactly 0): the box's
+        # corners mapped to lattice indices, one index of margin for rounding
+        box = np.array([[(-1.0, float(n))[b >> ax & 1] for ax, n in enumerate(block.shape)]
+                        for b in range(8)])
+        try:
+            idx = np.linalg.solve(matrix, (box - offset).T).T
+        except np.linalg.LinAlgError:  # a flat lattice: no restriction
+            idx = np.array([[0.0, 0.0, 0.0], np.asarray(shape, float)])
+        a0 = np.clip(np.floor(idx.min(axis=0)).astype(int) - 1, 0, shape)
+        a1 = np.clip(np.ceil(idx.max(axis=0)).astype(int) + 2, a0, shape)
+        if np.any(a1 <= a0):
+            return out
+        out[a0[0]:a1[0], a0[1]:a1[1], a0[2]:a1[2]] = ndi.affine_transform(
+            block, matrix, offset + matrix @ a0, output_shape=tuple(int(n) for n in a1 - a0),
+            output=np.float32, order=1, mode="constant", cval=0.0)
+        return out
 
 
 @dataclass(frozen=True)
