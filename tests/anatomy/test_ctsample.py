@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alarscrew.anatomy.ctsample import sample_frame_points
+from alarscrew.anatomy.ctsample import sample_frame_grid, sample_frame_points
 from alarscrew.spatial.frame import S1Frame
 
 
@@ -65,3 +65,41 @@ def test_block_equals_whole_volume_interpolation() -> None:
                                            mode="nearest")
         np.testing.assert_array_equal(got, want)
         assert np.isfinite(got).sum() > 1000
+
+
+def _blob(shape: tuple[int, int, int], *, on_face: bool) -> np.ndarray:
+    i, j, k = np.indices(shape)
+    mask = ((i - 14) / 9.0) ** 2 + ((j - 12) / 7.0) ** 2 + ((k - 11) / 8.0) ** 2 <= 1.0
+    if on_face:
+        mask[0, 3:8, 4:9] = True
+    return mask
+
+
+def test_frame_grid_equals_frame_points() -> None:
+    """sample_frame_grid against sample_frame_points on the grid's points (reference): a mask
+    away from the volume's faces (affine_transform path; voxel coordinates summed in another
+    order, so tolerance 1e-6 and the >= 0.5 mask identical), a mask on a face and a CT with
+    NaN outside (the points path: bit-identical)."""
+    shape = (30, 26, 24)
+    affine = np.diag([1.5, 1.0, 2.0, 1.0])
+    affine[:3, 3] = [-1.0, 2.0, 0.5]
+    frame = _frame()
+    # a grid reaching beyond the volume on every side
+    axes = (np.arange(-40.0, 40.0 + 1e-9, 1.0), np.arange(-30.0, 45.0 + 1e-9, 0.5),
+            np.arange(-45.0, 30.0 + 1e-9, 1.0))
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+    mask = _blob(shape, on_face=False)
+    got = sample_frame_grid(mask, affine, frame, axes, cval=0.0)
+    ref = sample_frame_points(mask, affine, frame, pts, cval=0.0)
+    assert got.shape == ref.shape
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=0.0, atol=1e-6)
+    np.testing.assert_array_equal(got >= 0.5, ref >= 0.5)
+    assert (ref >= 0.5).sum() > 1000
+    on_face = _blob(shape, on_face=True)
+    np.testing.assert_array_equal(sample_frame_grid(on_face, affine, frame, axes, cval=0.0),
+                                  sample_frame_points(on_face, affine, frame, pts, cval=0.0))
+    i, j, k = np.indices(shape)
+    hu = (2 * i - 3 * j + k + 7).astype(np.int16)
+    np.testing.assert_array_equal(sample_frame_grid(hu, affine, frame, axes),
+                                  sample_frame_points(hu, affine, frame, pts))

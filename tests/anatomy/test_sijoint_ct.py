@@ -287,6 +287,44 @@ def test_soft_tissue_noise_estimate() -> None:
     assert soft_tissue_noise_hu(bone, affine, center) is None
 
 
+
+def test_soft_tissue_noise_equals_index_grid_reading() -> None:
+    """The strided box is read by slicing (2026-12-04); reference: the same formula on voxels
+    gathered with the raveled index grid (the earlier code), on a CT with soft tissue, bone and
+    fat, a strided box (0.7 mm voxels) and centres at and beyond the image's faces.
+    Tolerance 0 (the same voxels in the same order)."""
+    from alarscrew.anatomy import sijoint
+
+    rng = np.random.default_rng(11)
+    hu = 45.0 + rng.normal(0.0, 25.0, (90, 80, 70))
+    hu[:, :30] += 800.0
+    hu[60:66] -= 150.0
+    for vox in (3.0, 0.7):
+        affine = np.diag([vox, vox, vox, 1.0])
+        affine[:3, 3] = [-10.0, 5.0, 2.0]
+        for ijk in ([45, 50, 35], [0, 40, 35], [89, 79, 69], [-20, 50, 30], [45, 70, 3]):
+            center = affine[:3, :3] @ np.asarray(ijk, float) + affine[:3, 3]
+            inv = np.linalg.inv(affine)
+            c = inv[:3, :3] @ center + inv[:3, 3]
+            shape = np.asarray(hu.shape)
+            half = np.ceil(sijoint.NOISE_BOX_HALF_MM / vox).astype(int)
+            lo = np.clip(np.round(c).astype(int) - half, 1, shape - 2)
+            hi = np.clip(np.round(c).astype(int) + half + 1, lo, shape - 1)
+            stride = max(1, int(np.ceil((float(np.prod(hi - lo)) / sijoint.NOISE_MAX_VOXELS)
+                                        ** (1.0 / 3.0))))
+            i, j, k = (g.ravel() for g in np.meshgrid(
+                *(np.arange(a, b, stride) for a, b in zip(lo, hi, strict=True)), indexing="ij"))
+            neigh = sum(hu[i + di, j + dj, k + dk] for di, dj, dk in
+                        ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1))
+                        ) / 6.0
+            soft = (neigh >= sijoint.NOISE_TISSUE_HU[0]) & (neigh <= sijoint.NOISE_TISSUE_HU[1])
+            ref = None
+            if soft.sum() >= sijoint.NOISE_MIN_VOXELS:
+                r = hu[i, j, k][soft] - neigh[soft]
+                ref = float(1.4826 * np.median(np.abs(r - np.median(r))) / np.sqrt(7.0 / 6.0))
+            assert sijoint.soft_tissue_noise_hu(hu, affine, center) == ref, (vox, ijk)
+
+
 def test_ray_sampling_equals_the_shared_sampler() -> None:
     """The bundles' profiles are formed from the ray starts' voxel indices plus a step per mm
     (sijoint._sample_rays); reference: ctsample.sample_frame_points on every sample point,

@@ -80,7 +80,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from alarscrew.anatomy.ctsample import check_ct, sample_frame_points
+from alarscrew.anatomy.ctsample import check_ct, sample_frame_grid, sample_frame_points
 from alarscrew.anatomy.model import Landmark
 from alarscrew.errors import GeometryError
 from alarscrew.spatial.frame import SIDES, S1Frame
@@ -165,8 +165,7 @@ def plate_maps(hu: np.ndarray, affine: np.ndarray, frame: S1Frame, sacrum: np.nd
     x = np.arange(BOX_X_MM[0], BOX_X_MM[1] + 1e-9, GRID_MM)
     y = np.arange(BOX_Y_MM[0], BOX_Y_MM[1] + 1e-9, GRID_MM)
     z = np.arange(BOX_Z_MM[0], BOX_Z_MM[1] + 1e-9, GRID_MM)
-    pts = np.stack(np.meshgrid(x, y, z, indexing="ij"), axis=-1)
-    inside = _sample(sacrum, affine, frame, pts, cval=0.0) >= 0.5
+    inside = sample_frame_grid(sacrum, affine, frame, (x, y, z), cval=0.0) >= 0.5
     has = inside.any(axis=1)
     dorsal_y = np.where(has, y[np.argmax(inside, axis=1)], y[-1])
     size = max(3, round(HULL_FOOTPRINT_MM / GRID_MM) | 1)

@@ -185,17 +185,21 @@ def soft_tissue_noise_hu(hu: np.ndarray, affine: np.ndarray, center_ras_mm: np.n
     lo = np.clip(np.round(ijk).astype(int) - half, 1, shape - 2)
     hi = np.clip(np.round(ijk).astype(int) + half + 1, lo, shape - 1)
     stride = max(1, int(np.ceil((float(np.prod(hi - lo)) / NOISE_MAX_VOXELS) ** (1.0 / 3.0))))
-    i, j, k = (g.ravel() for g in np.meshgrid(
-        *(np.arange(a, b, stride) for a, b in zip(lo, hi, strict=True)), indexing="ij"))
-    if i.size == 0:
+    if np.any(hi <= lo):
         return None
-    neigh = sum(np.asarray(hu[i + di, j + dj, k + dk], float)
-                for di, dj, dk in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0),
-                                   (0, 0, -1), (0, 0, 1))) / 6.0
+
+    def shifted(d: tuple[int, int, int]) -> np.ndarray:
+        # the voxels of the strided box moved by d, in the box's C order (a strided slice:
+        # the same values as indexing with the raveled index grid, without building it)
+        return np.asarray(hu[tuple(slice(a + o, b + o, stride) for a, b, o
+                                   in zip(lo, hi, d, strict=True))], float).ravel()
+
+    neigh = sum(shifted(d) for d in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0),
+                                     (0, 0, -1), (0, 0, 1))) / 6.0
     soft = (neigh >= NOISE_TISSUE_HU[0]) & (neigh <= NOISE_TISSUE_HU[1])
     if soft.sum() < NOISE_MIN_VOXELS:
         return None
-    r = np.asarray(hu[i, j, k], float)[soft] - neigh[soft]
+    r = shifted((0, 0, 0))[soft] - neigh[soft]
     return float(1.4826 * np.median(np.abs(r - np.median(r))) / np.sqrt(7.0 / 6.0))
 
 
