@@ -214,6 +214,7 @@ def _on_bone(p: np.ndarray | None, direction: np.ndarray, bias_mm: float, *,
 
 def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
                      l5: np.ndarray | None = None,
+                     s1: np.ndarray | None = None,
                      surface_bias_mm: float = 0.0) -> dict[str, Landmark]:
     """Detect the model.py landmarks on a frame volume (see the module docstring).
 
@@ -287,10 +288,14 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
             add(f"{side}.pedicle", pedicles[side], 0.6 * conf,
                 "canal wall + half a nominal pedicle width (7 mm), pedicle level")
 
-    if l5 is not None and np.shape(l5) != fv.mask.shape:
-        raise GeometryError(f"l5: mask shape {np.shape(l5)} differs from the frame grid "
-                            f"{fv.mask.shape}; resample it with frame_volume first")
-    _facets(fv, out, canal, add, l5=l5, bias_mm=b)
+    for name, m in (("l5", l5), ("s1", s1)):
+        if m is not None and np.shape(m) != fv.mask.shape:
+            raise GeometryError(f"{name}: mask shape {np.shape(m)} differs from the frame grid "
+                                f"{fv.mask.shape}; resample it with frame_volume first")
+    fv_facet = fv
+    if s1 is not None and np.any(s1):
+        fv_facet = FrameVolume(np.asarray(s1, bool), fv.x_mm, fv.y_mm, fv.z_mm, fv.frame)
+    _facets(fv_facet, out, canal, add, l5=l5, bias_mm=b)
     _alae(vol, fv, add, pedicles, bias_mm=b)
     _foramina(fv, add)
     return out
