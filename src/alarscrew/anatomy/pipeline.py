@@ -482,7 +482,8 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         # error measured where the truth is known
         why = (f"at {float(np.max(ct.spacing_mm)):.1f} mm CT voxels the S1 / L5 split at the "
                "facet joint is not resolved; on the phantom at 2.5-3 mm with S1 and L5 labels "
-               "the facet lay 2.5-5.3 mm and the entry 2.5-9.1 mm from the truth: "
+               "(facet on the S1 label's surface) the facet lay 0.5-1.9 mm and the entry "
+               "0.3-2.5 mm from the truth: "
                "check it on the images, or supply a sacrum label or the points (--landmarks)")
         for name in [n for n in found if n.endswith((".sap_facet", ".entry"))]:
             lm = found[name]
