@@ -309,7 +309,8 @@ def test_entry_on_the_s1_facet_next_to_the_l5_iap(real, real_ct_dir: Path, seg: 
     3 voxels of this 3 mm scan), within 12 mm of it in 3D, and posterior to the pedicle
     landmark. Before the fix the entry lay on the lateral sacral mass by the SI joint,
     18-19 mm lateral of the tip with the total_v1 sacrum label (x = -42 / +42 mm RAS).
-    Measured: vertebrae 1.8 / 2.1 mm lateral, total_v1 -0.6 / -1.4 mm.
+    Measured: vertebrae -0.2 / 1.4 mm lateral (5.1 / 2.3 mm in 3D; 3.1 / 2.5 mm lateral before
+    the facet was read on the S1 label's surface, 2026-12-04), total_v1 -0.6 / -1.4 mm.
     """
     an = real if seg == "vertebrae.nii.gz" else run_anatomy(
         real_ct_dir / "ct.nii.gz", seg_paths=[real_ct_dir / seg])

@@ -159,25 +159,3 @@ def test_entry_warning_lateral_of_pedicle():
     w = plan_side(far, "right", grid=AngleGrid.regular((0, 60), (0, 75), 3))["warnings"]
     assert len(w) == 1
     assert "12.5 mm lateral of the right.pedicle" in w[0]
-
-
-def test_entry_warnings_carry_the_anatomy_uncertainty() -> None:
-    """An entry the anatomy stage marked uncertain (``landmarks_uncertain``) is warned about in
-    the plan, with the anatomy's reason; the facet's note stands in when the entry has none.
-    Analytic box, identity frame: entry 5 mm lateral of the pedicle (within the 12 mm check)."""
-    from dataclasses import replace
-
-    from alarscrew.planning.plan import entry_warnings
-    from tests.planning.phantoms import context_from_mask, grid
-
-    aff, xyz = grid((40, 40, 40), origin=(-19.5, -19.5, -19.5))
-    mask = np.all(np.abs(xyz) < 15.0, axis=-1)
-    lms = {"left.pedicle": np.array([-5.0, 0.0, 0.0]), "left.entry": np.array([-10.0, 0.0, 0.0])}
-    ctx = context_from_mask(mask, aff, landmarks=lms)
-    assert entry_warnings(ctx, "left", lms["left.entry"]) == []
-    noted = replace(ctx, landmark_notes={"left.sap_facet": "joint not resolved"})
-    assert entry_warnings(noted, "left", lms["left.entry"]) == [
-        "left.sap_facet is uncertain: joint not resolved"]
-    noted = replace(ctx, landmark_notes={"left.entry": "a", "left.sap_facet": "b"})
-    assert entry_warnings(noted, "left", lms["left.entry"]) == ["left.entry is uncertain: a"]
-    assert entry_warnings(noted, "right", lms["left.entry"]) == []

@@ -129,9 +129,6 @@ def _check_alae(found: dict[str, Landmark], frame: S1Frame, ct: Image, *,
 MAX_ENDPLATE_RMS_MM = 2.0
 
 
-#: Confidence of an S1 facet or entry point kept on coarse CT voxels with an S1 / L5 label but
-#: no sacrum label (the joint is not resolved; errors measured in the point's method text).
-UNRESOLVED_FACET_CONF = 0.3
 #: An S1 superior endplate is no deeper (anteroposterior, mm) than this: the fitted depth is
 #: 36 mm on the intact phantom and 37-38 mm on the real 3 mm scan (v1 sacrum label, S1 label);
 #: on the 3 mm phantom with S1 and L5 labels the fit on the label united with the CT mask,
@@ -457,39 +454,31 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         found = find_s1_foramina(canon_hu, grid.canon_affine, frame, found, sacrum=sac_canon)
         _check_alae(found, frame, ct, has_s1_label="s1" in labels)
     withheld: dict[str, str] = {}
-    if not any(k in labels for k in ("sacrum", "s1", "l5")):
+    lumbar_only = any(k in labels for k in ("l5", "l4", "l3", "l2", "l1"))
+    if not any(k in labels for k in ("sacrum", "s1")) and not (lumbar_only and joint_resolved):
         # CT-only, the mask's split between the S1 superior and the L5 inferior articular
         # process is trusted only where the CT shows the joint space at the mask's facet and
         # entry (measured on the phantom without this rule: 5-12 mm facet/entry errors at
         # 2.5-3 mm voxels, 2-12 mm at 2 mm with tilt or asymmetry; the real 3 mm scan's
         # superior articular processes went to L5). An entry point from a guess would
-        # mislead a plan; with an S1 or L5 label the mask is drawn at the joint.
+        # mislead a plan. A lumbar label marks the joint where the CT resolves it (< 2 mm
+        # voxels); on coarser voxels it does not help: with only the L5 label the phantom's
+        # facets at 2.5-3 mm lay 0.8-10.6 mm off and three of six sides had no entry
+        # (2026-12-04). An S1 or sacrum label places the facet on the label's surface.
+        if lumbar_only:
+            facet_unresolved = {}
         if not joint_resolved:
             coarse = (f"at {float(np.max(ct.spacing_mm)):.1f} mm CT voxels the point's place "
                       "along the facet comes from the mask alone")
             for name in (f"{side}.{kind}" for side in ("left", "right")
                          for kind in ("sap_facet", "entry")):
                 facet_unresolved.setdefault(name, coarse)
+        who = "with only a lumbar label" if lumbar_only else "CT-only"
+        labels_help = "an S1 or L5 label" if joint_resolved else "an S1 or sacrum label"
         for name, why in facet_unresolved.items():
             found.pop(name, None)
-            withheld[name] = (f"CT-only the S1 facet is not resolved: {why}; supply an S1 or "
-                              "L5 label (--seg) or the points (--landmarks)")
-    uncertain: dict[str, str] = {}
-    if not joint_resolved and "sacrum" not in labels:
-        # with an S1 / L5 label but no sacrum label the mask at the facet joint is still the
-        # CT watershed's between the label markers, and on coarse voxels the joint is no seam
-        # for it: the points are kept (the labels place the processes) but flagged, with the
-        # error measured where the truth is known
-        why = (f"at {float(np.max(ct.spacing_mm)):.1f} mm CT voxels the S1 / L5 split at the "
-               "facet joint is not resolved; on the phantom at 2.5-3 mm with S1 and L5 labels "
-               "(facet on the S1 label's surface) the facet lay 0.5-1.9 mm and the entry "
-               "0.3-2.5 mm from the truth: "
-               "check it on the images, or supply a sacrum label or the points (--landmarks)")
-        for name in [n for n in found if n.endswith((".sap_facet", ".entry"))]:
-            lm = found[name]
-            found[name] = Landmark(name, lm.xyz_ras_mm, min(lm.confidence, UNRESOLVED_FACET_CONF),
-                                   f"{lm.method}; uncertain: {why}")
-            uncertain[name] = why
+            withheld[name] = (f"{who} the S1 facet is not resolved: {why}; supply {labels_help} "
+                              "(--seg) or the points (--landmarks)")
     lms: dict[str, Landmark] = dict(found)
     for name, xyz in supplied.items():
         lms[name] = Landmark(name, xyz, 1.0, "supplied by the user (landmarks file)",
@@ -551,7 +540,6 @@ def analyze_anatomy(ct: Image, *, labels: dict[str, Image] | None = None,
         "landmarks_supplied": sorted(k for k, v in lms.items() if v.supplied),
         "landmarks_missing": sorted(set(POINT_NAMES) - set(lms)),
         "landmarks_withheld": {k: v for k, v in withheld.items() if k not in lms},
-        "landmarks_uncertain": {k: v for k, v in uncertain.items() if k not in supplied},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
     return Anatomy(ct, frame, lms, masks, loss, quality, provenance)
@@ -643,14 +631,11 @@ def findings(anatomy: Anatomy) -> list[str]:
     if missing:
         out.append(f"Landmarks not found: {', '.join(missing)} (supply them in a landmarks "
                    "file).")
-    for title, flagged in (("Landmarks not reported", withheld),
-                           ("Landmarks uncertain",
-                            anatomy.provenance.get("landmarks_uncertain") or {})):
-        by_reason: dict[str, list[str]] = {}
-        for name in sorted(flagged):
-            by_reason.setdefault(flagged[name], []).append(name)
-        for reason, names in by_reason.items():
-            out.append(f"{title}: {', '.join(names)}: {reason}.")
+    by_reason: dict[str, list[str]] = {}
+    for name in sorted(withheld):
+        by_reason.setdefault(withheld[name], []).append(name)
+    for reason, names in by_reason.items():
+        out.append(f"Landmarks not reported: {', '.join(names)}: {reason}.")
     return out
 
 

@@ -116,8 +116,6 @@ class PlanningContext:
         Spinal canal voxels, when labelled.
     sources : dict[str, str]
         How each structure was obtained ('label' or 'estimated: ...').
-    landmark_notes : dict[str, str]
-        Why a landmark is uncertain (the anatomy's ``landmarks_uncertain``), by name.
     """
 
     ct: Image
@@ -133,7 +131,6 @@ class PlanningContext:
     sacroiliac: GridField | None
     canal: PointSet | None
     sources: dict[str, str] = field(default_factory=dict)
-    landmark_notes: dict[str, str] = field(default_factory=dict)
 
     def vessel_distance_mm(self, xyz_ras_mm: np.ndarray) -> np.ndarray:
         """Distance (mm) from points (N, 3) to the vessels' surface.

@@ -209,9 +209,7 @@ def context_from_anatomy(anatomy: Anatomy, *, labels: dict[str, Image] | None = 
         if body is not None and body.any():
             masks["s1_body"] = anatomy.ct.with_array(body & np.asarray(
                 masks["sacrum"].array, bool), is_label=True, source="anatomy S1 body model")
-    ctx = build_context(anatomy.ct, masks, anatomy.frame, lms)
-    notes = (anatomy.provenance or {}).get("landmarks_uncertain") or {}
-    return replace(ctx, landmark_notes={k: str(v) for k, v in notes.items()}) if notes else ctx
+    return build_context(anatomy.ct, masks, anatomy.frame, lms)
 
 
 def entry_landmark(ctx: PlanningContext, side: Side) -> tuple[np.ndarray | None, str]:
@@ -233,23 +231,19 @@ def entry_landmark(ctx: PlanningContext, side: Side) -> tuple[np.ndarray | None,
 def entry_warnings(ctx: PlanningContext, side: Side, entry_ras_mm: np.ndarray) -> list[str]:
     """Plausibility warnings about the entry point (empty when none or when unverifiable).
 
-    Flags an entry (or the facet standing in for it) that the anatomy stage marked uncertain
-    (``landmarks_uncertain``: coarse voxels, S1 / L5 label but no sacrum label), and an entry
-    more than :data:`ENTRY_PEDICLE_MAX_LATERAL_MM` lateral of the
+    Flags an entry more than :data:`ENTRY_PEDICLE_MAX_LATERAL_MM` lateral of the
     ``{side}.pedicle`` landmark (S1 frame): such an entry lies on the lateral sacral mass
     rather than the S1 superior articular process, and every trajectory from it (nominal and
     optimal) is judged from the wrong place.
     """
-    out = [f"{name} is uncertain: {ctx.landmark_notes[name]}"
-           for name in (f"{side}.entry", f"{side}.sap_facet") if name in ctx.landmark_notes][:1]
     ped = ctx.point(f"{side}.pedicle")
     if ped is None:
-        return out
+        return []
     lat = ctx.frame.lateral_ras(side)
     offset_mm = float((np.asarray(entry_ras_mm, float) - ped) @ lat)
     if offset_mm <= ENTRY_PEDICLE_MAX_LATERAL_MM:
-        return out
-    return [*out, f"{side} entry lies {offset_mm:.1f} mm lateral of the {side}.pedicle landmark "
+        return []
+    return [f"{side} entry lies {offset_mm:.1f} mm lateral of the {side}.pedicle landmark "
             f"(plausible: <= {ENTRY_PEDICLE_MAX_LATERAL_MM:g} mm): it may sit on the lateral "
             "sacral mass instead of the S1 superior articular process; check the entry "
             "landmark (supply it with --landmarks) before using this plan"]
