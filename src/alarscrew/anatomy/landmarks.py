@@ -61,6 +61,9 @@ from alarscrew.errors import GeometryError, InputError
 from alarscrew.io.orientation import LPS_TO_RAS
 from alarscrew.spatial.frame import SIDES
 
+#: Frame z (mm) of the promontory's anterior ray: just below the endplate, clear of the disc
+#: above it and of the endplate's own rounded rim.
+PROMONTORY_RAY_Z_MM = -1.5
 #: Frame z of the pedicle level (mm below the endplate): S1 pedicles are about 18-20 mm high
 #: and start just below the endplate (Saluja et al. 2018; Mirkovic et al. 1991).
 PEDICLE_LEVEL_MM = -10.0
@@ -272,7 +275,7 @@ def detect_landmarks(fv: FrameVolume, *, endplate_rms_mm: float,
         "midpoint of the line fitted to the top of the S1 body in the midsagittal section")
     b = float(surface_bias_mm)
     ant, post = np.array([0.0, 1.0, 0.0]), np.array([0.0, -1.0, 0.0])
-    p = _on_bone(ray_crossing(vol, fv, np.array([0.0, 0.0, -1.5]), ant), ant, b)
+    p = _on_bone(ray_crossing(vol, fv, np.array([0.0, 0.0, PROMONTORY_RAY_Z_MM]), ant), ant, b)
     if p is not None:
         add("promontory", np.array([0.0, p[1], 0.0]), ep_conf,
             "anterior edge of the endplate in the midline (ray at 1.5 mm below the endplate)")
