@@ -1,4 +1,4 @@
-"""The promontory with S1 (+ L5) labels but no sacrum label, on coarse CT voxels.
+"""The promontory and ala_anterior with S1 (+ L5) labels but no sacrum label, coarse CT voxels.
 
 With a supplied S1 label the sacrum mask is the union of the label and the CT watershed mask,
 whose surface lies about half a voxel outside the bone, and a label run moves no point in by
@@ -28,6 +28,7 @@ from alarscrew.spatial.frame import S1Frame
 
 #: Phantom codes (alarscrew.phantom): 26 vertebrae_S1, 27 vertebrae_L5.
 S1_CODE, L5_CODE = 26, 27
+#: The issue's landmark tolerance (promontory and ala_anterior).
 PROMONTORY_TOL_MM = 2.0
 SYNTHETIC_TOL_MM = 1.0
 
@@ -48,6 +49,23 @@ def test_promontory_with_s1_and_l5_labels_on_coarse_voxels(case: str) -> None:
     err = float(np.linalg.norm(lm.xyz_ras_mm - np.asarray(ph.truth["landmarks"]["promontory"])))
     assert err <= PROMONTORY_TOL_MM, (case, err)
     assert "cortical plate fitted to the CT" in lm.method
+
+
+def test_ala_anterior_with_s1_and_l5_labels_at_3mm_with_noise() -> None:
+    """The CT watershed mask of this run reaches 5 mm across the right SI joint at the ala
+    level (extent 58 mm, true 53 mm); the SI face traced forward in the CT resolves two rays
+    at 52.0 mm, which now give the extent (alaant.MIN_RESOLVED_RAYS). Measured 2026-12-04:
+    right.ala_anterior 3.37 -> 0.81 mm (its x 3.36 mm lateral before)."""
+    ph = make_phantom(voxel_mm=3.0, noise_hu=40.0)
+    lab = ph.labels
+    an = analyze_anatomy(ph.ct, labels={
+        "s1": lab.with_array(lab.array == S1_CODE, is_label=True),
+        "l5": lab.with_array(lab.array == L5_CODE, is_label=True)})
+    for side in ("left", "right"):
+        name = f"{side}.ala_anterior"
+        err = float(np.linalg.norm(an.landmarks[name].xyz_ras_mm
+                                   - np.asarray(ph.truth["landmarks"][name])))
+        assert err <= PROMONTORY_TOL_MM, (name, err)
 
 
 VOXEL_MM, FINE_MM = 3.0, 0.25
