@@ -599,23 +599,11 @@ def refine_ala_anterior(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
         r = read_anterior_cortex(*_bundle(hu, aff, frame, np.array(
             [x, p_mask[1], ALA_LEVEL_MM])), voxel_mm=voxel_mm, axis_widths_mm=widths)
         if r is None or r.edge_mm is None:
-            seen = ("profiles outside the image" if r is None else
-                    f"cortex {r.contrast_hu:.0f} HU above the soft tissue, "
-                    f"{r.required_hu:.0f} needed")
-            out[lm.name] = replace(lm, confidence=UNCONFIRMED_FACTOR * lm.confidence,
-                                   method=f"{lm.method}; kept: anterior cortex not clear in "
-                                          f"the CT ({seen})")
+            out[lm.name] = _kept_unclear(lm, _unclear_reason(r))
             continue
         p = np.array([x, p_mask[1] + r.edge_mm, ALA_LEVEL_MM])
-        if r.plate_mm is None:
-            where = "the half-level edge of the anterior cortex in the CT"
-        else:
-            where = (f"the anterior surface of a thin cortical plate fitted to the CT under the "
-                     f"voxels' blur (thickness {PLATE_MM[0]:.1f}-{PLATE_MM[1]:.1f} mm; the "
-                     f"half-level edge lies {r.half_level_mm - r.edge_mm:+.1f} mm from it)")
-        how = (f"{how_x}; y at {where} (anteroposterior profile bundle; cortex "
-               f"{r.contrast_hu:.0f} HU above the soft tissue in front; "
-               f"{np.linalg.norm(p - p_mask):.1f} mm from the mask point)")
+        how = (f"{how_x}; y at "
+               + _surface_text(r, f"{np.linalg.norm(p - p_mask):.1f} mm from the mask point"))
         out[lm.name] = replace(lm, xyz_ras_mm=frame.to_world_mm(p[None])[0],
                                method=f"{lm.method}; {how}")
     return out
@@ -676,23 +664,40 @@ def refine_promontory(hu: np.ndarray, affine: np.ndarray, frame: S1Frame,
                              voxel_mm=voxel_mm,
                              axis_widths_mm=profile_axis_widths_mm(aff, frame.anterior_ras))
     max_move_mm = PROMONTORY_MAX_MOVE_VOXELS * voxel_mm
-    if r is None or r.edge_mm is None or abs(r.edge_mm) > max_move_mm:
-        seen = ("profiles outside the image" if r is None else
-                f"cortex {r.contrast_hu:.0f} HU above the soft tissue, {r.required_hu:.0f} "
-                "needed" if r.edge_mm is None else
-                f"its surface {r.edge_mm:+.1f} mm from the mask's edge, more than "
-                f"{max_move_mm:.1f} mm")
-        out["promontory"] = replace(lm, confidence=UNCONFIRMED_FACTOR * lm.confidence,
-                                    method=f"{lm.method}; kept: anterior cortex not clear in "
-                                           f"the CT ({seen})")
-        return out
-    q = np.array([p[0], p[1] + r.edge_mm, p[2]])
-    how = ("the half-level edge of the anterior cortex in the CT" if r.plate_mm is None else
-           "the anterior surface of a thin cortical plate fitted to the CT under the voxels' "
-           "blur")
-    out["promontory"] = replace(
-        lm, xyz_ras_mm=frame.to_world_mm(q[None])[0],
-        method=f"{lm.method}; y at {how} (anteroposterior profile bundle; cortex "
-               f"{r.contrast_hu:.0f} HU above the soft tissue in front; {r.edge_mm:+.1f} mm "
-               "from the edge of the S1 label united with the CT mask)")
+    if r is None or r.edge_mm is None:
+        out["promontory"] = _kept_unclear(lm, _unclear_reason(r))
+    elif abs(r.edge_mm) > max_move_mm:
+        out["promontory"] = _kept_unclear(lm, f"its surface {r.edge_mm:+.1f} mm from the "
+                                              f"mask's edge, more than {max_move_mm:.1f} mm")
+    else:
+        q = np.array([p[0], p[1] + r.edge_mm, p[2]])
+        out["promontory"] = replace(
+            lm, xyz_ras_mm=frame.to_world_mm(q[None])[0],
+            method=f"{lm.method}; y at " + _surface_text(
+                r, f"{r.edge_mm:+.1f} mm from the edge of the S1 label united with the CT mask"))
     return out
+
+
+def _unclear_reason(r: CortexReading | None) -> str:
+    """Why an anterior-cortex reading gave no surface (no profiles, or too little contrast)."""
+    if r is None:
+        return "profiles outside the image"
+    return f"cortex {r.contrast_hu:.0f} HU above the soft tissue, {r.required_hu:.0f} needed"
+
+
+def _kept_unclear(lm: Landmark, reason: str) -> Landmark:
+    """``lm`` kept with :data:`UNCONFIRMED_FACTOR` times its confidence and the reason."""
+    return replace(lm, confidence=UNCONFIRMED_FACTOR * lm.confidence,
+                   method=f"{lm.method}; kept: anterior cortex not clear in the CT ({reason})")
+
+
+def _surface_text(r: CortexReading, moved: str) -> str:
+    """How the anterior surface was read, and ``moved`` (how far from the mask), for a method."""
+    if r.plate_mm is None:
+        where = "the half-level edge of the anterior cortex in the CT"
+    else:
+        where = (f"the anterior surface of a thin cortical plate fitted to the CT under the "
+                 f"voxels' blur (thickness {PLATE_MM[0]:.1f}-{PLATE_MM[1]:.1f} mm; the "
+                 f"half-level edge lies {r.half_level_mm - r.edge_mm:+.1f} mm from it)")
+    return (f"{where} (anteroposterior profile bundle; cortex {r.contrast_hu:.0f} HU above "
+            f"the soft tissue in front; {moved})")
